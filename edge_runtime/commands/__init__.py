@@ -1,0 +1,1 @@
+"""``elvmass`` subcommands that run on the device. Each module: ``add_arguments`` and ``run``."""

@@ -1,0 +1,3 @@
+from elvmass.cli import main
+
+raise SystemExit(main())
