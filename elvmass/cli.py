@@ -13,7 +13,25 @@ import sys
 
 # name -> (module implementing it, one-line help). Keep modules light at import time.
 COMMANDS: dict[str, tuple[str, str]] = {
+    # device side (edge_runtime, firmware_bridge): numpy/scipy/pyserial/onnxruntime only
     "info": ("edge_runtime.commands.info", "summarize an ECG record (format, rate, leads, demographics)"),
+    "beats": ("edge_runtime.commands.beats", "R peaks, QRS onset/offset, ECG parameters and quality flags of a record"),
+    "analyze": ("edge_runtime.commands.analyze", "LV mass / LVH report for an ECG file"),
+    "run": ("edge_runtime.commands.run", "live LV mass / LVH from a serial ECG stream or a replayed file"),
+    "results": ("edge_runtime.commands.results", "list or export stored results"),
+    "demo": ("edge_runtime.commands.demo", "end-to-end demo: emulated device -> runtime -> report"),
+    "bench": ("edge_runtime.commands.bench", "benchmark the device runtime (speed, latency, memory, size)"),
+    "bench-signal": ("edge_runtime.commands.bench_signal", "score beat detection, delineation and AF flag on real data"),
+    "emulate": ("firmware_bridge.commands.emulate", "emulate an acquisition front-end on a pseudo-terminal or socket"),
+    "fuzz-decoder": ("firmware_bridge.commands.fuzz", "fuzz and benchmark the serial frame decoder"),
+    # training side (torch; install the train extra)
+    "synth": ("training.commands.synth", "generate a synthetic cohort (WFDB records + label table)"),
+    "synth-compare": ("training.commands.synth_compare", "compare synthetic and real ECG feature distributions"),
+    "train": ("training.commands.train", "train and cross-validate one eLVMass-Net configuration"),
+    "ablate": ("training.commands.ablate", "run the paper's ablation tables and baselines on the same folds"),
+    "saliency": ("training.commands.saliency", "gradient saliency per ECG segment, limb vs precordial"),
+    "export": ("training.commands.export", "export a trained run to ONNX with its preprocessing constants"),
+    "quantize": ("quantization.commands.quantize", "INT8 ONNX / TFLite conversion into a verified model bundle"),
 }
 
 
@@ -42,7 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"elvmass: unknown command {name!r}; see 'elvmass --help'", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        module = importlib.import_module(COMMANDS[name][0])
+    except ModuleNotFoundError as error:
+        missing = error.name or "?"
+        hint = "install the train extra: pip install 'elvmass[train]'" if missing.split(".")[0] in ("torch", "onnx", "sklearn") else "check the installation"
+        print(f"elvmass {name}: needs module {missing!r} ({hint})", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog=f"elvmass {name}", description=COMMANDS[name][1])
     module.add_arguments(parser)
     args = parser.parse_args(rest)

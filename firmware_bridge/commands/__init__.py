@@ -1,0 +1,1 @@
+"""``elvmass`` subcommands of the firmware bridge. Each module: ``add_arguments`` and ``run``."""

@@ -1,0 +1,1 @@
+"""``elvmass`` subcommands of the quantization side. Each module: ``add_arguments`` and ``run``."""

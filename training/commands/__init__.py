@@ -1,0 +1,1 @@
+"""``elvmass`` subcommands of the training side. Each module: ``add_arguments`` and ``run``."""
