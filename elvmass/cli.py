@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("edge_runtime.commands.demo", "end-to-end demo: emulated device -> runtime -> report"),
     "bench": ("edge_runtime.commands.bench", "benchmark the device runtime (speed, latency, memory, size)"),
     "bench-signal": ("edge_runtime.commands.bench_signal", "score beat detection, delineation and AF flag on real data"),
-    "emulate": ("firmware_bridge.commands.emulate", "emulate an acquisition front-end on a pseudo-terminal or socket"),
+    "emulate": ("edge_runtime.commands.emulate", "emulate an acquisition front-end on a pseudo-terminal or socket"),
     "fuzz-decoder": ("firmware_bridge.commands.fuzz", "fuzz and benchmark the serial frame decoder"),
     # training side (torch; install the train extra)
     "synth": ("training.commands.synth", "generate a synthetic cohort (WFDB records + label table)"),
