@@ -1,0 +1,261 @@
+"""One 10 s window's analysis -> an LV-mass estimate with interval, LVH verdict and status.
+
+Steps (each a small function):
+
+1. ``clean_beats``: keep the synchronized beats whose 12-lead shape matches the window's median
+   beat (drops ectopic and artefact beats; the paper's model saw sinus beats).
+2. ``model_inputs``: demographics and ECG parameters in raw units; unknown values are NaN and named
+   so the result lists them as imputed (the bundle imputes with its training medians).
+3. the predictor runs on every clean beat; ``aggregate`` takes the median, the spread across beats
+   (IQR) and the interval ``median +- q`` where ``q`` is the split-conformal residual quantile the
+   bundle was calibrated with on held-out data (so the interval has the stated coverage there).
+4. ``lvh_verdict``: indexed LVM (LVM / BSA, Mosteller) against the sex-specific threshold.
+5. ``decide_status``: ``ok``, ``outside_population`` (a number, clearly marked, with the reason)
+   or ``no_estimate`` (no number, with the reason).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from edge_runtime.record import PatientContext
+
+STATUS_OK = "ok"
+STATUS_OUTSIDE = "outside_population"
+STATUS_NONE = "no_estimate"
+
+# Flag names (from the signal core, the window assembler and this module) by consequence.
+# Signal quality: the window's numbers cannot be trusted at all.
+NO_ESTIMATE_FLAGS = frozenset({
+    "lead_off", "saturation", "noise", "too_few_beats", "inconsistent_morphology", "gap", "dropped_frames",
+    "needs_12_leads", "no_clean_beats", "flat_line", "no_model", "normalized_amplitudes",
+})
+# Rhythm/conduction the model was never trained on but where a number is still informative.
+OUTSIDE_POPULATION_FLAGS = frozenset({"af_suspected", "wide_qrs", "outside_training_range"})
+# Ventricular pacing: QRS voltage reflects the pacing site, not LV mass.
+PACED_FLAGS = frozenset({"pacing", "paced"})
+
+DEMOGRAPHIC_NAMES = ("age_years", "sex", "height_cm", "weight_kg")
+PARAMETER_NAMES = ("qrs_ms", "p_axis", "r_axis", "t_axis")
+MIN_BEAT_CORRELATION = 0.9  # per-beat correlation with the median beat, all 12 leads concatenated
+MIN_CLEAN_BEATS = 3
+
+
+class Predictor(Protocol):
+    """What the estimate needs from a model backend (``edge_runtime.inference``)."""
+
+    def predict(self, beats: np.ndarray, demographics: np.ndarray, parameters: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A named reason attached to a result (``name`` is stable, ``reason`` is for people)."""
+
+    name: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the estimate needs to know about the model bundle besides its predictor."""
+
+    model_id: str
+    sha256: str
+    interval_halfwidth_g: float | None  # split-conformal residual quantile on held-out data
+    interval_coverage: float | None  # its nominal coverage (e.g. 0.9)
+    trained_on: str = "synthetic"  # "... data; not clinically validated"
+    training_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass
+class Estimate:
+    """The result of one window (what the report, the store and ``analyze --json`` show)."""
+
+    estimate_status: str
+    lvm_g: float | None = None
+    lvm_interval_g: tuple[float, float] | None = None
+    lvm_spread_g: float | None = None  # IQR of the per-beat estimates
+    per_beat_lvm_g: list[float] = field(default_factory=list)
+    lvm_index_g_m2: float | None = None
+    lvh: bool | None = None
+    lvh_threshold_g_m2: float | None = None
+    n_beats: int = 0
+    flags: list[Flag] = field(default_factory=list)
+    imputed: list[str] = field(default_factory=list)
+    beat_rows: list[int] = field(default_factory=list)  # rows of analysis.beats that were used
+
+    @property
+    def has_number(self) -> bool:
+        return self.lvm_g is not None
+
+
+def clean_beats(beats: np.ndarray, min_correlation: float = MIN_BEAT_CORRELATION) -> np.ndarray:
+    """Rows of ``beats`` (n, 12, L) whose shape matches the median beat.
+
+    Parameters
+    ----------
+    beats : ndarray, shape (n_beats, 12, beat_length)
+    min_correlation : float
+        Pearson correlation with the median beat (12 leads concatenated) a beat needs.
+
+    Returns
+    -------
+    ndarray of int
+        Indices of the clean beats, in order.
+    """
+    beats = np.asarray(beats, dtype=np.float64)
+    if beats.ndim != 3 or beats.shape[0] == 0:
+        return np.zeros(0, dtype=int)
+    if not np.all(np.isfinite(beats)):
+        finite = np.isfinite(beats).all(axis=(1, 2))
+        keep = np.flatnonzero(finite)
+        return keep[clean_beats(beats[keep], min_correlation)] if keep.size else keep
+    flat = beats.reshape(beats.shape[0], -1)
+    template = np.median(flat, axis=0)
+    centred = flat - flat.mean(axis=1, keepdims=True)
+    template_centred = template - template.mean()
+    denominator = np.linalg.norm(centred, axis=1) * np.linalg.norm(template_centred)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = centred @ template_centred / denominator
+    return np.flatnonzero(np.nan_to_num(correlation, nan=-1.0) >= min_correlation)
+
+
+def model_inputs(patient: PatientContext, parameters: dict[str, float]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Demographics ``[age, sex (1=M, 0=F), height_cm, weight_kg]`` and parameters
+    ``[qrs_ms, p_axis, r_axis, t_axis]`` in raw units, NaN where unknown, and the unknown names."""
+    sex_code = {"M": 1.0, "F": 0.0}.get(patient.sex or "", math.nan)
+    demographics = np.array([
+        math.nan if patient.age_years is None else patient.age_years, sex_code,
+        math.nan if patient.height_cm is None else patient.height_cm,
+        math.nan if patient.weight_kg is None else patient.weight_kg,
+    ], dtype=np.float32)
+    ecg_parameters = np.array([parameters.get(name, math.nan) for name in PARAMETER_NAMES], dtype=np.float32)
+    missing = [name for name, value in zip(DEMOGRAPHIC_NAMES, demographics) if not np.isfinite(value)]
+    missing += [name for name, value in zip(PARAMETER_NAMES, ecg_parameters) if not np.isfinite(value)]
+    return demographics, ecg_parameters, missing
+
+
+def aggregate(per_beat_lvm_g: np.ndarray, interval_halfwidth_g: float | None) -> tuple[float, float, tuple[float, float] | None]:
+    """Median LV mass, IQR across beats, and the calibrated interval ``median +- halfwidth``."""
+    values = np.asarray(per_beat_lvm_g, dtype=np.float64)
+    median = float(np.median(values))
+    q25, q75 = np.percentile(values, [25, 75])
+    interval = None
+    if interval_halfwidth_g is not None and math.isfinite(interval_halfwidth_g):
+        interval = (max(0.0, median - interval_halfwidth_g), median + interval_halfwidth_g)
+    return median, float(q75 - q25), interval
+
+
+def lvh_verdict(lvm_g: float, patient: PatientContext, threshold_male: float, threshold_female: float,
+                ) -> tuple[float | None, bool | None, float | None]:
+    """Indexed LVM (g/m2), the LVH verdict and the threshold used.
+
+    The verdict is ``None`` (unknown) when sex, height or weight were not given: an index from
+    imputed body size would be a guess presented as a finding.
+    """
+    threshold = {"M": threshold_male, "F": threshold_female}.get(patient.sex or "")
+    bsa = patient.bsa_m2
+    if bsa is None:
+        return None, None, threshold
+    index = lvm_g / bsa
+    return index, (None if threshold is None else bool(index > threshold)), threshold
+
+
+def decide_status(flags: list[Flag], usable: bool | None = None) -> str:
+    """``no_estimate`` if any flag forbids a number, else ``outside_population`` if any flag marks
+    the patient outside the training population, else ``ok``.
+
+    ``usable`` is the signal core's own verdict; a flag it considers excluding that this module
+    does not know is treated as a quality problem (no number rather than a silently wrong one).
+    """
+    names = {flag.name for flag in flags}
+    if names & (NO_ESTIMATE_FLAGS | PACED_FLAGS):
+        return STATUS_NONE
+    unknown = names - OUTSIDE_POPULATION_FLAGS - {f"imputed_{n}" for n in DEMOGRAPHIC_NAMES + PARAMETER_NAMES}
+    if usable is False and unknown:
+        return STATUS_NONE
+    if names & OUTSIDE_POPULATION_FLAGS:
+        return STATUS_OUTSIDE
+    return STATUS_OK
+
+
+def _range_flags(patient: PatientContext, ranges: dict[str, tuple[float, float]]) -> list[Flag]:
+    flags = []
+    for name, (low, high) in ranges.items():
+        value = getattr(patient, name, None)
+        if value is not None and not low <= value <= high:
+            flags.append(Flag("outside_training_range", f"{name}={value:g} outside the training range {low:g}-{high:g}"))
+    return flags
+
+
+def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flags: list[Flag], usable: bool | None,
+                    patient: PatientContext, predictor: Predictor | None, model: ModelInfo | None,
+                    threshold_male: float = 72.0, threshold_female: float = 55.0) -> Estimate:
+    """Estimate LV mass from one window's synchronized beats.
+
+    Parameters
+    ----------
+    beats : ndarray, shape (n_beats, 12, beat_length)
+        ``BeatAnalysis.beats`` (float32 mV).
+    parameters : dict
+        ``BeatAnalysis.parameters`` (``qrs_ms``, ``p_axis``, ``r_axis``, ``t_axis``; NaN if unknown).
+    signal_flags : list of Flag
+        Quality/rhythm flags of the signal core and the window assembler.
+    usable : bool or None
+        ``BeatAnalysis.usable``.
+    patient : PatientContext
+        Validated patient context (unknown values are imputed by the bundle and flagged).
+    predictor, model : optional
+        The model backend and its bundle information; without them the result is ``no_estimate``.
+    threshold_male, threshold_female : float
+        LVH thresholds on indexed LVM, g/m2.
+
+    Returns
+    -------
+    Estimate
+    """
+    flags = list(signal_flags)
+    if model is not None:
+        flags += _range_flags(patient, model.training_ranges)
+    demographics, ecg_parameters, missing = model_inputs(patient, parameters)
+    rows = clean_beats(beats) if np.asarray(beats).ndim == 3 else np.zeros(0, dtype=int)
+    n_total = int(np.asarray(beats).shape[0]) if np.asarray(beats).ndim == 3 else 0
+    if rows.size < MIN_CLEAN_BEATS and not any(f.name in NO_ESTIMATE_FLAGS for f in flags):
+        flags.append(Flag("no_clean_beats", f"{rows.size} of {n_total} beats match the median beat "
+                                            f"(need {MIN_CLEAN_BEATS})"))
+    if predictor is None or model is None:
+        flags.append(Flag("no_model", "no model bundle loaded"))
+    status = decide_status(flags, usable)
+    result = Estimate(estimate_status=status, n_beats=int(rows.size), flags=flags, beat_rows=rows.tolist())
+    if status == STATUS_NONE:
+        return result
+    for name in missing:
+        flags.append(Flag(f"imputed_{name}", f"{name} unknown; imputed with the model bundle's training median"))
+    result.imputed = missing
+    count = rows.size
+    predictions = predictor.predict(  # type: ignore[union-attr]
+        np.ascontiguousarray(np.asarray(beats, dtype=np.float32)[rows]),
+        np.repeat(demographics[None, :], count, axis=0),
+        np.repeat(ecg_parameters[None, :], count, axis=0),
+    )
+    predictions = np.asarray(predictions, dtype=np.float64).reshape(-1)
+    if predictions.shape[0] != count or not np.all(np.isfinite(predictions)):
+        flags.append(Flag("model_output_invalid", f"model returned {predictions.shape[0]} values for {count} beats "
+                                                  "or non-finite values"))
+        result.estimate_status = STATUS_NONE
+        return result
+    result.per_beat_lvm_g = [round(float(v), 2) for v in predictions]
+    result.lvm_g, result.lvm_spread_g, result.lvm_interval_g = aggregate(predictions, model.interval_halfwidth_g)  # type: ignore[union-attr]
+    result.lvm_index_g_m2, result.lvh, result.lvh_threshold_g_m2 = lvh_verdict(
+        result.lvm_g, patient, threshold_male, threshold_female)
+    if result.lvh is None:
+        unknown = [name for name in ("sex", "height_cm", "weight_kg") if name in missing]
+        flags.append(Flag("lvh_unknown", f"LVH needs sex, height and weight; unknown: {', '.join(unknown)}"))
+    return result

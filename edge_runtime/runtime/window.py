@@ -1,0 +1,115 @@
+"""Raw 8-channel stream -> consecutive 10 s 12-lead windows, never across a gap.
+
+The front-end measures I, II, V1-V6 (``INDEPENDENT_LEADS``); the other four limb leads are derived
+with :func:`edge_runtime.record.derive_limb_leads` when a window is complete. Windows do not
+overlap. A gap (dropped frames, unplug) throws the partial window away, so no window ever joins
+samples from both sides of a gap. Lead-off reported by the front-end inside a window is carried as
+a ``lead_off`` flag on that window (the estimate then gives no number); the buffered samples are
+the raw millivolts, exactly what the offline analysis of a file would see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, derive_limb_leads
+from edge_runtime.runtime.estimate import Flag
+
+WINDOW_S = 10.0
+
+
+@dataclass
+class Window:
+    """One complete raw 10 s window in standard 12-lead order."""
+
+    signals_mv: np.ndarray  # (12, n) float32 mV, STANDARD_LEADS order
+    fs: float
+    start_sample: int  # index of the first sample in the stream (counting gaps' missing samples)
+    flags: list[Flag] = field(default_factory=list)
+    lead_names: tuple[str, ...] = STANDARD_LEADS
+
+
+def twelve_from_independent(independent_mv: np.ndarray) -> np.ndarray:
+    """(8, n) I, II, V1-V6 -> (12, n) standard order, limb leads derived (float32)."""
+    lead_i, lead_ii = independent_mv[0], independent_mv[1]
+    derived = derive_limb_leads(lead_i, lead_ii)
+    rows = [lead_i, lead_ii, derived["III"], derived["aVR"], derived["aVL"], derived["aVF"], *independent_mv[2:]]
+    return np.stack(rows).astype(np.float32, copy=False)
+
+
+class WindowAssembler:
+    """Buffer raw 8-channel chunks into 10 s windows.
+
+    Parameters
+    ----------
+    fs : float
+        Stream rate in Hz (500 for the firmware bridge).
+    window_s : float
+        Window length in seconds.
+    channels : tuple of str
+        The channel order of pushed chunks (default ``INDEPENDENT_LEADS``).
+    """
+
+    def __init__(self, fs: float = 500.0, window_s: float = WINDOW_S,
+                 channels: tuple[str, ...] = INDEPENDENT_LEADS) -> None:
+        if tuple(channels) != INDEPENDENT_LEADS:
+            raise ValueError(f"channels must be {INDEPENDENT_LEADS}, got {channels}")
+        self.fs = float(fs)
+        self.window_length = int(round(window_s * fs))
+        self._buffer = np.empty((len(channels), self.window_length), dtype=np.float32)
+        self._filled = 0
+        self._lead_off: set[str] = set()
+        self._stream_position = 0  # samples seen or known missing since the start
+        self._window_start = 0
+        self.n_gaps = 0
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the current window already buffered (0..1)."""
+        return self._filled / self.window_length
+
+    def push(self, samples_mv: np.ndarray, lead_off: set[str] | frozenset[str] | None = None) -> list[Window]:
+        """Add a chunk (8, n) in mV; returns the windows it completed (usually none or one).
+
+        ``lead_off`` names the channels the front-end reported off during this chunk.
+        """
+        samples_mv = np.asarray(samples_mv, dtype=np.float32)
+        if samples_mv.ndim != 2 or samples_mv.shape[0] != self._buffer.shape[0]:
+            raise ValueError(f"chunk must be ({self._buffer.shape[0]}, n), got {samples_mv.shape}")
+        windows = []
+        position = 0
+        while position < samples_mv.shape[1]:
+            if self._filled == 0:
+                self._window_start = self._stream_position + position
+                self._lead_off = set()
+            if lead_off:
+                self._lead_off |= set(lead_off)
+            take = min(self.window_length - self._filled, samples_mv.shape[1] - position)
+            self._buffer[:, self._filled:self._filled + take] = samples_mv[:, position:position + take]
+            self._filled += take
+            position += take
+            if self._filled == self.window_length:
+                windows.append(self._complete())
+        self._stream_position += samples_mv.shape[1]
+        return windows
+
+    def gap(self, n_missing: int = 0) -> int:
+        """A discontinuity: drop the partial window. Returns how many buffered samples were dropped."""
+        dropped = self._filled
+        self._filled = 0
+        self._lead_off = set()
+        self._stream_position += max(0, int(n_missing))
+        self.n_gaps += 1
+        return dropped
+
+    def _complete(self) -> Window:
+        flags = []
+        if self._lead_off:
+            off = [name for name in INDEPENDENT_LEADS if name in self._lead_off]
+            flags.append(Flag("lead_off", f"front-end reported electrode(s) off during the window: {', '.join(off)}"))
+        window = Window(twelve_from_independent(self._buffer.copy()), self.fs, self._window_start, flags)
+        self._filled = 0
+        self._lead_off = set()
+        return window

@@ -1,0 +1,95 @@
+"""SQLite result store: round trip, owner-only file, WAL, and no committed result lost to kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import REPO_ROOT
+from edge_runtime.runtime.store import ResultStore, decode_window, encode_window
+
+LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def _report(i: int = 0) -> dict:
+    return {"estimate_status": "ok", "lvm_g": 150.0 + i, "lvm_interval_g": [120.0 + i, 180.0 + i],
+            "lvm_index_g_m2": 80.0, "lvh": True, "n_beats": 9,
+            "flags": [{"name": "imputed_height_cm", "reason": "unknown"}],
+            "model": {"id": "demo", "sha256": "ab" * 32},
+            "patient": {"patient_id": "P1", "age_years": 60.0, "sex": "M", "height_cm": 180.0, "weight_kg": 80.0}}
+
+
+def test_window_codec_is_microvolt_exact():
+    window = np.random.default_rng(0).normal(0, 1, (12, 5000)).astype(np.float32)
+    back = decode_window(encode_window(window), 12)
+    assert np.max(np.abs(back - window)) <= 0.0005 + 1e-6
+    assert len(encode_window(np.zeros((12, 5000)))) < 1000
+
+
+def test_store_round_trip_permissions_and_wal(tmp_path):
+    path = tmp_path / "sub" / "results.sqlite"
+    window = np.random.default_rng(1).normal(0, 1, (12, 5000)).astype(np.float32)
+    with ResultStore(path) as store:
+        first = store.add(_report(0), window, 500.0, LEADS)
+        store.add({**_report(1), "estimate_status": "no_estimate", "lvm_g": None, "lvm_interval_g": None,
+                   "lvh": None}, window, 500.0, LEADS)
+        rows = store.results()
+        assert [r["estimate_status"] for r in rows] == ["ok", "no_estimate"]
+        assert rows[0]["lvh"] is True and rows[1]["lvh"] is None and rows[0]["flags"][0]["name"] == "imputed_height_cm"
+        assert store.report(first)["lvm_g"] == 150.0
+        stored = store.window(first)
+        assert stored.lead_names == LEADS and stored.fs == 500.0
+        np.testing.assert_allclose(stored.signals_mv, window, atol=0.0006)
+        assert store.integrity_ok()
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) & 0o077 == 0
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        columns = [row[1] for row in db.execute("PRAGMA table_info(results)")]
+    assert "patient_id" in columns and not any("name" == c or c.endswith("_name") for c in columns)
+
+
+WRITER = """
+import sys, numpy as np
+from edge_runtime.runtime.store import ResultStore
+sys.path.insert(0, {tests!r})
+from test_runtime_store import _report, LEADS
+store = ResultStore(sys.argv[1])
+window = np.zeros((12, 5000), dtype=np.float32)
+i = 0
+while True:
+    row = store.add(_report(i), window, 500.0, LEADS)
+    print(row, flush=True)   # printed only after COMMIT returned
+    i += 1
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_loses_no_committed_result(tmp_path):
+    path = tmp_path / "results.sqlite"
+    code = WRITER.format(tests=str(REPO_ROOT / "tests"))
+    process = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True,
+                               cwd=REPO_ROOT)
+    committed = []
+    deadline = time.monotonic() + 60
+    while len(committed) < 40 and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        committed.append(int(line))
+    os.kill(process.pid, signal.SIGKILL)  # mid-write: the next transaction is in flight
+    process.wait()
+    assert len(committed) >= 40, "writer did not get going"
+    with ResultStore(path) as store:
+        assert store.integrity_ok()
+        ids = [row["id"] for row in store.results()]
+    assert set(committed) <= set(ids)
+    assert ids == list(range(1, len(ids) + 1))  # no torn or half-written row
