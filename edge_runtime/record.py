@@ -26,6 +26,11 @@ _ALIASES.update({"AVR": "aVR", "AVL": "aVL", "AVF": "aVF", "D1": "I", "D2": "II"
                  "LEAD I": "I", "LEAD II": "II", "LEAD III": "III"})
 
 
+# Added by the readers when every lead spans the same peak-to-peak (LUDB 1.0.1's 1 mV scaling):
+# the waveform timing is real but the voltages are not, so voltage-based estimates must not be trusted.
+NORMALIZED_AMPLITUDE_NOTE = "amplitudes appear normalized per lead; voltages are not physiological"
+
+
 class RecordError(ValueError):
     """A record cannot be read or is not usable; the message names the file and the problem."""
 
@@ -171,6 +176,11 @@ class EcgRecord:
     @property
     def duration_s(self) -> float:
         return self.n_samples / self.fs
+
+    @property
+    def amplitudes_normalized(self) -> bool:
+        """True when a reader found per-lead normalized amplitudes (see ``NORMALIZED_AMPLITUDE_NOTE``)."""
+        return NORMALIZED_AMPLITUDE_NOTE in self.notes
 
     def lead(self, name: str) -> np.ndarray:
         """One lead's samples by name (any accepted spelling)."""

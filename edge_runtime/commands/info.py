@@ -10,6 +10,7 @@ import sys
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("record", help="ECG file: WFDB .hea, MUSE/HL7 .xml, .csv, .npy/.npz")
     parser.add_argument("--fs", type=float, help="sampling rate, for CSV/NumPy files that do not state it")
+    parser.add_argument("--lead-names", help="comma-separated lead names, for .npy files (and header-less CSV)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
@@ -33,6 +34,7 @@ def summarize(record) -> dict:
             "bsa_m2": None if record.patient.bsa_m2 is None else round(record.patient.bsa_m2, 3),
         },
         "measurements": dict(record.measurements),
+        "amplitudes_normalized": record.amplitudes_normalized,
         "notes": list(record.notes),
     }
 
@@ -41,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from edge_runtime.io import RecordError, read_record
 
     try:
-        record = read_record(args.record, fs=args.fs)
+        lead_names = [name.strip() for name in args.lead_names.split(",")] if args.lead_names else None
+        record = read_record(args.record, fs=args.fs, lead_names=lead_names)
     except RecordError as error:
         print(f"elvmass info: {error}", file=sys.stderr)
         return 1
@@ -55,7 +58,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"rate        {summary['fs_hz']:g} Hz, {summary['n_samples']} samples, {summary['duration_s']:g} s")
     print(f"leads       {len(summary['leads'])}: {' '.join(summary['leads'])}"
           + ("  (standard 12-lead)" if summary["standard_12_lead"] else ""))
-    known = ", ".join(f"{k}={v}" for k, v in patient.items() if v is not None)
+    known = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in patient.items() if v is not None)
+    spans = list(summary["peak_to_peak_mv"].values())
+    print(f"amplitude   peak-to-peak {min(spans):g}..{max(spans):g} mV across leads")
     print(f"patient     {known or 'unknown'}")
     if summary["measurements"]:
         print("measured    " + ", ".join(f"{k}={v:g}" for k, v in summary["measurements"].items()))

@@ -1,4 +1,4 @@
-"""WFDB records (LUDB, CinC 2021 ``.mat``, PTB, MIT-BIH, CPSC) through the ``wfdb`` library.
+"""WFDB records (LUDB, CinC 2021 ``.mat``, PTB, MIT-BIH, CPSC): the ``wfdb`` library or a native reader.
 
 Demographics come from header comments, which each database writes differently:
 ``# Age: 74`` / ``# Sex: Male`` (CinC 2021), ``#<age>: 51`` / ``#<sex>: F`` (LUDB),
@@ -8,11 +8,14 @@ Demographics come from header comments, which each database writes differently:
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.io.limits import note_normalized_amplitudes, read_limited
+from edge_runtime.io.wfdb_native import read_physical
 from edge_runtime.record import EcgRecord, PatientContext, RecordError, normalize_sex
 
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
@@ -56,38 +59,79 @@ def _number(text: str | None) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def read_wfdb(header_path: str | Path) -> EcgRecord:
-    """Read a WFDB record given its ``.hea`` path; samples converted to millivolts."""
+def read_wfdb(header_path: str | Path, *, backend: str = "auto") -> EcgRecord:
+    """Read a WFDB record given its ``.hea`` path; samples converted to millivolts.
+
+    Parameters
+    ----------
+    header_path : str or Path
+        The record's ``.hea`` file.
+    backend : {"auto", "wfdb", "native"}
+        ``wfdb`` uses the wfdb library, ``native`` the pure-numpy reader in
+        :mod:`edge_runtime.io.wfdb_native` (the device has no wfdb); ``auto`` prefers the library
+        when it is installed. Both give identical millivolts.
+
+    Returns
+    -------
+    EcgRecord
+        At the file's own rate, lead names canonical, demographics from the header comments.
+
+    Raises
+    ------
+    RecordError
+        With the file and the problem.
+    """
     header_path = Path(header_path)
     source = str(header_path)
     if not header_path.exists():
         raise RecordError(source, "header file not found")
+    if backend not in ("auto", "wfdb", "native"):
+        raise ValueError(f"backend must be 'auto', 'wfdb' or 'native', got {backend!r}")
+    if backend == "auto":
+        backend = "wfdb" if importlib.util.find_spec("wfdb") is not None else "native"
+    if backend == "wfdb":
+        physical, fs, names, units, comments = _read_with_library(header_path)
+    else:
+        physical, header = read_physical(header_path)
+        fs, comments = header.fs, list(header.comments)
+        names = [signal.name for signal in header.signals]
+        units = [signal.units for signal in header.signals]
+    if physical.size == 0:
+        raise RecordError(source, "record has no samples")
+    scales = []
+    for name, unit in zip(names, units):
+        factor = _UNIT_TO_MV.get(str(unit).strip().lower())
+        if factor is None:
+            raise RecordError(source, f"lead {name}: unknown unit {unit!r}")
+        scales.append(factor)
+    signals = (physical * np.asarray(scales)[None, :]).T
+    if not np.all(np.isfinite(signals)):
+        raise RecordError(source, "non-finite samples (NaN/inf; WFDB invalid-sample markers) in the record")
+    patient, notes = parse_header_comments(comments)
+    record = EcgRecord(
+        signals_mv=signals.astype(np.float32),
+        fs=float(fs),
+        lead_names=tuple(names),
+        patient=patient,
+        source=source,
+        format="wfdb",
+        notes=notes,
+    )
+    return note_normalized_amplitudes(record)
+
+
+def _read_with_library(header_path: Path) -> tuple[np.ndarray, float, list[str], list[str], list[str]]:
+    source = str(header_path)
+    read_limited(header_path, source=source)  # the size cap, before wfdb reads anything
     try:
         import wfdb
     except ImportError:
-        raise RecordError(source, "reading WFDB needs the wfdb extra: pip install 'elvmass[wfdb]'") from None
+        raise RecordError(source, "backend='wfdb' needs the wfdb extra: pip install 'elvmass[wfdb]'") from None
     try:
         record = wfdb.rdrecord(str(header_path.with_suffix("")), physical=True)
     except Exception as error:  # wfdb raises many types for malformed files
         raise RecordError(source, f"not a readable WFDB record ({type(error).__name__}: {error})") from None
     if record.p_signal is None or record.p_signal.size == 0:
         raise RecordError(source, "record has no samples")
-    scales = []
-    for name, unit in zip(record.sig_name, record.units or ["mV"] * record.n_sig):
-        factor = _UNIT_TO_MV.get(str(unit).strip().lower())
-        if factor is None:
-            raise RecordError(source, f"lead {name}: unknown unit {unit!r}")
-        scales.append(factor)
-    signals = (record.p_signal * np.asarray(scales)[None, :]).T
-    if not np.all(np.isfinite(signals)):
-        raise RecordError(source, "non-finite samples (NaN/inf; WFDB invalid-sample markers) in the record")
-    patient, notes = parse_header_comments(list(record.comments or []))
-    return EcgRecord(
-        signals_mv=signals.astype(np.float32),
-        fs=float(record.fs),
-        lead_names=tuple(record.sig_name),
-        patient=patient,
-        source=source,
-        format="wfdb",
-        notes=notes,
-    )
+    units = list(record.units or ["mV"] * record.n_sig)
+    return record.p_signal, float(record.fs), list(record.sig_name), units, list(record.comments or [])
