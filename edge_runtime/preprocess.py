@@ -1,0 +1,223 @@
+"""The preprocessing chain shared by the device and training: raw window -> beats + parameters + flags.
+
+``analyze_window`` resamples to ``config.fs``, conditions from a deterministic cold start (exactly
+what :class:`edge_runtime.signal.filters.StreamingConditioner` computes), detects R peaks with
+:class:`edge_runtime.signal.detect.StreamingRPeakDetector`, cuts the same window around every R
+peak in all 12 leads, delineates the QRS and runs the quality/rhythm guards. See docs/signal.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_runtime.record import STANDARD_LEADS, EcgRecord
+from edge_runtime.resample import resample_signals
+from edge_runtime.signal import quality
+from edge_runtime.signal.beats import beat_window, extract_beats, middle_beat_index
+from edge_runtime.signal.delineate import beat_parameters, qrs_boundaries
+from edge_runtime.signal.detect import StreamingRPeakDetector
+from edge_runtime.signal.filters import check_fs, condition, group_delay_s
+from edge_runtime.signal.quality import QualityFlag
+from edge_runtime.signal.rhythm import af_suspected
+
+__all__ = ["PreprocessConfig", "BeatAnalysis", "QualityFlag", "analyze_window", "analyze_record", "analyze_leads"]
+
+PARAMETER_NAMES = ("qrs_ms", "p_axis", "r_axis", "t_axis", "pr_ms", "qt_ms", "heart_rate_bpm")
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Every preprocessing setting a model bundle records (and the device must reproduce).
+
+    Parameters
+    ----------
+    fs : float
+        Analysis rate, Hz; input is resampled to it.
+    highpass_hz, lowpass_hz : float
+        Conditioning band (see docs/signal.md for the choice of 0.5-40 Hz).
+    notch_hz : float or None
+        Mains frequency (50 or 60 Hz) or None.
+    beat_pre_ms, beat_post_ms : float
+        Beat window ``[R - beat_pre_ms, R + beat_post_ms)``.
+    """
+
+    fs: float = 500.0
+    highpass_hz: float = 0.5
+    lowpass_hz: float = 40.0
+    notch_hz: float | None = 50.0
+    beat_pre_ms: float = 300.0
+    beat_post_ms: float = 500.0
+
+    def __post_init__(self) -> None:
+        check_fs(self.fs)
+        if not 0.0 < self.highpass_hz < self.lowpass_hz < self.fs / 2.0:
+            raise ValueError(f"need 0 < highpass_hz < lowpass_hz < fs/2, got {self.highpass_hz}, {self.lowpass_hz}")
+        if self.notch_hz is not None and not 0.0 < self.notch_hz < self.fs / 2.0:
+            raise ValueError(f"notch_hz {self.notch_hz} must be between 0 and fs/2")
+        if not (self.beat_pre_ms > 0 and self.beat_post_ms > 0):
+            raise ValueError("beat_pre_ms and beat_post_ms must be positive")
+
+    @property
+    def beat_length(self) -> int:
+        """Samples per beat window (400 at 500 Hz with 300 + 500 ms)."""
+        pre, post = beat_window(self.fs, self.beat_pre_ms, self.beat_post_ms)
+        return pre + post
+
+    @property
+    def beat_r_index(self) -> int:
+        """Index of the R peak inside a beat window."""
+        return beat_window(self.fs, self.beat_pre_ms, self.beat_post_ms)[0]
+
+    @property
+    def delay_s(self) -> float:
+        """Group delay of the conditioning filter in the QRS band: conditioned = raw shifted by this."""
+        return group_delay_s(self.fs, self.highpass_hz, self.lowpass_hz, self.notch_hz)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PreprocessConfig":
+        """Inverse of ``to_dict``; unknown keys are an error (a bundle from another version)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown preprocessing settings {sorted(unknown)}")
+        values = {k: (None if v is None else float(v)) for k, v in d.items()}
+        return cls(**values)
+
+
+@dataclass
+class BeatAnalysis:
+    """Everything the chain found in one window (see module docstring)."""
+
+    fs: float
+    conditioned: np.ndarray
+    r_peaks: np.ndarray
+    beats: np.ndarray
+    beat_r_peaks: np.ndarray
+    middle_beat: int | None
+    qrs_onset: np.ndarray
+    qrs_offset: np.ndarray
+    parameters: dict[str, float]
+    flags: list[QualityFlag] = field(default_factory=list)
+
+    @property
+    def usable(self) -> bool:
+        """False when any flag excludes the window from the model (or there is no middle beat)."""
+        return self.middle_beat is not None and not any(flag.excludes for flag in self.flags)
+
+    @property
+    def flag_names(self) -> list[str]:
+        return [flag.name for flag in self.flags]
+
+
+def _validated(signals_mv: np.ndarray, fs: float, config: PreprocessConfig) -> np.ndarray:
+    signals = np.asarray(signals_mv, dtype=np.float64)
+    if signals.ndim == 1:
+        signals = signals[None, :]
+    if signals.ndim != 2:
+        raise ValueError(f"signals must be (n_leads, n_samples), got shape {signals.shape}")
+    check_fs(fs)
+    bad = ~np.isfinite(signals)
+    if bad.any():
+        rows = np.flatnonzero(bad.any(axis=1)).tolist()
+        raise ValueError(f"signals contain {int(bad.sum())} NaN/inf samples (rows {rows}); "
+                         "fill or drop the gap before analysis")
+    minimum_s = (config.beat_pre_ms + config.beat_post_ms) / 1000.0
+    if signals.shape[1] / fs < minimum_s:
+        raise ValueError(f"window of {signals.shape[1] / fs:.3f} s is shorter than one beat window ({minimum_s:g} s)")
+    return signals
+
+
+def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...],
+                  config: PreprocessConfig = PreprocessConfig()) -> BeatAnalysis:
+    """The chain on any set of leads (1-12); axes need leads I and aVF, else a ``no_delineation`` flag.
+
+    Parameters and returns as :func:`analyze_window`; ``lead_names`` names the rows.
+    """
+    signals = _validated(signals_mv, fs, config)
+    if len(lead_names) != signals.shape[0]:
+        raise ValueError(f"{signals.shape[0]} rows but {len(lead_names)} lead names")
+    flags: list[QualityFlag] = []
+    for check in (quality.flat_leads, quality.saturated_leads):
+        found = check(signals, fs, tuple(lead_names))
+        if found:
+            flags.append(found)
+    spikes = quality.pacing_spikes(signals, fs)
+    if spikes:
+        flags.append(spikes)
+    if fs != config.fs:
+        signals = resample_signals(signals, fs, config.fs).astype(np.float64)
+    fs_a = config.fs
+    conditioned = condition(signals, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz)
+    detector = StreamingRPeakDetector(fs_a, conditioned.shape[0])
+    r_peaks = np.unique(np.concatenate([detector.process(conditioned), detector.flush()]))
+    onset, offset = qrs_boundaries(conditioned, r_peaks, fs_a)
+    beats, beat_r_peaks = extract_beats(conditioned, r_peaks, fs_a, config.beat_pre_ms, config.beat_post_ms)
+    middle = middle_beat_index(beat_r_peaks, conditioned.shape[1])
+    parameters = dict.fromkeys(PARAMETER_NAMES, float("nan"))
+    rr_s = float(np.median(np.diff(r_peaks))) / fs_a if r_peaks.size >= 2 else float("nan")
+    if math.isfinite(rr_s) and rr_s > 0:
+        parameters["heart_rate_bpm"] = 60.0 / rr_s
+    found = (onset >= 0) & (offset >= 0)
+    if found.any():
+        parameters["qrs_ms"] = float(np.median(offset[found] - onset[found])) * 1000.0 / fs_a
+    if beats.shape[0] and found.any():
+        template = np.median(beats, axis=0)
+        pre = config.beat_r_index
+        t_onset = pre + int(round(np.median((onset - r_peaks)[found])))
+        t_offset = pre + int(round(np.median((offset - r_peaks)[found])))
+        parameters.update(beat_parameters(template, pre, t_onset, t_offset, fs_a, rr_s, tuple(lead_names)))
+    if not ("I" in lead_names and "aVF" in lead_names):
+        flags.append(QualityFlag("no_delineation", "axes need leads I and aVF (12-lead record)"))
+    if beats.shape[0] < quality.MIN_BEATS:
+        flags.append(QualityFlag("too_few_beats", f"{beats.shape[0]} complete beats in the window "
+                                                  f"(need {quality.MIN_BEATS})"))
+    flags.extend(quality.template_checks(beats, middle, fs_a, config.beat_r_index))
+    irregular, reason = af_suspected(r_peaks, fs_a)
+    if irregular:
+        flags.append(QualityFlag("af_suspected", reason))
+    if parameters["qrs_ms"] >= quality.WIDE_QRS_MS:
+        flags.append(QualityFlag("wide_qrs", f"QRS {parameters['qrs_ms']:.0f} ms >= {quality.WIDE_QRS_MS:g} ms "
+                                             "(bundle-branch block suspected)"))
+    return BeatAnalysis(fs=fs_a, conditioned=conditioned, r_peaks=r_peaks, beats=beats, beat_r_peaks=beat_r_peaks,
+                        middle_beat=middle, qrs_onset=onset, qrs_offset=offset, parameters=parameters, flags=flags)
+
+
+def analyze_window(signals_mv: np.ndarray, fs: float, config: PreprocessConfig = PreprocessConfig()) -> BeatAnalysis:
+    """Run the whole chain on one raw 12-lead window.
+
+    Parameters
+    ----------
+    signals_mv : ndarray, shape (12, n)
+        Raw ECG in mV, standard lead order, any rate 200-1000 Hz.
+    fs : float
+        Its sampling rate, Hz.
+    config : PreprocessConfig
+
+    Returns
+    -------
+    BeatAnalysis
+        At ``config.fs``; indices refer to ``conditioned``.
+
+    Raises
+    ------
+    ValueError
+        Wrong shape, rate outside 200-1000 Hz, NaN/inf samples, or shorter than one beat window.
+    """
+    signals = np.asarray(signals_mv)
+    if signals.ndim != 2 or signals.shape[0] != len(STANDARD_LEADS):
+        raise ValueError(f"analyze_window needs the 12 standard leads as rows, got shape {signals.shape}; "
+                         "use EcgRecord.to_standard_12() or analyze_leads() for other lead sets")
+    return analyze_leads(signals, fs, STANDARD_LEADS, config)
+
+
+def analyze_record(record: EcgRecord, config: PreprocessConfig = PreprocessConfig()) -> BeatAnalysis:
+    """``analyze_window`` on the record's 12 standard leads (derived limb leads when needed)."""
+    standard = record.to_standard_12()
+    return analyze_window(standard.signals_mv, standard.fs, config)

@@ -1,0 +1,85 @@
+"""Scoring detections against reference annotations (like ``wfdb.processing.compare_annotations``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Annotation symbols that mark a heartbeat (PhysioNet's beat codes). Rhythm changes ('+'), noise
+# ('~'), isolated QRS-like artefacts ('|'), non-conducted P waves ('x'), comments ('"') and
+# other non-beat marks are not beats.
+BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
+
+
+@dataclass(frozen=True)
+class DetectionScore:
+    """Matched (tp), missed (fn) and extra (fp) beats; Se = tp/(tp+fn), +P = tp/(tp+fp)."""
+
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def sensitivity(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else float("nan")
+
+    @property
+    def positive_predictivity(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else float("nan")
+
+    def __add__(self, other: "DetectionScore") -> "DetectionScore":
+        return DetectionScore(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
+
+
+def beat_samples(samples: np.ndarray, symbols: list[str]) -> np.ndarray:
+    """The annotation samples whose symbol is a beat (see ``BEAT_SYMBOLS``)."""
+    keep = np.array([symbol in BEAT_SYMBOLS for symbol in symbols], dtype=bool)
+    return np.asarray(samples, dtype=np.int64)[keep] if len(symbols) else np.zeros(0, dtype=np.int64)
+
+
+def compare_detections(reference: np.ndarray, detected: np.ndarray, fs: float, *, tolerance_s: float = 0.150,
+                       start: int = 0, stop: int | None = None) -> DetectionScore:
+    """One-to-one matching of detections to reference beats within ``tolerance_s``.
+
+    Parameters
+    ----------
+    reference, detected : ndarray of int
+        Sample indices (same rate ``fs``).
+    fs : float
+        Sampling rate, Hz.
+    tolerance_s : float
+        Largest |detected - reference| that counts as a match (150 ms is the EC57 convention).
+    start, stop : int
+        Only beats in ``[start, stop)`` are scored (e.g. skip the first and last second).
+
+    Returns
+    -------
+    DetectionScore
+
+    Notes
+    -----
+    Greedy in time order, each reference beat matched to the closest unmatched detection, as
+    ``wfdb.processing.compare_annotations`` does.
+    """
+    reference = np.sort(np.asarray(reference, dtype=np.int64))
+    detected = np.sort(np.asarray(detected, dtype=np.int64))
+    stop = np.iinfo(np.int64).max if stop is None else stop
+    reference = reference[(reference >= start) & (reference < stop)]
+    detected = detected[(detected >= start) & (detected < stop)]
+    tolerance = tolerance_s * fs
+    used = np.zeros(detected.size, dtype=bool)
+    tp = 0
+    for ref in reference:
+        lo = np.searchsorted(detected, ref - tolerance, side="left")
+        hi = np.searchsorted(detected, ref + tolerance, side="right")
+        best, best_distance = -1, None
+        for j in range(lo, hi):
+            if not used[j]:
+                distance = abs(int(detected[j]) - int(ref))
+                if best_distance is None or distance < best_distance:
+                    best, best_distance = j, distance
+        if best >= 0:
+            used[best] = True
+            tp += 1
+    return DetectionScore(tp=tp, fp=int(detected.size - tp), fn=int(reference.size - tp))
