@@ -170,7 +170,7 @@ def test_missing_demographics_are_imputed_flagged_and_lvh_unknown():
                                  ConstantPlusAmplitude(), MODEL)
     names = [f.name for f in result.flags]
     assert result.estimate_status == "ok" and result.lvm_g is not None
-    assert {"imputed_sex", "imputed_height_cm", "imputed_weight_kg", "imputed_p_axis", "lvh_unknown"} <= set(names)
+    assert {"imputed_height_cm", "imputed_weight_kg", "imputed_p_axis", "lvh_unknown"} <= set(names)
     assert result.lvh is None and result.lvm_index_g_m2 is None
 
 
@@ -205,3 +205,15 @@ def test_too_few_clean_beats_and_bad_model_output():
 
     result = est.estimate_window(_beats(), PARAMS, [], True, PatientContext(), NanModel(), MODEL)
     assert result.estimate_status == "no_estimate" and result.lvm_g is None
+
+
+def test_backend_refusal_becomes_a_named_no_estimate():
+    class NeedsSex:
+        def predict(self, beats, demographics, parameters):
+            if np.isnan(demographics[:, 1]).any():
+                raise ValueError("sex is unknown: the model needs it (1 = male, 0 = female)")
+            return np.full(len(beats), 150.0)
+
+    result = est.estimate_window(_beats(), PARAMS, [], True, PatientContext(age_years=50.0), NeedsSex(), MODEL)
+    assert result.estimate_status == "no_estimate" and result.lvm_g is None
+    assert [f.name for f in result.flags] == ["sex_unknown"] and "sex" in result.flags[0].reason

@@ -32,7 +32,8 @@ STATUS_NONE = "no_estimate"
 # Signal quality: the window's numbers cannot be trusted at all.
 NO_ESTIMATE_FLAGS = frozenset({
     "lead_off", "saturation", "noise", "too_few_beats", "inconsistent_morphology", "gap", "dropped_frames",
-    "needs_12_leads", "no_clean_beats", "flat_line", "no_model", "normalized_amplitudes",
+    "needs_12_leads", "no_clean_beats", "flat_line", "no_model", "normalized_amplitudes", "sex_unknown",
+    "non_finite_samples",
 })
 # Rhythm/conduction the model was never trained on but where a number is still informative.
 OUTSIDE_POPULATION_FLAGS = frozenset({"af_suspected", "wide_qrs", "outside_training_range"})
@@ -70,7 +71,7 @@ class ModelInfo:
     sha256: str
     interval_halfwidth_g: float | None  # split-conformal residual quantile on held-out data
     interval_coverage: float | None  # its nominal coverage (e.g. 0.9)
-    trained_on: str = "synthetic"  # "... data; not clinically validated"
+    trained_on: str = "synthetic data"  # the manifest's training_data text
     training_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
@@ -236,15 +237,22 @@ def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flag
     result = Estimate(estimate_status=status, n_beats=int(rows.size), flags=flags, beat_rows=rows.tolist())
     if status == STATUS_NONE:
         return result
-    for name in missing:
-        flags.append(Flag(f"imputed_{name}", f"{name} unknown; imputed with the model bundle's training median"))
-    result.imputed = missing
     count = rows.size
-    predictions = predictor.predict(  # type: ignore[union-attr]
-        np.ascontiguousarray(np.asarray(beats, dtype=np.float32)[rows]),
-        np.repeat(demographics[None, :], count, axis=0),
-        np.repeat(ecg_parameters[None, :], count, axis=0),
-    )
+    try:
+        predictions = predictor.predict(  # type: ignore[union-attr]
+            np.ascontiguousarray(np.asarray(beats, dtype=np.float32)[rows]),
+            np.repeat(demographics[None, :], count, axis=0),
+            np.repeat(ecg_parameters[None, :], count, axis=0),
+        )
+    except ValueError as error:  # the backend refuses inputs it cannot take (e.g. unknown sex)
+        name = "sex_unknown" if "sex" in str(missing) and "sex" in str(error) else "model_refused"
+        flags.append(Flag(name, str(error)))
+        result.estimate_status = STATUS_NONE
+        return result
+    # Sex is never imputed (it picks the model and the threshold); the rest is, by the bundle.
+    result.imputed = [name for name in missing if name != "sex"]
+    for name in result.imputed:
+        flags.append(Flag(f"imputed_{name}", f"{name} unknown; imputed with the model bundle's training median"))
     predictions = np.asarray(predictions, dtype=np.float64).reshape(-1)
     if predictions.shape[0] != count or not np.all(np.isfinite(predictions)):
         flags.append(Flag("model_output_invalid", f"model returned {predictions.shape[0]} values for {count} beats "

@@ -15,8 +15,15 @@ from edge_runtime.config import ClinicConfig
 from edge_runtime.record import PatientContext, STANDARD_LEADS
 from edge_runtime.runtime.estimate import Estimate, ModelInfo
 
-DISCLAIMER = ("Research software. Model trained on {trained_on} data; not clinically validated. "
-              "Not for diagnosis or treatment decisions.")
+DISCLAIMER_NOTE = "not clinically validated"
+
+
+def disclaimer(trained_on: str | None) -> str:
+    """The line every report carries: what the model was trained on, and that it is not validated."""
+    text = f"Research software. Model trained on {trained_on or 'synthetic data'}"
+    if DISCLAIMER_NOTE not in text:
+        text += f"; {DISCLAIMER_NOTE}"
+    return text + ". Not for diagnosis or treatment decisions."
 STATUS_TEXT = {
     "ok": "estimate",
     "outside_population": "OUTSIDE VALIDATED POPULATION - interpret with caution",
@@ -65,7 +72,7 @@ def build_report(estimate: Estimate, patient: PatientContext, model: ModelInfo |
         "parameters": {k: _round(v) for k, v in (parameters or {}).items()},
         "source": source,
         "recorded_utc": recorded_utc,
-        "disclaimer": DISCLAIMER.format(trained_on="synthetic" if model is None else model.trained_on),
+        "disclaimer": disclaimer(None if model is None else model.trained_on),
     }
 
 

@@ -1,0 +1,163 @@
+"""The same analysis for a streamed window and a file: raw 12-lead window -> report.
+
+:class:`Analyzer` holds the loaded model and the clinic config. ``analyze(signals_mv, fs, patient)``
+runs the signal core's ``analyze_window`` (the very function training ran on each file, from a
+deterministic cold start), then the per-beat model, aggregation, LVH and status of
+:mod:`edge_runtime.runtime.estimate`, and returns the report dict plus what the PNG needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_runtime.config import ClinicConfig
+from edge_runtime.record import STANDARD_LEADS, PatientContext
+from edge_runtime.runtime.estimate import Estimate, Flag, ModelInfo, Predictor, estimate_window
+from edge_runtime.runtime.report import build_report
+
+# Gaussian-residual fallback: a 90 % central interval is +-1.645 sigma = +-2.06 MAE.
+_MAE_TO_Q90 = 1.645 * math.sqrt(math.pi / 2.0)
+
+
+@dataclass
+class WindowResult:
+    """One analyzed window: the report and the arrays behind it."""
+
+    report: dict
+    estimate: Estimate
+    analysis: Any  # edge_runtime.preprocess.BeatAnalysis (None when the window could not be analyzed)
+    signals_mv: np.ndarray  # the raw (12, n) window
+    fs: float
+
+
+def interval_from_manifest(manifest: dict) -> tuple[float | None, float | None, str]:
+    """The calibrated interval half-width (g), its coverage, and where it came from.
+
+    Reads ``manifest["calibration"] = {"method": "split-conformal", "coverage": 0.9,
+    "lvm_halfwidth_g": q, ...}`` (the conformal quantile of |residual| on held-out data). Without
+    it, falls back to ``metrics`` MAE scaled as for Gaussian residuals (``approximate``); without
+    either, no interval.
+    """
+    calibration = manifest.get("calibration")
+    if isinstance(calibration, dict):
+        halfwidth = calibration.get("lvm_halfwidth_g", calibration.get("halfwidth_g"))
+        coverage = calibration.get("coverage")
+        if isinstance(halfwidth, (int, float)) and math.isfinite(halfwidth) and halfwidth >= 0:
+            return float(halfwidth), (float(coverage) if isinstance(coverage, (int, float)) else None), \
+                str(calibration.get("method", "calibrated"))
+    metrics = manifest.get("metrics") or {}
+    for key in ("holdout_mae_g", "test_mae_g", "cv_mae_g", "mae_g"):
+        value = metrics.get(key) if isinstance(metrics, dict) else None
+        if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+            return _MAE_TO_Q90 * float(value), 0.9, f"approximate (from {key}, Gaussian residuals assumed)"
+    return None, None, "none"
+
+
+def model_info_from_bundle(bundle: Any) -> ModelInfo:
+    """:class:`ModelInfo` from a loaded :class:`edge_runtime.model_bundle.ModelBundle`."""
+    manifest = bundle.manifest
+    halfwidth, coverage, _ = interval_from_manifest(manifest)
+    manifest_bytes = (Path(bundle.path) / "manifest.json").read_bytes()
+    ranges = {}
+    for name, bounds in (manifest.get("training_ranges") or {}).items():
+        if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
+            ranges[name] = (float(bounds[0]), float(bounds[1]))
+    return ModelInfo(model_id=bundle.model_id, sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+                     interval_halfwidth_g=halfwidth, interval_coverage=coverage,
+                     trained_on=str(manifest.get("training_data", "synthetic")), training_ranges=ranges)
+
+
+def _quality_flags(analysis: Any) -> list[Flag]:
+    return [Flag(str(flag.name), str(flag.reason)) for flag in getattr(analysis, "flags", [])]
+
+
+class Analyzer:
+    """Model + config: turns raw 12-lead windows into reports.
+
+    Parameters
+    ----------
+    config : ClinicConfig
+        Thresholds, mains frequency, backend/precision defaults.
+    bundle_path : str or Path, optional
+        Model bundle directory; ``None``/empty = the bundled demo model.
+    backend, precision : str, optional
+        Override the config's ``backend``/``precision``.
+    predictor, model : optional
+        Inject an already loaded predictor (tests, bench); skips loading the bundle.
+    """
+
+    def __init__(self, config: ClinicConfig = ClinicConfig(), bundle_path: str | Path | None = None,
+                 backend: str | None = None, precision: str | None = None,
+                 predictor: Predictor | None = None, model: ModelInfo | None = None) -> None:
+        from edge_runtime.preprocess import PreprocessConfig
+
+        self.config = config
+        self.backend = backend or config.backend
+        self.precision = precision or config.precision
+        if predictor is None:
+            from edge_runtime.inference import load_predictor
+            from edge_runtime.model_bundle import load_bundle
+
+            bundle = load_bundle(bundle_path or config.bundle_path or None)
+            predictor = load_predictor(bundle, backend=self.backend, precision=self.precision)
+            model = model_info_from_bundle(bundle)
+        self.predictor = predictor
+        self.model = model
+        # The mains notch follows the clinic; everything else is the runtime default the bundle was checked against.
+        self.preprocess_config = dataclasses.replace(PreprocessConfig(), notch_hz=float(config.mains_hz))
+
+    def analyze_12(self, signals_mv: np.ndarray, fs: float, patient: PatientContext,
+                   extra_flags: list[Flag] | None = None, source: str | None = None,
+                   recorded_utc: str | None = None) -> WindowResult:
+        """Analyze one raw (12, n) standard-order window (any rate 200-1000 Hz)."""
+        from edge_runtime.preprocess import analyze_window
+
+        flags = list(extra_flags or [])
+        signals_mv = np.asarray(signals_mv, dtype=np.float32)
+        analysis = None
+        if not np.all(np.isfinite(signals_mv)):
+            flags.append(Flag("non_finite_samples", "window contains NaN or infinite samples"))
+            estimate = estimate_window(np.zeros((0, 12, 1)), {}, flags + [Flag("noise", "non-finite samples")],
+                                       False, patient, self.predictor, self.model,
+                                       self.config.lvh_threshold_male_g_m2, self.config.lvh_threshold_female_g_m2)
+        else:
+            analysis = analyze_window(signals_mv, fs, self.preprocess_config)
+            estimate = self._estimate(analysis, flags, patient)
+        report = build_report(estimate, patient, self.model, self.config,
+                              parameters=None if analysis is None else analysis.parameters, source=source,
+                              recorded_utc=recorded_utc, backend=self.backend, precision=self.precision)
+        return WindowResult(report, estimate, analysis, signals_mv, float(fs))
+
+    def _estimate(self, analysis: Any, flags: list[Flag], patient: PatientContext) -> Estimate:
+        flags = flags + _quality_flags(analysis)
+        return estimate_window(analysis.beats, analysis.parameters, flags, analysis.usable, patient, self.predictor,
+                               self.model, self.config.lvh_threshold_male_g_m2,
+                               self.config.lvh_threshold_female_g_m2)
+
+
+def standard_window(signals_mv: np.ndarray, lead_names: tuple[str, ...]) -> tuple[np.ndarray, list[Flag]]:
+    """A (12, n) standard-order array from any leads, plus ``needs_12_leads`` when some are missing.
+
+    Missing leads are filled with zeros so that rhythm flags (AF, pacing) can still be computed
+    from the leads that exist; the flag makes the estimate ``no_estimate``.
+    """
+    from edge_runtime.record import derive_limb_leads
+
+    present = dict(zip(lead_names, np.asarray(signals_mv, dtype=np.float32)))
+    if "I" in present and "II" in present:
+        for name, values in derive_limb_leads(present["I"], present["II"]).items():
+            present.setdefault(name, values)
+    missing = [name for name in STANDARD_LEADS if name not in present]
+    n = np.asarray(signals_mv).shape[1]
+    stacked = np.stack([present.get(name, np.zeros(n, dtype=np.float32)) for name in STANDARD_LEADS])
+    flags = []
+    if missing:
+        flags.append(Flag("needs_12_leads", f"the model needs 12 leads; missing {', '.join(missing)}"))
+    return stacked.astype(np.float32), flags
