@@ -151,6 +151,11 @@ class StreamDecoder:
         counts.bytes_discarded = self.scanner.bytes_discarded
         return counts
 
+    @property
+    def expected_sample(self) -> int | None:
+        """Counter value the next sample should carry (``None`` before data or right after a gap)."""
+        return self._next_sample
+
     def reset(self) -> None:
         """Start a new stream (port reopened): buffered bytes and continuity are forgotten."""
         self.scanner.reset()

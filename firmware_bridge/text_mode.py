@@ -46,7 +46,13 @@ class TextLineDecoder:
         self._sample = 0
         self._gap_open = False
 
+    @property
+    def expected_sample(self) -> int | None:
+        """Index the next line's sample gets (``None`` before the first sample)."""
+        return self._sample if self.stats.lines_ok or self.stats.lines_rejected else None
+
     def reset(self) -> None:
+        """Drop a partial line (port reopened); sample numbering continues."""
         self._pending.clear()
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> list[Event]:
