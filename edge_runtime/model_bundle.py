@@ -117,10 +117,14 @@ def preprocessing_mismatches(bundle_settings: Mapping[str, Any], runtime_setting
     """Human-readable differences between the bundle's and the runtime's preprocessing settings.
 
     Numbers are compared with a relative tolerance of 1e-9 (JSON round trips), everything else
-    exactly. A key present on one side only is a mismatch.
+    exactly. A key present on one side only is a mismatch. The mains notch is the clinic's
+    setting (50 or 60 Hz): it may differ as long as both notches lie above both low-pass
+    corners, where the beat the model sees has no content left.
     """
     problems = []
     for key in sorted(set(bundle_settings) | set(runtime_settings)):
+        if key == "notch_hz" and _notch_outside_passband(bundle_settings, runtime_settings):
+            continue
         if key not in bundle_settings:
             problems.append(f"{key}: missing in bundle (runtime uses {runtime_settings[key]!r})")
         elif key not in runtime_settings:
@@ -128,6 +132,15 @@ def preprocessing_mismatches(bundle_settings: Mapping[str, Any], runtime_setting
         elif not _same_setting(bundle_settings[key], runtime_settings[key]):
             problems.append(f"{key}: bundle {bundle_settings[key]!r} != runtime {runtime_settings[key]!r}")
     return problems
+
+
+def _notch_outside_passband(bundle_settings: Mapping[str, Any], runtime_settings: Mapping[str, Any]) -> bool:
+    try:
+        lowpass = max(float(bundle_settings["lowpass_hz"]), float(runtime_settings["lowpass_hz"]))
+        notches = [bundle_settings["notch_hz"], runtime_settings["notch_hz"]]
+        return all(n is not None and float(n) > lowpass for n in notches)
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _same_setting(a: Any, b: Any) -> bool:

@@ -156,9 +156,18 @@ def test_non_finite_imputation_is_refused(tmp_path):
 
 def test_other_preprocessing_settings_are_refused_naming_each_difference(tmp_path):
     bundle = make_bundle(tmp_path)
-    runtime = dict(PREPROCESSING, notch_hz=60.0, lowpass_hz=100.0)
-    with pytest.raises(BundleError, match=r"lowpass_hz: bundle 40.0 != runtime 100.0; notch_hz: bundle 50.0 != runtime 60.0"):
+    runtime = dict(PREPROCESSING, beat_pre_ms=20.0, lowpass_hz=100.0)
+    with pytest.raises(BundleError, match=r"beat_pre_ms: bundle 30.0 != runtime 20.0; lowpass_hz: bundle 40.0 != runtime 100.0"):
         load_bundle(bundle, preprocessing=runtime)
+
+
+def test_clinic_mains_notch_may_differ_only_above_the_low_pass(tmp_path):
+    bundle = make_bundle(tmp_path)
+    assert load_bundle(bundle, preprocessing=dict(PREPROCESSING, notch_hz=60.0)).preprocessing["notch_hz"] == 50.0
+    with pytest.raises(BundleError, match="notch_hz: bundle 50.0 != runtime None"):
+        load_bundle(bundle, preprocessing=dict(PREPROCESSING, notch_hz=None))
+    with pytest.raises(BundleError, match="notch_hz: bundle 50.0 != runtime 30.0"):
+        load_bundle(bundle, preprocessing=dict(PREPROCESSING, notch_hz=30.0))
 
 
 def test_preprocessing_comparison_tolerates_json_round_trip_but_not_missing_keys():
