@@ -101,17 +101,17 @@ class Analyzer:
         self.config = config
         self.backend = backend or config.backend
         self.precision = precision or config.precision
+        # The mains notch follows the clinic (the bundle accepts any notch above its low-pass).
+        self.preprocess_config = dataclasses.replace(PreprocessConfig(), notch_hz=float(config.mains_hz))
         if predictor is None:
             from edge_runtime.inference import load_predictor
             from edge_runtime.model_bundle import load_bundle
 
-            bundle = load_bundle(bundle_path or config.bundle_path or None)
+            bundle = load_bundle(bundle_path or config.bundle_path or None, self.preprocess_config.to_dict())
             predictor = load_predictor(bundle, backend=self.backend, precision=self.precision)
             model = model_info_from_bundle(bundle)
         self.predictor = predictor
         self.model = model
-        # The mains notch follows the clinic; everything else is the runtime default the bundle was checked against.
-        self.preprocess_config = dataclasses.replace(PreprocessConfig(), notch_hz=float(config.mains_hz))
 
     def analyze_12(self, signals_mv: np.ndarray, fs: float, patient: PatientContext,
                    extra_flags: list[Flag] | None = None, source: str | None = None,
@@ -134,6 +134,30 @@ class Analyzer:
                               parameters=None if analysis is None else analysis.parameters, source=source,
                               recorded_utc=recorded_utc, backend=self.backend, precision=self.precision)
         return WindowResult(report, estimate, analysis, signals_mv, float(fs))
+
+    def analyze_leads(self, signals_mv: np.ndarray, fs: float, present: list[str], patient: PatientContext,
+                      extra_flags: list[Flag] | None = None, source: str | None = None,
+                      recorded_utc: str | None = None) -> WindowResult:
+        """A window lacking some of the 12 leads: rhythm/quality flags from the leads that exist
+        (``analyze_leads`` of the signal core), never a number (``needs_12_leads``)."""
+        from edge_runtime.preprocess import analyze_leads
+
+        flags = list(extra_flags or [])
+        if not any(f.name == "needs_12_leads" for f in flags):
+            flags.append(Flag("needs_12_leads", "the model needs all 12 leads"))
+        rows = [STANDARD_LEADS.index(name) for name in present]
+        analysis = None
+        if rows:
+            analysis = analyze_leads(np.asarray(signals_mv)[rows], fs, tuple(present), self.preprocess_config)
+            # Flat leads are the absent ones already named; keep the rhythm findings.
+            flags += [f for f in _quality_flags(analysis) if f.name not in ("no_delineation",)]
+        estimate = estimate_window(np.zeros((0, 12, 1), dtype=np.float32), {}, flags, False, patient, self.predictor,
+                                   self.model, self.config.lvh_threshold_male_g_m2,
+                                   self.config.lvh_threshold_female_g_m2)
+        report = build_report(estimate, patient, self.model, self.config,
+                              parameters=None if analysis is None else analysis.parameters, source=source,
+                              recorded_utc=recorded_utc, backend=self.backend, precision=self.precision)
+        return WindowResult(report, estimate, analysis, np.asarray(signals_mv, dtype=np.float32), float(fs))
 
     def _estimate(self, analysis: Any, flags: list[Flag], patient: PatientContext) -> Estimate:
         flags = flags + _quality_flags(analysis)
@@ -161,3 +185,41 @@ def standard_window(signals_mv: np.ndarray, lead_names: tuple[str, ...]) -> tupl
     if missing:
         flags.append(Flag("needs_12_leads", f"the model needs 12 leads; missing {', '.join(missing)}"))
     return stacked.astype(np.float32), flags
+
+
+def record_windows(signals_mv: np.ndarray, fs: float, window_s: float = 10.0) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the consecutive 10 s windows the live runtime would cut from a record
+    (a record shorter than one window is one window; a tail shorter than a window is dropped)."""
+    n = np.asarray(signals_mv).shape[1]
+    length = int(round(window_s * fs))
+    if n <= length:
+        return [(0, n)]
+    return [(start, start + length) for start in range(0, n - length + 1, length)]
+
+
+def analyze_file_record(analyzer: Analyzer, record: Any, patient: PatientContext,
+                        max_windows: int | None = None) -> tuple[WindowResult, list[WindowResult]]:
+    """Analyze a record as the runtime would: per 10 s window, same chain, same estimate.
+
+    Returns the first window with a number (else the first window) and all window results.
+    """
+    extra: list[Flag] = []
+    if record.has_standard_12():
+        standard = record.to_standard_12()
+        signals, present = standard.signals_mv, list(STANDARD_LEADS)
+    else:
+        signals, extra = standard_window(record.signals_mv, record.lead_names)
+        present = [name for name in STANDARD_LEADS if name in record.lead_names
+                   or (name in ("III", "aVR", "aVL", "aVF") and {"I", "II"} <= set(record.lead_names))]
+    if getattr(record, "amplitudes_normalized", False):
+        extra.append(Flag("normalized_amplitudes", "the file's amplitudes are normalized per lead (e.g. LUDB 1.0.1); "
+                                                   "voltages are not physiological"))
+    results = []
+    for start, stop in record_windows(signals, record.fs)[:max_windows]:
+        window = signals[:, start:stop]
+        if len(present) == len(STANDARD_LEADS):
+            results.append(analyzer.analyze_12(window, record.fs, patient, extra, source=record.source))
+        else:
+            results.append(analyzer.analyze_leads(window, record.fs, present, patient, extra, source=record.source))
+    best = next((r for r in results if r.report["lvm_g"] is not None), results[0])
+    return best, results

@@ -1,0 +1,166 @@
+"""``elvmass run``: live LV mass / LVH from a serial ECG stream, the emulator's pty, or a replayed file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_patient_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("patient (entered by the operator; validated)")
+    group.add_argument("--age", help="age in years")
+    group.add_argument("--sex", help="M or F")
+    group.add_argument("--height", help="height in cm")
+    group.add_argument("--weight", help="weight in kg")
+    group.add_argument("--id", dest="patient_id", help="pseudonymous patient id (never a name)")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and site")
+    group.add_argument("--config", help="clinic config TOML (thresholds, mains, storage, bundle, port, backend)")
+    group.add_argument("--bundle", help="model bundle directory (default: config's bundle_path, else the demo model)")
+    group.add_argument("--backend", choices=("onnxruntime", "litert"), help="inference backend (default: config)")
+    group.add_argument("--precision", choices=("int8", "fp32"), help="model precision (default: config)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_argument_group("source (one of)")
+    source.add_argument("--port", help="serial port or pyserial URL (/dev/ttyUSB0, the emulator's pty, socket://...)")
+    source.add_argument("--replay", metavar="RECORD", help="replay an ECG file at real time")
+    source.add_argument("--speed", type=float, default=1.0, help="replay speed factor (--replay only; default 1)")
+    add_patient_arguments(parser)
+    add_model_arguments(parser)
+    out = parser.add_argument_group("output")
+    out.add_argument("--db", help="SQLite result database (default: config's storage_path)")
+    out.add_argument("--no-db", action="store_true", help="do not store results")
+    out.add_argument("--report-dir", help="write each result's JSON (and PNG with the report extra) here")
+    out.add_argument("--json", action="store_true", help="print the session summary as JSON at the end")
+    out.add_argument("--quiet", action="store_true", help="no live status line")
+    stop = parser.add_argument_group("stopping")
+    stop.add_argument("--max-estimates", type=int, help="stop after this many windows with a number")
+    stop.add_argument("--duration", type=float, help="stop after this many seconds")
+
+
+def patient_from_args(args: argparse.Namespace, command: str):
+    """The validated operator patient context, or ``None`` after printing why it was refused."""
+    from edge_runtime.runtime.patient import PatientInputError, patient_from_operator
+
+    try:
+        return patient_from_operator(args.age, args.sex, args.height, args.weight, args.patient_id)
+    except PatientInputError as error:
+        print(f"elvmass {command}: {error}", file=sys.stderr)
+        return None
+
+
+def analyzer_from_args(args: argparse.Namespace, command: str):
+    """``(config, Analyzer)`` from ``--config/--bundle/--backend/--precision``, or ``None`` after an error."""
+    from edge_runtime.config import ConfigError, load_config
+    from edge_runtime.model_bundle import BundleError
+    from edge_runtime.runtime.pipeline import Analyzer
+
+    try:
+        config = load_config(args.config)
+        analyzer = Analyzer(config, bundle_path=args.bundle, backend=args.backend, precision=args.precision)
+    except (ConfigError, BundleError) as error:
+        print(f"elvmass {command}: {error}", file=sys.stderr)
+        return None
+    except ImportError as error:
+        print(f"elvmass {command}: backend not installed: {error}", file=sys.stderr)
+        return None
+    return config, analyzer
+
+
+def write_outputs(result, report: dict, report_dir: str | Path, stem: str) -> list[str]:
+    """Write ``<stem>.json`` and, with matplotlib, ``<stem>.png``; returns the paths written."""
+    from edge_runtime.runtime.report import render_report
+
+    folder = Path(report_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    try:
+        analysis = result.analysis
+        use_conditioned = analysis is not None and analysis.conditioned.shape[0] == 12
+        signals = analysis.conditioned if use_conditioned else result.signals_mv
+        fs = analysis.fs if use_conditioned else result.fs
+        beats = analysis.beats[result.estimate.beat_rows] if use_conditioned and result.estimate.beat_rows else None
+        png = render_report(report, signals, fs, folder / f"{stem}.png", beats=beats, beat_fs=fs)
+        report["report_png"] = str(png)
+        written.append(str(png))
+    except ImportError:
+        report["report_png"] = None
+        report.setdefault("notes", []).append("PNG not written: needs the report extra (pip install 'elvmass[report]')")
+    json_path = folder / f"{stem}.json"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    written.insert(0, str(json_path))
+    return written
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge_runtime.runtime.display import LiveDisplay
+    from edge_runtime.runtime.report import summary_lines
+    from edge_runtime.runtime.session import RuntimeSession
+    from edge_runtime.runtime.store import ResultStore
+
+    if bool(args.port) == bool(args.replay):
+        print("elvmass run: give exactly one source: --port PORT_OR_URL or --replay RECORD", file=sys.stderr)
+        return 2
+    patient = patient_from_args(args, "run")
+    if patient is None:
+        return 2
+    setup = analyzer_from_args(args, "run")
+    if setup is None:
+        return 2
+    config, analyzer = setup
+    source = _open_source(args, config)
+    if source is None:
+        return 1
+    store = None if args.no_db else ResultStore(args.db or config.storage_file)
+    display = None if args.quiet else LiveDisplay(sys.stderr, mains_hz=config.mains_hz)
+
+    def on_result(result) -> None:
+        report = result.report
+        if args.report_dir:
+            stem = f"result_{report.get('result_id', len(session.summary.results) + 1):05d}"
+            for path in write_outputs(result, report, args.report_dir, stem):
+                print(f"wrote {path}", file=sys.stderr)
+        if not args.json:
+            if display is not None and display.tty:
+                print(file=sys.stderr)
+            print("\n".join(summary_lines(report)) + "\n", flush=True)
+
+    session = RuntimeSession(analyzer, patient, store, on_result=on_result,
+                             on_status=None if display is None else display.update,
+                             max_estimates=args.max_estimates, duration_s=args.duration)
+    try:
+        summary = session.run(source)
+    except Exception as error:  # a transport that gives up (TransportError) ends the run with its reason
+        if type(error).__name__ != "TransportError":
+            raise
+        print(f"elvmass run: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if display is not None:
+            display.close()
+        if store is not None:
+            store.close()
+    if args.json:
+        print(json.dumps(summary.to_dict(), indent=2))
+    else:
+        print(f"{summary.windows} window(s), {summary.n_estimates} estimate(s)"
+              + (f", stored in {store.path}" if store is not None else ""), file=sys.stderr)
+    return 0
+
+
+def _open_source(args: argparse.Namespace, config):
+    from edge_runtime.io import RecordError
+    from edge_runtime.runtime.sources import ReplaySource, SerialSource
+
+    if args.replay:
+        try:
+            return ReplaySource(args.replay, speed=args.speed)
+        except (RecordError, ValueError) as error:
+            print(f"elvmass run: {error}", file=sys.stderr)
+            return None
+    return SerialSource(args.port or config.port)

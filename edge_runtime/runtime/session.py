@@ -1,0 +1,204 @@
+"""The live runtime loop: source events -> windows -> analysis -> store -> report/display.
+
+:class:`RuntimeSession` consumes one source's events. Samples feed the
+:class:`~edge_runtime.runtime.window.WindowAssembler`; a gap, disconnect or device restart drops
+the partial window (and is logged as an event); every complete window is analyzed, stored (one
+transaction) and reported. The session ends when the source ends, after ``max_estimates``
+windows with a number, or after ``duration_s`` of wall time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from firmware_bridge.events import (
+    Connected, Disconnected, Gap, InfoReceived, LeadOffChanged, Reconnecting, Samples, Stopped,
+)
+from firmware_bridge.frames import ELECTRODES
+from edge_runtime.record import STANDARD_LEADS, PatientContext
+from edge_runtime.runtime.estimate import Flag
+from edge_runtime.runtime.pipeline import Analyzer, WindowResult, standard_window
+from edge_runtime.runtime.store import ResultStore, utc_now
+from edge_runtime.runtime.window import Window, WindowAssembler
+
+WHOLE_WINDOW_FLAT_MV = 0.01  # a lead this flat over the whole window is absent, not noisy
+
+
+@dataclass
+class SessionEvent:
+    """Something the operator should know that is not a window result (gap, lead-off, unplug)."""
+
+    name: str
+    reason: str
+    utc: str = field(default_factory=utc_now)
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "reason": self.reason, "utc": self.utc}
+
+
+@dataclass
+class SessionSummary:
+    """What a session did (printed as JSON at the end of ``elvmass run``)."""
+
+    results: list[dict] = field(default_factory=list)  # report dicts, each with "result_id"
+    events: list[SessionEvent] = field(default_factory=list)
+    windows: int = 0
+    samples: int = 0
+    first_estimate_s: float | None = None  # seconds from the first clean samples to the first number
+
+    @property
+    def n_estimates(self) -> int:
+        return sum(1 for report in self.results if report["lvm_g"] is not None)
+
+    def to_dict(self) -> dict:
+        return {"windows": self.windows, "samples": self.samples, "n_estimates": self.n_estimates,
+                "first_estimate_s": self.first_estimate_s, "events": [e.to_dict() for e in self.events],
+                "results": self.results}
+
+
+def absent_leads(signals_mv: np.ndarray) -> list[str]:
+    """Leads flat over the whole window (electrode never attached, or a 2-lead source)."""
+    spans = np.ptp(signals_mv, axis=1)
+    return [STANDARD_LEADS[i] for i in np.flatnonzero(spans < WHOLE_WINDOW_FLAT_MV)]
+
+
+class RuntimeSession:
+    """Run the runtime on one source.
+
+    Parameters
+    ----------
+    analyzer : Analyzer
+        Model and clinic config.
+    patient : PatientContext
+        The validated operator input.
+    store : ResultStore, optional
+        Where every window result is committed.
+    on_result : callable, optional
+        Called with each :class:`WindowResult` after it is stored (report printing, PNG).
+    on_status : callable, optional
+        Called with ``(session, assembler, event)`` for every event (the live display).
+    max_estimates : int, optional
+        Stop after this many results with a number.
+    duration_s : float, optional
+        Stop after this much wall time.
+    """
+
+    def __init__(self, analyzer: Analyzer, patient: PatientContext, store: ResultStore | None = None,
+                 on_result: Callable[[WindowResult], None] | None = None,
+                 on_status: Callable[..., None] | None = None, max_estimates: int | None = None,
+                 duration_s: float | None = None) -> None:
+        self.analyzer = analyzer
+        self.patient = patient
+        self.store = store
+        self.on_result = on_result
+        self.on_status = on_status
+        self.max_estimates = max_estimates
+        self.duration_s = duration_s
+        self.summary = SessionSummary()
+        self.assembler: WindowAssembler | None = None
+        self.lead_off: frozenset[str] = frozenset()
+        self.source_name = "?"
+        self._clean_since: float | None = None
+
+    def _log(self, name: str, reason: str) -> None:
+        self.summary.events.append(SessionEvent(name, reason))
+
+    def _drop_partial(self, name: str, reason: str, n_missing: int | None = None) -> None:
+        dropped = 0 if self.assembler is None else self.assembler.gap(n_missing or 0)
+        self._log(name, f"{reason}; partial window of {dropped} samples discarded")
+        self._clean_since = None
+
+    def done(self) -> bool:
+        """True when ``max_estimates`` is reached."""
+        return self.max_estimates is not None and self.summary.n_estimates >= self.max_estimates
+
+    def run(self, source: object) -> SessionSummary:
+        """Consume ``source.events()`` until it ends or a stop condition holds."""
+        self.source_name = getattr(source, "describe", lambda: "source")()
+        started = time.monotonic()
+        events = source.events()  # type: ignore[attr-defined]
+        try:
+            for event in events:
+                self.handle(event)
+                if self.on_status:
+                    self.on_status(self, event)
+                if self.done() or (self.duration_s is not None and time.monotonic() - started >= self.duration_s):
+                    break
+        finally:
+            getattr(source, "stop", lambda: None)()
+            close = getattr(events, "close", None)
+            if close:
+                close()  # lets the transport send STOP and close the port
+        return self.summary
+
+    def handle(self, event: object) -> list[WindowResult]:
+        """Process one event; returns the window results it completed."""
+        if isinstance(event, Samples):
+            return self._samples(event)
+        if isinstance(event, Gap):
+            missing = "unknown" if event.missing_samples is None else str(event.missing_samples)
+            self._drop_partial("dropped_frames", f"gap of {missing} samples ({event.reason})", event.missing_samples)
+        elif isinstance(event, LeadOffChanged):
+            if event.newly_off:
+                self._log("lead_off", f"electrode(s) off: {', '.join(sorted(event.newly_off))}")
+            if event.reattached:
+                self._log("lead_on", f"electrode(s) reattached: {', '.join(sorted(event.reattached))}")
+        elif isinstance(event, Disconnected):
+            self._drop_partial("disconnected", f"link lost: {event.reason}")
+        elif isinstance(event, Reconnecting):
+            self._log("reconnecting", f"attempt {event.attempt} in {event.delay_s:g} s ({event.reason})")
+        elif isinstance(event, Connected):
+            self._log("connected", f"{event.url} (attempt {event.attempt})")
+        elif isinstance(event, InfoReceived):
+            self._log("device_info", str(event.info))
+        elif isinstance(event, Stopped):
+            self._log("stopped", f"{event.url}")
+        return []
+
+    def _samples(self, event: Samples) -> list[WindowResult]:
+        if self.assembler is None or self.assembler.fs != float(event.fs):
+            if self.assembler is not None:
+                self._drop_partial("rate_changed", f"stream rate changed to {event.fs:g} Hz")
+            self.assembler = WindowAssembler(fs=float(event.fs))
+        off_columns = np.asarray(event.lead_off, dtype=bool)
+        off = frozenset(ELECTRODES[i] for i in np.flatnonzero(off_columns.any(axis=0))) if off_columns.size else frozenset()
+        self.lead_off = frozenset(ELECTRODES[i] for i in np.flatnonzero(off_columns[-1])) if off_columns.size else frozenset()
+        if self._clean_since is None and not off:
+            self._clean_since = time.monotonic()
+        elif off:
+            self._clean_since = None
+        self.summary.samples += event.n_samples
+        results = []
+        for window in self.assembler.push(event.signals_mv, lead_off=off):
+            results.append(self.analyze(window))
+        return results
+
+    def analyze(self, window: Window) -> WindowResult:
+        """Analyze, store and report one complete window."""
+        recorded = utc_now()
+        signals, flags = window.signals_mv, list(window.flags)
+        absent = absent_leads(signals)
+        if absent:
+            # Leads never attached (or a 2-lead source): rhythm flags from what exists, no number.
+            flags = [f for f in flags if f.name != "lead_off"]
+            flags.append(Flag("needs_12_leads", f"the model needs 12 leads; no signal on {', '.join(absent)}"))
+            present = [name for name in STANDARD_LEADS if name not in absent]
+            result = self.analyzer.analyze_leads(signals, window.fs, present, self.patient, flags,
+                                                 source=self.source_name, recorded_utc=recorded)
+        else:
+            result = self.analyzer.analyze_12(signals, window.fs, self.patient, flags, source=self.source_name,
+                                              recorded_utc=recorded)
+        self.summary.windows += 1
+        if self.store is not None:
+            result.report["result_id"] = self.store.add(result.report, signals, window.fs, window.lead_names,
+                                                        recorded_utc=recorded)
+        if result.report["lvm_g"] is not None and self.summary.first_estimate_s is None and self._clean_since:
+            self.summary.first_estimate_s = round(time.monotonic() - self._clean_since, 3)
+        self.summary.results.append(result.report)
+        if self.on_result:
+            self.on_result(result)
+        return result
