@@ -1,0 +1,126 @@
+"""Compare the outputs of ``exercise.sh`` on the x86 host and on the emulated aarch64 device.
+
+    python compare_outputs.py X86_DIR AARCH64_DIR [--atol 0.05] [--rtol 1e-4] [--json REPORT.json]
+
+Every step must have the same status on both sides (a step may be skipped on both when its command is not in this
+build yet). JSON outputs must agree key by key: strings, booleans and nulls exactly; numbers within
+``atol + rtol * |x86|`` (grams for LV mass, mV for amplitudes). Keys that name a place or a moment (paths, times,
+database ids) are not compared. Exit status 1 on any difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+# Keys whose values legitimately differ between two runs or two machines.
+UNCOMPARED_KEY = re.compile(r"(^|_)(source|path|paths|time|timestamp|created|created_at|date|elapsed|seconds|id|db|pty|port)$|_ms_wall$")
+PLATFORM_FILES = {"platform.json"}  # describes the machine: reported, not compared
+
+
+def read_steps(directory: Path) -> dict[str, tuple[str, str]]:
+    """``steps.tsv`` as {step: (status, detail)}."""
+    with open(directory / "steps.tsv", newline="") as handle:
+        return {row[0]: (row[1], row[3] if len(row) > 3 else "") for row in csv.reader(handle, delimiter="\t") if row}
+
+
+def json_differences(reference, candidate, atol: float, rtol: float, where: str = "") -> tuple[list[str], float]:
+    """Differences between two JSON values and the largest absolute numeric difference seen.
+
+    Parameters
+    ----------
+    reference, candidate
+        Parsed JSON (x86 and aarch64).
+    atol, rtol : float
+        Numbers agree when ``|a - b| <= atol + rtol * |a|``.
+    where : str
+        Path of this value inside the document, for messages.
+
+    Returns
+    -------
+    (list of str, float)
+        Human-readable differences (empty when equal) and the maximum absolute numeric difference.
+    """
+    if isinstance(reference, dict) and isinstance(candidate, dict):
+        problems, worst = [], 0.0
+        for key in sorted(set(reference) | set(candidate)):
+            if UNCOMPARED_KEY.search(str(key)):
+                continue
+            if key not in reference or key not in candidate:
+                problems.append(f"{where}/{key}: only on {'x86' if key in reference else 'aarch64'}")
+                continue
+            sub_problems, sub_worst = json_differences(reference[key], candidate[key], atol, rtol, f"{where}/{key}")
+            problems += sub_problems
+            worst = max(worst, sub_worst)
+        return problems, worst
+    if isinstance(reference, list) and isinstance(candidate, list):
+        if len(reference) != len(candidate):
+            return [f"{where}: length {len(reference)} on x86, {len(candidate)} on aarch64"], 0.0
+        problems, worst = [], 0.0
+        for index, (a, b) in enumerate(zip(reference, candidate)):
+            sub_problems, sub_worst = json_differences(a, b, atol, rtol, f"{where}[{index}]")
+            problems += sub_problems
+            worst = max(worst, sub_worst)
+        return problems, worst
+    numeric = (int, float)
+    if isinstance(reference, numeric) and isinstance(candidate, numeric) and not isinstance(reference, bool) and not isinstance(candidate, bool):
+        a, b = float(reference), float(candidate)
+        if math.isnan(a) or math.isnan(b):
+            return ([] if math.isnan(a) and math.isnan(b) else [f"{where}: {a} vs {b}"]), 0.0
+        difference = abs(a - b)
+        return ([] if difference <= atol + rtol * abs(a) else [f"{where}: {a} on x86, {b} on aarch64 (|diff| {difference:.3g})"]), difference
+    if reference != candidate:
+        return [f"{where}: {reference!r} on x86, {candidate!r} on aarch64"], 0.0
+    return [], 0.0
+
+
+def compare(x86: Path, aarch64: Path, atol: float, rtol: float) -> dict:
+    """Step-by-step comparison; ``result["ok"]`` is False on any difference."""
+    steps_x86, steps_arm = read_steps(x86), read_steps(aarch64)
+    rows = []
+    for step in list(dict.fromkeys([*steps_x86, *steps_arm])):
+        status_x86, detail_x86 = steps_x86.get(step, ("missing", ""))
+        status_arm, detail_arm = steps_arm.get(step, ("missing", ""))
+        row = {"step": step, "x86": status_x86, "aarch64": status_arm, "max_abs_diff": None, "problems": []}
+        if status_x86 != status_arm:
+            row["problems"].append(f"status differs: x86 {status_x86} ({detail_x86}), aarch64 {status_arm} ({detail_arm})")
+        elif status_x86 == "failed":
+            row["problems"].append(f"failed on both: {detail_arm}")
+        elif status_x86 == "ok" and detail_x86.endswith(".json") and detail_x86 not in PLATFORM_FILES:
+            reference = json.loads((x86 / detail_x86).read_text())
+            candidate = json.loads((aarch64 / detail_x86).read_text())
+            row["problems"], row["max_abs_diff"] = json_differences(reference, candidate, atol, rtol)
+        rows.append(row)
+    platform = {side: json.loads((d / "platform.json").read_text()) if (d / "platform.json").is_file() else None
+                for side, d in (("x86", x86), ("aarch64", aarch64))}
+    return {"ok": not any(r["problems"] for r in rows), "atol": atol, "rtol": rtol, "steps": rows, "platform": platform}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("x86", type=Path)
+    parser.add_argument("aarch64", type=Path)
+    parser.add_argument("--atol", type=float, default=0.05, help="absolute tolerance (g, mV); default 0.05")
+    parser.add_argument("--rtol", type=float, default=1e-4, help="relative tolerance; default 1e-4")
+    parser.add_argument("--json", type=Path, help="also write the comparison here")
+    args = parser.parse_args(argv)
+    result = compare(args.x86, args.aarch64, args.atol, args.rtol)
+    for row in result["steps"]:
+        diff = "" if row["max_abs_diff"] is None else f"max|diff| {row['max_abs_diff']:.3g}"
+        verdict = "DIFFERS" if row["problems"] else "same"
+        print(f"{row['step']:<22} x86 {row['x86']:<8} aarch64 {row['aarch64']:<8} {verdict:<8} {diff}")
+        for problem in row["problems"][:10]:
+            print(f"    {problem}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    print("aarch64 outputs equal x86 within tolerance" if result["ok"] else "aarch64 outputs DIFFER from x86")
+    return 0 if result["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
