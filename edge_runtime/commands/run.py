@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -40,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--quiet", action="store_true", help="no live status line")
     stop = parser.add_argument_group("stopping")
     stop.add_argument("--max-estimates", type=int, help="stop after this many windows with a number")
+    stop.add_argument("--max-windows", type=int, help="stop after this many analyzed 10 s windows")
     stop.add_argument("--duration", type=float, help="stop after this many seconds")
 
 
@@ -78,6 +80,16 @@ def write_outputs(result, report: dict, report_dir: str | Path, stem: str) -> li
 
     folder = Path(report_dir)
     folder.mkdir(parents=True, exist_ok=True)
+    previous_umask = os.umask(0o077)  # reports hold health data: owner-only files
+    try:
+        return _write_outputs(result, report, folder, stem)
+    finally:
+        os.umask(previous_umask)
+
+
+def _write_outputs(result, report: dict, folder: Path, stem: str) -> list[str]:
+    from edge_runtime.runtime.report import render_report
+
     written = []
     try:
         analysis = result.analysis
@@ -132,7 +144,8 @@ def run(args: argparse.Namespace) -> int:
 
     session = RuntimeSession(analyzer, patient, store, on_result=on_result,
                              on_status=None if display is None else display.update,
-                             max_estimates=args.max_estimates, duration_s=args.duration)
+                             max_estimates=args.max_estimates, duration_s=args.duration,
+                             max_windows=args.max_windows)
     try:
         summary = session.run(source)
     except Exception as error:  # a transport that gives up (TransportError) ends the run with its reason

@@ -9,6 +9,8 @@ windows with a number, or after ``duration_s`` of wall time.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +62,19 @@ class SessionSummary:
                 "results": self.results}
 
 
+_END = object()
+
+
+def _pump(source: object, events: queue.Queue) -> None:
+    """Reader thread: every source event into the queue, then ``_END`` (or the exception)."""
+    try:
+        for event in source.events():  # type: ignore[attr-defined]
+            events.put(event)
+    except Exception as error:  # handed to the consumer, which re-raises it in the main thread
+        events.put(error)
+    events.put(_END)
+
+
 def absent_leads(signals_mv: np.ndarray) -> list[str]:
     """Leads flat over the whole window (electrode never attached, or a 2-lead source)."""
     spans = np.ptp(signals_mv, axis=1)
@@ -83,6 +98,8 @@ class RuntimeSession:
         Called with ``(session, assembler, event)`` for every event (the live display).
     max_estimates : int, optional
         Stop after this many results with a number.
+    max_windows : int, optional
+        Stop after this many analyzed windows (with or without a number).
     duration_s : float, optional
         Stop after this much wall time.
     """
@@ -90,13 +107,14 @@ class RuntimeSession:
     def __init__(self, analyzer: Analyzer, patient: PatientContext, store: ResultStore | None = None,
                  on_result: Callable[[WindowResult], None] | None = None,
                  on_status: Callable[..., None] | None = None, max_estimates: int | None = None,
-                 duration_s: float | None = None) -> None:
+                 duration_s: float | None = None, max_windows: int | None = None) -> None:
         self.analyzer = analyzer
         self.patient = patient
         self.store = store
         self.on_result = on_result
         self.on_status = on_status
         self.max_estimates = max_estimates
+        self.max_windows = max_windows
         self.duration_s = duration_s
         self.summary = SessionSummary()
         self.assembler: WindowAssembler | None = None
@@ -113,26 +131,40 @@ class RuntimeSession:
         self._clean_since = None
 
     def done(self) -> bool:
-        """True when ``max_estimates`` is reached."""
-        return self.max_estimates is not None and self.summary.n_estimates >= self.max_estimates
+        """True when ``max_estimates`` or ``max_windows`` is reached."""
+        return ((self.max_estimates is not None and self.summary.n_estimates >= self.max_estimates)
+                or (self.max_windows is not None and self.summary.windows >= self.max_windows))
 
     def run(self, source: object) -> SessionSummary:
-        """Consume ``source.events()`` until it ends or a stop condition holds."""
+        """Consume ``source.events()`` until it ends or a stop condition holds.
+
+        The source is read in its own thread into a queue, so a window's analysis never stalls the
+        serial reads (a front-end's FIFO would overflow and drop frames).
+        """
         self.source_name = getattr(source, "describe", lambda: "source")()
         started = time.monotonic()
-        events = source.events()  # type: ignore[attr-defined]
+        events: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(source, events), name="elvmass-source", daemon=True)
+        reader.start()
         try:
-            for event in events:
+            while True:
+                timeout = None if self.duration_s is None else max(0.0, started + self.duration_s - time.monotonic())
+                try:
+                    event = events.get(timeout=timeout)
+                except queue.Empty:
+                    break
+                if event is _END:
+                    break
+                if isinstance(event, BaseException):
+                    raise event
                 self.handle(event)
                 if self.on_status:
                     self.on_status(self, event)
                 if self.done() or (self.duration_s is not None and time.monotonic() - started >= self.duration_s):
                     break
         finally:
-            getattr(source, "stop", lambda: None)()
-            close = getattr(events, "close", None)
-            if close:
-                close()  # lets the transport send STOP and close the port
+            getattr(source, "stop", lambda: None)()  # the transport sends STOP and closes the port
+            reader.join(timeout=5.0)
         return self.summary
 
     def handle(self, event: object) -> list[WindowResult]:
