@@ -13,8 +13,8 @@ from edge_runtime.record import NORMALIZED_AMPLITUDE_NOTE, EcgRecord, RecordErro
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
-def read_limited(path: str | Path, *, source: str | None = None, max_bytes: int = MAX_FILE_BYTES) -> bytes:
-    """The bytes of ``path``, refusing files larger than ``max_bytes``.
+def read_limited(path: str | Path, *, source: str | None = None, max_bytes: int | None = None) -> bytes:
+    """The bytes of ``path``, refusing files larger than ``max_bytes`` (default :data:`MAX_FILE_BYTES`).
 
     Raises
     ------
@@ -23,10 +23,11 @@ def read_limited(path: str | Path, *, source: str | None = None, max_bytes: int 
     """
     path = Path(path)
     source = source or str(path)
+    max_bytes = MAX_FILE_BYTES if max_bytes is None else max_bytes
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise RecordError(source, f"file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:.0f} MB limit for an ECG")
+            raise RecordError(source, f"file is {size:,} bytes, over the {max_bytes:,}-byte limit for an ECG file")
         with open(path, "rb") as handle:
             data = handle.read(max_bytes + 1)
     except FileNotFoundError:
@@ -35,8 +36,10 @@ def read_limited(path: str | Path, *, source: str | None = None, max_bytes: int 
         raise RecordError(source, "is a directory, not a file") from None
     except OSError as error:
         raise RecordError(source, f"cannot read: {error.strerror or error}") from None
+    except ValueError as error:  # e.g. a NUL byte in a file name taken from a header
+        raise RecordError(source, f"unusable file name ({error})") from None
     if len(data) > max_bytes:  # grew while we read it
-        raise RecordError(source, f"file is over the {max_bytes / 1e6:.0f} MB limit for an ECG")
+        raise RecordError(source, f"file is over the {max_bytes:,}-byte limit for an ECG file")
     return data
 
 

@@ -8,7 +8,6 @@ Demographics come from header comments, which each database writes differently:
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from pathlib import Path
 
@@ -88,7 +87,7 @@ def read_wfdb(header_path: str | Path, *, backend: str = "auto") -> EcgRecord:
     if backend not in ("auto", "wfdb", "native"):
         raise ValueError(f"backend must be 'auto', 'wfdb' or 'native', got {backend!r}")
     if backend == "auto":
-        backend = "wfdb" if importlib.util.find_spec("wfdb") is not None else "native"
+        backend = "wfdb" if _wfdb_installed() else "native"
     if backend == "wfdb":
         physical, fs, names, units, comments = _read_with_library(header_path)
     else:
@@ -118,6 +117,14 @@ def read_wfdb(header_path: str | Path, *, backend: str = "auto") -> EcgRecord:
         notes=notes,
     )
     return note_normalized_amplitudes(record)
+
+
+def _wfdb_installed() -> bool:
+    try:
+        import wfdb  # noqa: F401  (lazy: it pulls pandas, never at module level)
+    except ImportError:
+        return False
+    return True
 
 
 def _read_with_library(header_path: Path) -> tuple[np.ndarray, float, list[str], list[str], list[str]]:

@@ -13,11 +13,11 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from edge_runtime.io.limits import MAX_FILE_BYTES, read_limited
+from edge_runtime.io.limits import read_limited
 from edge_runtime.record import RecordError
 
 
-def parse_xml_file(path: str | Path, *, max_bytes: int = MAX_FILE_BYTES) -> Element:
+def parse_xml_file(path: str | Path, *, max_bytes: int | None = None) -> Element:
     """The root element of the XML file at ``path``.
 
     Raises
