@@ -3,7 +3,7 @@
 Each beat is a sum of Gaussian waves in time, each with a 3-D vector (Frank axes X left, Y feet,
 Z back) -- the dynamical VCG model of McSharry et al. (IEEE TBME 2003;50:289) written directly
 in time as in Sameni et al. (EURASIP J Adv Signal Process 2007:43407). Waves of a sinus beat:
-P, septal q, main R, terminal S, ST (strain), and an asymmetric T from two Gaussians. A premature
+P, septal q, early and late main forces (R1, R2), terminal S, ST (strain), and an asymmetric T from two Gaussians. A premature
 ventricular beat reuses the same slots: no P, a wide QRS of random direction, a discordant T.
 """
 
@@ -15,19 +15,22 @@ import numpy as np
 
 from training.synth.phenotype import Phenotype, direction, unit
 
-WAVES: tuple[str, ...] = ("P", "q", "R", "S", "ST", "T1", "T2")
+WAVES: tuple[str, ...] = ("P", "q", "R1", "R2", "S", "ST", "T1", "T2")
 BEAT_WINDOW_MS: tuple[float, float] = (-450.0, 800.0)  # evaluated span around each R peak
 
 _P_DIRECTION = unit(np.array([0.5, 0.85, 0.1]))
-_SEPTAL_DIRECTION = unit(np.array([-0.7, 0.15, -0.7]))  # rightward and anterior: q in V6, r in V1
+_SEPTAL_DIRECTION = unit(np.array([-0.45, 0.1, -0.9]))  # rightward and anterior: q in V6, r in V1-V2
 _TERMINAL_DIRECTION = unit(np.array([-0.35, -0.45, 0.8]))  # late posterior-superior forces: S waves
 _T_DIRECTION = unit(np.array([0.8, 0.45, -0.3]))
-_REFERENCE_QRS_MV = 1.75
+_REFERENCE_QRS_MV = 1.55
 
 
 def sinus_beat_waves(ph: Phenotype, rr_prev_ms: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Centers (ms from R), widths (ms) and vectors (mV, (7, 3)) of one sinus beat.
+    """Centers (ms from R), widths (ms) and vectors (mV, (8, 3)) of one sinus beat.
 
+    The QRS loop turns from septal (anterior-right) through an early anterior-left and a late
+    posterior-left main force to terminal posterior-superior forces; all four scale with
+    ``ph.qrs_mv`` so the loop's shape (and so its measured width) does not depend on its size.
     ``rr_prev_ms`` sets this beat's QT (Framingham correction) so QT follows the rate beat to beat.
     """
     q = ph.qrs_ms
@@ -38,17 +41,18 @@ def sinus_beat_waves(ph: Phenotype, rr_prev_ms: float) -> tuple[np.ndarray, np.n
     qt = ph.qtc_ms + 0.154 * (1000.0 - rr_prev_ms)
     t_sigma = 0.11 * qt
     t_peak = qrs_onset + qt - 2.3 * t_sigma
-    t_normal = 0.38 * size ** 0.3 * _T_DIRECTION
+    t_normal = 0.32 * size ** 0.3 * _T_DIRECTION
     t_strain = -0.30 * size * r_dir  # repolarization turning away from the QRS vector
     t_vector = (1.0 - ph.strain) * t_normal + ph.strain * t_strain
-    centers = np.array([qrs_onset - ph.pr_ms + 50.0, -0.28 * q, 0.0, 0.24 * q,
+    centers = np.array([qrs_onset - ph.pr_ms + 50.0, -0.30 * q, -0.07 * q, 0.08 * q, 0.27 * q,
                         qrs_offset + 70.0, t_peak - 0.9 * t_sigma, t_peak])
-    sigmas = np.array([20.0, 0.07 * q, 0.105 * q, 0.09 * q, 45.0, 1.6 * t_sigma, t_sigma])
+    sigmas = np.array([20.0, 0.065 * q, 0.09 * q, 0.09 * q, 0.08 * q, 45.0, 1.6 * t_sigma, t_sigma])
     vectors = np.stack([
         0.15 * _P_DIRECTION,
-        0.20 * _SEPTAL_DIRECTION,
-        ph.qrs_mv * r_dir,
-        0.40 * math.sqrt(size) * _TERMINAL_DIRECTION,
+        0.11 * ph.qrs_mv * _SEPTAL_DIRECTION,
+        0.75 * ph.qrs_mv * direction(ph.frontal_axis_deg + 5.0, ph.posterior_deg - 30.0),
+        0.75 * ph.qrs_mv * direction(ph.frontal_axis_deg - 5.0, ph.posterior_deg + 45.0),
+        0.25 * ph.qrs_mv * _TERMINAL_DIRECTION,
         -0.15 * size * ph.strain * r_dir,  # down-sloping ST depression where R is tall
         0.45 * t_vector,
         0.75 * t_vector,
@@ -61,9 +65,9 @@ def ectopic_beat_waves(ph: Phenotype, rng: np.random.Generator) -> tuple[np.ndar
     width = rng.uniform(130.0, 170.0)
     main = unit(rng.normal(size=3)) * ph.qrs_mv * rng.uniform(1.2, 2.0)
     second = unit(rng.normal(size=3)) * ph.qrs_mv * 0.4
-    centers = np.array([0.0, -0.2 * width, 0.0, 0.25 * width, 0.0, 280.0, 330.0])
-    sigmas = np.array([20.0, 0.12 * width, 0.17 * width, 0.12 * width, 45.0, 80.0, 55.0])
-    vectors = np.stack([np.zeros(3), second, main, -second, np.zeros(3), -0.2 * main, -0.3 * main])
+    centers = np.array([0.0, -0.2 * width, -0.05 * width, 0.05 * width, 0.25 * width, 0.0, 280.0, 330.0])
+    sigmas = np.array([20.0, 0.12 * width, 0.12 * width, 0.12 * width, 0.12 * width, 45.0, 80.0, 55.0])
+    vectors = np.stack([np.zeros(3), second, 0.6 * main, 0.6 * main, -second, np.zeros(3), -0.2 * main, -0.3 * main])
     return centers, sigmas, vectors
 
 
@@ -140,7 +144,7 @@ def subject_vcg(ph: Phenotype, fs: float, duration_s: float, rng: np.random.Gene
         else:
             c, s, v = sinus_beat_waves(ph, rr_prev_ms)
             v = v.copy()
-            v[1:4] *= 1.0 + resp_amp * math.sin(2.0 * math.pi * 0.25 * t + resp_phase)  # breathing
+            v[1:5] *= 1.0 + resp_amp * math.sin(2.0 * math.pi * 0.25 * t + resp_phase)  # breathing
         all_c.append(c)
         all_s.append(s)
         all_v.append(v)

@@ -40,7 +40,7 @@ def electrode_noise(n_samples: int, fs: float, rng: np.random.Generator, level: 
     # baseline wander: a few slow sinusoids per electrode plus a shared respiratory component
     freqs = rng.uniform(0.05, 0.6, size=(n_e, 3))
     phases = rng.uniform(0, 2 * math.pi, size=(n_e, 3))
-    wander_amp = rng.uniform(0.02, 0.08, size=(n_e, 3))
+    wander_amp = rng.uniform(0.01, 0.06, size=(n_e, 3)) * rng.lognormal(0.0, 0.5)
     wander = np.einsum("ek,ekn->en", wander_amp, np.sin(2 * math.pi * freqs[..., None] * t + phases[..., None]))
     resp_f, resp_amp = rng.uniform(0.2, 0.33), rng.uniform(0.0, 0.06)
     wander += resp_amp * rng.uniform(-1, 1, size=(n_e, 1)) * np.sin(2 * math.pi * resp_f * t)
@@ -51,14 +51,14 @@ def electrode_noise(n_samples: int, fs: float, rng: np.random.Generator, level: 
     mains = mains_amp * mains_gain * (np.sin(2 * math.pi * mains_hz * t + mains_phase)
                                       + 0.3 * np.sin(2 * math.pi * 3 * mains_hz * t + 3 * mains_phase))
     # EMG: high-pass (first-difference) white noise with a slowly varying envelope
-    emg_sd = rng.uniform(0.003, 0.015)
+    emg_sd = 0.007 * rng.lognormal(0.0, 0.7)  # from near-clean to a tense patient
     white = rng.normal(size=(n_e, n_samples + 1))
     emg = np.diff(white, axis=1) / math.sqrt(2.0)
     envelope = 1.0 + 1.5 * np.clip(np.sin(2 * math.pi * rng.uniform(0.05, 0.3) * t + rng.uniform(0, 6.3)), 0, None)
     emg *= emg_sd * envelope
     # electrode motion: at most one transient (step + exponential recovery) on one electrode
     motion = np.zeros((n_e, n_samples))
-    has_motion = rng.random() < 0.25
+    has_motion = rng.random() < 0.35
     motion_electrode = int(rng.integers(n_e))
     onset, tau, step = rng.uniform(0.5, t[-1] - 1.0), rng.uniform(0.15, 0.8), rng.normal(0.0, 0.25)
     if has_motion:

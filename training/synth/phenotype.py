@@ -16,6 +16,8 @@ Dower matrix). Effects, each a documented finding:
   (Cornell sex-specific thresholds; Okin 1995).
 * Heart rate 50-110 bpm with respiratory sinus arrhythmia, QT by the Framingham correction
   QT = QTc + 0.154 (1000 - RR) ms (Sagie et al., Am J Cardiol 1992;70:797); PR 120-220 ms.
+* A few percent have a conduction delay widening the QRS by 20-45 ms (bundle-branch block
+  prevalence of a few percent in adults; Eriksson et al., Circulation 1998;98:2494).
 * Occasional premature ventricular beats (~8 % of adults in a 10 s ECG carry one or more;
   Simpson et al., Am Heart J 2002).
 
@@ -36,21 +38,23 @@ REFERENCE_LVM_G = 110.0  # mass at which mass_ratio = 1
 class PhenotypeModel:
     """Strength of each effect (see the module docstring for sources)."""
 
-    qrs_mv_at_ref: float = 1.75  # peak spatial QRS vector for a 110 g heart, BMI 26, age 55, man
+    qrs_mv_at_ref: float = 1.55  # main QRS force for a 110 g heart, BMI 26, age 55, man
     mass_voltage_exponent: float = 0.9
     voltage_log_sd: float = 0.18  # conduction/chest-geometry variation no demographic explains
     bmi_attenuation_per_unit: float = 0.025
     age_attenuation_per_year: float = 0.005
     female_voltage_factor: float = 0.90
-    qrs_ms_male: float = 94.0
-    qrs_ms_female: float = 88.0
+    qrs_ms_male: float = 91.0
+    qrs_ms_female: float = 85.0
     qrs_ms_per_doubling: float = 16.0
-    qrs_ms_sd: float = 7.0
-    axis_deg_at_ref: float = 50.0
+    qrs_ms_sd: float = 8.0
+    p_conduction_delay: float = 0.04  # incomplete/complete bundle-branch block-like widening
+    conduction_delay_ms: tuple[float, float] = (20.0, 45.0)
+    axis_deg_at_ref: float = 40.0
     axis_deg_per_doubling: float = -25.0
     axis_deg_per_year: float = -0.3
     axis_deg_per_bmi: float = -1.0
-    axis_sd_deg: float = 20.0
+    axis_sd_deg: float = 24.0
     posterior_deg_at_ref: float = 20.0
     posterior_deg_per_doubling: float = 12.0
     posterior_sd_deg: float = 12.0
@@ -60,8 +64,8 @@ class PhenotypeModel:
     orientation_sd_deg: float = 8.0
     hr_median_bpm: float = 70.0
     hr_log_sd: float = 0.16
-    qtc_ms_male: float = 405.0
-    qtc_ms_female: float = 418.0
+    qtc_ms_male: float = 390.0
+    qtc_ms_female: float = 402.0
     qtc_sd_ms: float = 15.0
     qtc_ms_per_doubling: float = 10.0
     pr_ms_mean: float = 158.0
@@ -76,10 +80,17 @@ def unit(vector: np.ndarray) -> np.ndarray:
     return vector / np.linalg.norm(vector)
 
 
+# Dower rows of leads I and aVF (= II - I/2) on Frank X, Y: used so that a frontal angle means
+# the hexaxial QRS axis a cart would measure, not a Frank-plane angle.
+_I_AVF_FROM_XY = np.array([[0.632, -0.235], [0.235 - 0.316, 1.066 + 0.1175]])
+
+
 def direction(frontal_deg: float, posterior_deg: float) -> np.ndarray:
-    """Unit vector with frontal-plane axis ``frontal_deg`` (0 = left, 90 = feet) tilted back by ``posterior_deg``."""
+    """Unit vector whose projection on leads I/aVF has axis ``frontal_deg``, tilted back by ``posterior_deg``."""
     f, p = math.radians(frontal_deg), math.radians(posterior_deg)
-    return np.array([math.cos(f) * math.cos(p), math.sin(f) * math.cos(p), math.sin(p)])
+    xy = np.linalg.solve(_I_AVF_FROM_XY, np.array([math.cos(f), math.sin(f)]))
+    xy /= np.linalg.norm(xy)
+    return np.array([xy[0] * math.cos(p), xy[1] * math.cos(p), math.sin(p)])
 
 
 def rotation_matrix(angles_deg: np.ndarray) -> np.ndarray:
@@ -121,7 +132,8 @@ def draw_phenotype(subject: dict, rng: np.random.Generator, model: PhenotypeMode
     qrs_mv = model.qrs_mv_at_ref * mass_ratio ** model.mass_voltage_exponent
     qrs_ms = ((model.qrs_ms_male if male else model.qrs_ms_female)
               + model.qrs_ms_per_doubling * doublings + rng.normal(0.0, model.qrs_ms_sd))
-    qrs_ms = float(np.clip(qrs_ms, 70.0, 130.0))
+    delay = rng.uniform(*model.conduction_delay_ms) if rng.random() < model.p_conduction_delay else 0.0
+    qrs_ms = float(np.clip(qrs_ms, 70.0, 125.0)) + delay
     axis = (model.axis_deg_at_ref + model.axis_deg_per_doubling * doublings
             + model.axis_deg_per_year * (subject["age_years"] - 55.0)
             + model.axis_deg_per_bmi * (subject["bmi"] - 26.0) + rng.normal(0.0, model.axis_sd_deg))
@@ -139,7 +151,7 @@ def draw_phenotype(subject: dict, rng: np.random.Generator, model: PhenotypeMode
     n_ectopic = int(1 + rng.poisson(0.5)) if rng.random() < model.p_ectopy else 0
     latents = {
         "mass_ratio": mass_ratio, "conduction_factor": conduction, "voltage_attenuation": attenuation,
-        "qrs_vector_mv": qrs_mv * attenuation, "qrs_ms_model": qrs_ms, "frontal_axis_deg_model": axis,
+        "qrs_vector_mv": qrs_mv * attenuation, "qrs_ms_model": qrs_ms, "conduction_delay_ms": delay, "frontal_axis_deg_model": axis,
         "posterior_deg_model": posterior, "strain_onset_g_m2": onset, "strain": strain,
         "orientation_x_deg": orientation_deg[0], "orientation_y_deg": orientation_deg[1],
         "orientation_z_deg": orientation_deg[2], "hr_bpm_model": hr, "qtc_ms_model": qtc,
