@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from firmware_bridge.crc import crc16_ccitt
+from firmware_bridge.crc import crc32
 from firmware_bridge.events import Event, Gap, InfoReceived, LeadOffChanged, Reply, Samples
 from firmware_bridge.frames import (
     CRC_SIZE, ELECTRODES, HEADER_SIZE, SYNC, DeviceInfo, Frame, FrameError, FrameType,
@@ -83,8 +83,8 @@ class FrameScanner:
                 pos = start
                 break
             body_end = start + HEADER_SIZE + length
-            received = buffer[body_end] | (buffer[body_end + 1] << 8)
-            if crc16_ccitt(bytes(buffer[start + 2:body_end])) != received:
+            received = int.from_bytes(buffer[body_end:body_end + CRC_SIZE], "little")
+            if crc32(bytes(buffer[start + 2:body_end])) != received:
                 self.stats.crc_errors += 1
                 pos = start + 1
                 continue
@@ -222,7 +222,7 @@ class StreamDecoder:
                 self._emit_gap(events, first, "sample counter jumped (frames lost)", ahead)
             else:
                 self._emit_gap(events, first, "sample counter went back (device restarted)")
-        signals = (codes[:, self._order].T * self._scale).astype(np.float32)
+        signals = codes[:, self._order].T.astype(np.float32) * self._scale
         lead_off = lead_off_matrix(status)
         n = codes.shape[0]
         events.append(Samples(first, signals, lead_off, float(self.info.sample_rate_hz)))
@@ -232,10 +232,16 @@ class StreamDecoder:
 
     def _report_lead_off(self, first: int, lead_off: np.ndarray, events: list[Event]) -> None:
         previous = self._lead_off
-        for row in np.flatnonzero(np.any(lead_off != np.vstack([previous, lead_off[:-1]]), axis=1)):
+        if not (lead_off != previous).any():  # the usual case: nothing changed within this frame
+            return
+        changed = np.any(lead_off != np.vstack([previous, lead_off[:-1]]), axis=1)
+        for row in np.flatnonzero(changed):
             now = lead_off[row]
-            names = lambda mask: frozenset(e for e, flag in zip(ELECTRODES, mask) if flag)  # noqa: E731
-            events.append(LeadOffChanged((first + int(row)) % _COUNTER_MOD, names(now),
-                                         names(now & ~previous), names(previous & ~now)))
+            events.append(LeadOffChanged((first + int(row)) % _COUNTER_MOD, _names(now),
+                                         _names(now & ~previous), _names(previous & ~now)))
             previous = now
         self._lead_off = lead_off[-1].copy()
+
+
+def _names(mask: np.ndarray) -> frozenset[str]:
+    return frozenset(electrode for electrode, flag in zip(ELECTRODES, mask) if flag)

@@ -1,6 +1,6 @@
 """Encode and decode one binary frame of the elvmass serial protocol (see PROTOCOL.md, version 1).
 
-Frame = ``A5 5A | version | type | seq u16 | length u16 | payload | CRC-16 u16``; header integers
+Frame = ``A5 5A | version | type | seq u16 | length u16 | payload | CRC-32 u32``; header integers
 and the CRC are little-endian, the CRC covers version..payload. A DATA payload carries
 ``first_sample u32 | count u8`` and then ``count`` blocks of 27 bytes exactly as an ADS1298 shifts
 them out (24-bit status word, then 8 channels of 24-bit two's complement, MSB first), so the
@@ -16,12 +16,12 @@ from typing import Iterable
 
 import numpy as np
 
-from firmware_bridge.crc import crc16_ccitt
+from firmware_bridge.crc import crc32
 
 SYNC = b"\xa5\x5a"
 PROTOCOL_VERSION = 1
 HEADER_SIZE = 8  # sync 2 + version 1 + type 1 + seq 2 + length 2
-CRC_SIZE = 2
+CRC_SIZE = 4
 BLOCK_SIZE = 27  # ADS129x read-data block: 3 status bytes + 8 x 3 channel bytes
 N_CHANNELS = 8
 MAX_SAMPLES_PER_FRAME = 20
@@ -91,7 +91,7 @@ MAX_PAYLOAD: dict[int, int] = {
 MAX_FRAME_SIZE = HEADER_SIZE + max(MAX_PAYLOAD.values()) + CRC_SIZE
 
 _HEADER = struct.Struct("<2sBBHH")
-_CRC = struct.Struct("<H")
+_CRC = struct.Struct("<I")
 
 
 class FrameError(ValueError):
@@ -130,7 +130,7 @@ def encode_frame(frame_type: int, seq: int, payload: bytes = b"") -> bytes:
     if len(payload) > limit:
         raise FrameError(f"{FrameType(frame_type).name} payload of {len(payload)} bytes exceeds {limit}")
     body = _HEADER.pack(SYNC, PROTOCOL_VERSION, int(frame_type), seq & 0xFFFF, len(payload)) + bytes(payload)
-    return body + _CRC.pack(crc16_ccitt(body[2:]))
+    return body + _CRC.pack(crc32(body[2:]))
 
 
 def header_problem(frame_type: int, version: int, length: int) -> str | None:
@@ -168,6 +168,20 @@ def status_word(lead_off: Iterable[str] = (), gpio: int = 0) -> int:
     return STATUS_MARKER | (statp << _STATP_SHIFT) | (statn << _STATN_SHIFT) | (gpio & 0xF)
 
 
+def _comparator_table(side: str) -> np.ndarray:
+    """(256, n_electrodes) bool: which electrodes a LOFF_STATP/STATN byte value reports off."""
+    table = np.zeros((256, len(ELECTRODES)), dtype=bool)
+    for column, electrode in enumerate(ELECTRODES):
+        for comparator_side, channel in ELECTRODE_COMPARATORS[electrode]:
+            if comparator_side == side:
+                table[:, column] |= (np.arange(256) >> channel & 1).astype(bool)
+    return table
+
+
+_STATP_TABLE = _comparator_table("P")
+_STATN_TABLE = _comparator_table("N")
+
+
 def lead_off_matrix(status: np.ndarray) -> np.ndarray:
     """Per-electrode lead-off from status words.
 
@@ -182,14 +196,7 @@ def lead_off_matrix(status: np.ndarray) -> np.ndarray:
         True where the electrode's comparator reports lead-off (any of its comparators).
     """
     status = np.asarray(status, dtype=np.int64)
-    statp = (status >> _STATP_SHIFT) & 0xFF
-    statn = (status >> _STATN_SHIFT) & 0xFF
-    out = np.zeros((status.shape[0], len(ELECTRODES)), dtype=bool)
-    for column, electrode in enumerate(ELECTRODES):
-        for side, channel in ELECTRODE_COMPARATORS[electrode]:
-            bits = statp if side == "P" else statn
-            out[:, column] |= ((bits >> channel) & 1).astype(bool)
-    return out
+    return _STATP_TABLE[(status >> _STATP_SHIFT) & 0xFF] | _STATN_TABLE[(status >> _STATN_SHIFT) & 0xFF]
 
 
 def encode_data_payload(first_sample: int, codes: np.ndarray, status: np.ndarray) -> bytes:
@@ -243,8 +250,7 @@ def decode_data_payload(payload: bytes) -> tuple[int, np.ndarray, np.ndarray]:
     status = words[:, 0].astype(np.int64)
     if np.any((status & STATUS_MARKER_MASK) != STATUS_MARKER):
         raise FrameError("status word without the ADS129x 1100 marker")
-    codes = words[:, 1:]
-    codes = np.where(codes & 0x800000, codes - (1 << 24), codes).astype(np.int32)
+    codes = (words[:, 1:] ^ 0x800000) - 0x800000  # sign-extend 24-bit two's complement
     return int(first_sample), codes, status
 
 

@@ -3,14 +3,15 @@
 
 #include <string.h>
 
-uint16_t elvm_crc16_update(uint16_t crc, const uint8_t *data, size_t len)
+uint32_t elvm_crc32_update(uint32_t crc, const uint8_t *data, size_t len)
 {
     size_t i;
     int bit;
+    /* Bitwise, no table: small flash; swap in a 1 KiB table or the MCU's CRC unit for speed. */
     for (i = 0; i < len; ++i) {
-        crc ^= (uint16_t)((uint16_t)data[i] << 8);
+        crc ^= data[i];
         for (bit = 0; bit < 8; ++bit) {
-            crc = (crc & 0x8000u) ? (uint16_t)((crc << 1) ^ 0x1021u) : (uint16_t)(crc << 1);
+            crc = (crc & 1u) ? ((crc >> 1) ^ 0xEDB88320u) : (crc >> 1);
         }
     }
     return crc;
@@ -37,8 +38,8 @@ static size_t finish_frame(uint8_t *out, uint8_t type, uint16_t seq, uint16_t pa
     out[3] = type;
     put_u16(out + 4, seq);
     put_u16(out + 6, payload_len);
-    put_u16(out + ELVM_HEADER_SIZE + payload_len,
-            elvm_crc16_update(0xFFFFu, out + 2, (size_t)(ELVM_HEADER_SIZE - 2u) + payload_len));
+    put_u32(out + ELVM_HEADER_SIZE + payload_len,
+            elvm_crc32_update(0xFFFFFFFFu, out + 2, (size_t)(ELVM_HEADER_SIZE - 2u) + payload_len) ^ 0xFFFFFFFFu);
     return (size_t)ELVM_HEADER_SIZE + payload_len + ELVM_CRC_SIZE;
 }
 

@@ -16,7 +16,7 @@
 #define ELVM_SYNC1 0x5Au
 #define ELVM_PROTOCOL_VERSION 1u
 #define ELVM_HEADER_SIZE 8u
-#define ELVM_CRC_SIZE 2u
+#define ELVM_CRC_SIZE 4u
 #define ELVM_BLOCK_SIZE 27u            /* ADS129x block: 3 status bytes + 8 x 3 channel bytes */
 #define ELVM_CHANNELS 8u
 #define ELVM_MAX_SAMPLES_PER_FRAME 20u
@@ -46,8 +46,8 @@ typedef struct {
     float lsb_nv;                      /* one ADC code in nanovolts */
 } elvm_info_t;
 
-/* CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF; start with crc = 0xFFFF. */
-uint16_t elvm_crc16_update(uint16_t crc, const uint8_t *data, size_t len);
+/* CRC-32/ISO-HDLC (zlib): elvm_crc32_update(0xFFFFFFFF, ...) then XOR the result with 0xFFFFFFFF. */
+uint32_t elvm_crc32_update(uint32_t crc, const uint8_t *data, size_t len);
 
 /* Any frame from a ready payload (commands, PONG, ACK, NAK). */
 size_t elvm_encode_frame(uint8_t *out, size_t out_size, uint8_t type, uint16_t seq,
