@@ -39,6 +39,7 @@ LEARNING_S = 2.0
 SEARCHBACK_FACTOR = 1.66
 RR_LIMITS_S = (0.2, 2.0)
 HISTORY_S = 4.5
+SPKI_DECAY = 0.5
 DETECTION_BAND = (0.5, 40.0)
 
 
@@ -87,7 +88,10 @@ class StreamingRPeakDetector:
         self._last_slope = 0.0
         self._rr: list[int] = []
         self._noise_peaks: list[tuple[int, float, float]] = []
-        self._searched = False
+        self._due: int | None = None  # search-back time
+        self._provisional: int | None = None  # R peak not yet final (refractory period running)
+        self._last_value = 0.0
+        self._undo: tuple = ()
 
     # ------------------------------------------------------------------ features
     def _features(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,7 +119,16 @@ class StreamingRPeakDetector:
             return self.fs  # 60 bpm until two beats are known
         return float(np.mean(self._rr[-8:]))
 
-    def _accept(self, peak: int, value: float, slope: float, searchback: bool) -> int:
+    def _emit(self, out: list[int]) -> None:
+        if self._provisional is not None:
+            out.append(self._provisional)
+            self._provisional = None
+
+    def _accept(self, peak: int, value: float, slope: float, searchback: bool, out: list[int]) -> None:
+        """Take a QRS; it stays provisional for the refractory period (a larger peak there replaces it)."""
+        self._emit(out)
+        self._undo = (self.spki, list(self._rr), self._last_qrs, self._last_slope)
+        self._last_value = value
         weight = 0.25 if searchback else 0.125
         self.spki = weight * value + (1.0 - weight) * self.spki
         if self._last_qrs is not None:
@@ -125,40 +138,56 @@ class StreamingRPeakDetector:
             del self._rr[:-8]
         self._last_qrs = peak
         self._last_slope = slope
-        self._searched = False
+        self._due = None
         self._noise_peaks.clear()
         region = self._at(self._magnitude, peak - self.w - 2 * self.k, peak + 1)
         first = max(peak - self.w - 2 * self.k, self._start)
-        return first + int(np.argmax(region)) if region.size else peak
+        self._provisional = first + int(np.argmax(region)) if region.size else peak
+
+    def _replace(self, peak: int, value: float, slope: float) -> None:
+        self.spki, self._rr, self._last_qrs, self._last_slope = self._undo
+        self._provisional = None
+        self._accept(peak, value, slope, searchback=False, out=[])
 
     def _searchback_due(self) -> int | None:
-        if self._last_qrs is None or self._searched:
+        if self._last_qrs is None:
             return None
-        return self._last_qrs + int(SEARCHBACK_FACTOR * min(self._rr_mean(), RR_LIMITS_S[1] * self.fs))
+        if self._due is None:
+            self._due = self._last_qrs + int(SEARCHBACK_FACTOR * min(self._rr_mean(), RR_LIMITS_S[1] * self.fs))
+        return self._due
 
     def _searchback(self, until: int, out: list[int]) -> None:
+        """Pan-Tompkins search-back; when it finds nothing, the signal level decays (amplitude drops)."""
         due = self._searchback_due()
         while due is not None and due <= until:
-            eligible = [c for c in self._noise_peaks if c[0] <= due and c[1] > 0.5 * self.threshold]
-            self._searched = True
+            eligible = [c for c in self._noise_peaks
+                        if c[0] <= due and c[1] > 0.5 * self.threshold and not self._is_t_wave(c[0], c[2])]
             if not eligible:
-                return
+                # No beat at half threshold for 1.66 RR: the QRS amplitude must have dropped.
+                self.spki = self.npki + SPKI_DECAY * (self.spki - self.npki)
+                self._due = due + int(0.5 * min(self._rr_mean(), RR_LIMITS_S[1] * self.fs))
+                due = self._due
+                continue
             best = max(eligible, key=lambda c: c[1])
-            self._noise_peaks = [c for c in self._noise_peaks if c[0] > best[0]]
-            remaining = self._noise_peaks
-            out.append(self._accept(*best, searchback=True))
+            remaining = [c for c in self._noise_peaks if c[0] > best[0]]
+            self._accept(*best, searchback=True, out=out)
             self._noise_peaks = remaining
             due = self._searchback_due()
+
+    def _is_t_wave(self, peak: int, slope: float) -> bool:
+        return (self._last_qrs is not None and peak - self._last_qrs < self.t_window
+                and slope < 0.5 * self._last_slope)
 
     def _classify(self, peak: int, value: float, slope: float, out: list[int]) -> None:
         self._searchback(peak - 1, out)
         if self._last_qrs is not None and peak - self._last_qrs < self.refractory:
+            if self._provisional is not None and value > self._last_value:
+                self._replace(peak, value, slope)
             return
+        self._emit(out)
         if value > self.threshold:
-            is_t_wave = (self._last_qrs is not None and peak - self._last_qrs < self.t_window
-                         and slope < 0.5 * self._last_slope)
-            if not is_t_wave:
-                out.append(self._accept(peak, value, slope, searchback=False))
+            if not self._is_t_wave(peak, slope):
+                self._accept(peak, value, slope, searchback=False, out=out)
                 return
         self.npki = 0.125 * value + 0.875 * self.npki
         self._noise_peaks.append((peak, value, slope))
@@ -217,6 +246,8 @@ class StreamingRPeakDetector:
         for peak, value, slope in pending:
             self._classify(peak, value, slope, out)
         self._searchback(complete if not final else self._n_seen, out)
+        if final or (self._last_qrs is not None and complete - self._last_qrs >= self.refractory):
+            self._emit(out)
 
     def _trim(self) -> None:
         drop = self._n_seen - self.history_n - self._start

@@ -39,7 +39,8 @@ def beat_samples(samples: np.ndarray, symbols: list[str]) -> np.ndarray:
 
 
 def compare_detections(reference: np.ndarray, detected: np.ndarray, fs: float, *, tolerance_s: float = 0.150,
-                       start: int = 0, stop: int | None = None) -> DetectionScore:
+                       start: int = 0, stop: int | None = None,
+                       exclude: list[tuple[int, int]] = ()) -> DetectionScore:
     """One-to-one matching of detections to reference beats within ``tolerance_s``.
 
     Parameters
@@ -52,6 +53,8 @@ def compare_detections(reference: np.ndarray, detected: np.ndarray, fs: float, *
         Largest |detected - reference| that counts as a match (150 ms is the EC57 convention).
     start, stop : int
         Only beats in ``[start, stop)`` are scored (e.g. skip the first and last second).
+    exclude : list of (start, stop)
+        Intervals where neither reference nor detections are scored (see :func:`excluded_episodes`).
 
     Returns
     -------
@@ -67,6 +70,9 @@ def compare_detections(reference: np.ndarray, detected: np.ndarray, fs: float, *
     stop = np.iinfo(np.int64).max if stop is None else stop
     reference = reference[(reference >= start) & (reference < stop)]
     detected = detected[(detected >= start) & (detected < stop)]
+    for lo, hi in exclude:
+        reference = reference[(reference < lo) | (reference >= hi)]
+        detected = detected[(detected < lo) | (detected >= hi)]
     tolerance = tolerance_s * fs
     used = np.zeros(detected.size, dtype=bool)
     tp = 0
@@ -83,3 +89,17 @@ def compare_detections(reference: np.ndarray, detected: np.ndarray, fs: float, *
             used[best] = True
             tp += 1
     return DetectionScore(tp=tp, fp=int(detected.size - tp), fn=int(reference.size - tp))
+
+
+def excluded_episodes(samples: np.ndarray, symbols: list[str]) -> list[tuple[int, int]]:
+    """Ventricular flutter/fibrillation episodes (between ``[`` and ``]``), excluded from QRS scoring (EC57)."""
+    episodes, start = [], None
+    for sample, symbol in zip(samples, symbols):
+        if symbol == "[":
+            start = int(sample)
+        elif symbol == "]" and start is not None:
+            episodes.append((start, int(sample) + 1))
+            start = None
+    if start is not None:
+        episodes.append((start, np.iinfo(np.int64).max))
+    return episodes
