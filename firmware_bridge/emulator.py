@@ -30,6 +30,7 @@ import numpy as np
 
 from firmware_bridge.decoder import FrameScanner
 from firmware_bridge.faults import FaultConfig, FaultInjector
+from firmware_bridge.text_mode import format_text_line
 from firmware_bridge.frames import (
     CHANNEL_LEADS, CODE_MAX, CODE_MIN, MAX_PING_PAYLOAD, DeviceInfo, FrameType, NakReason, encode_data_payload,
     encode_frame, encode_info_payload,
@@ -61,6 +62,8 @@ class DeviceEmulator:
         Faults to inject.
     seed : int
         Seed of the fault injector.
+    text_mode : bool
+        Behave like a hobby front-end: stream text lines (microvolts) from power-up, ignore commands.
 
     Notes
     -----
@@ -69,7 +72,7 @@ class DeviceEmulator:
     """
 
     def __init__(self, signals_mv: np.ndarray, *, info: DeviceInfo = DeviceInfo(), loop: bool = False,
-                 faults: FaultConfig = FaultConfig(), seed: int = 0) -> None:
+                 faults: FaultConfig = FaultConfig(), seed: int = 0, text_mode: bool = False) -> None:
         signals = np.asarray(signals_mv, dtype=np.float64)
         if signals.ndim != 2 or signals.shape[0] != len(CHANNEL_LEADS) or signals.shape[1] == 0:
             raise ValueError(f"signals must be (8, n) millivolts in {CHANNEL_LEADS} order, got shape {signals.shape}")
@@ -80,6 +83,7 @@ class DeviceEmulator:
             raise ValueError("; ".join(problems))
         self.info = info
         self.loop = loop
+        self.text_mode = text_mode
         by_lead = dict(zip(CHANNEL_LEADS, signals))
         in_device_order = np.stack([by_lead[name] for name in info.channel_map])
         codes = np.round(in_device_order * 1e6 / info.lsb_nv)
@@ -108,7 +112,7 @@ class DeviceEmulator:
 
     def power_cycle(self) -> None:
         """State after power-up: idle, counters at zero, no partial command bytes."""
-        self.streaming = False
+        self.streaming = self.text_mode  # a text-mode board streams as soon as it has power
         self.sample_index = 0
         self.seq = 0
         self.starts = 0
@@ -121,6 +125,8 @@ class DeviceEmulator:
 
     def handle_bytes(self, data: bytes) -> bytes:
         """Feed host -> device bytes; returns the reply bytes to send."""
+        if self.text_mode:
+            return b""
         out = bytearray()
         for frame in self._scanner.feed(data):
             self.counters.commands += 1
@@ -157,6 +163,13 @@ class DeviceEmulator:
             return b""
         rows = (self.sample_index + np.arange(count)) % self.n_samples
         codes, status = self.injector.apply_to_codes(self.codes[rows])
+        if self.text_mode:
+            by_lead = dict(zip(self.info.channel_map, (codes * (self.info.lsb_nv * 1e-3)).T))
+            values_uv = np.stack([by_lead[name] for name in CHANNEL_LEADS], axis=1)
+            self.sample_index += count
+            self.counters.frames_sent += 1
+            self.counters.samples_sent += count
+            return b"".join(format_text_line(row) for row in values_uv)
         frame = self._frame(FrameType.DATA, encode_data_payload(self.sample_index, codes, status))
         self.sample_index += count
         self.counters.frames_sent += 1
@@ -168,6 +181,7 @@ class PtyLink:
     """A pseudo-terminal behind a stable symlink (``link_path``), re-created on replug."""
 
     def __init__(self, link_path: str | Path | None = None) -> None:
+        self._own_dir = link_path is None
         self.link_path = Path(link_path) if link_path else Path(tempfile.mkdtemp(prefix="elvmass-emu-")) / "ttyECG0"
         self.master: int | None = None
         self.slave: int | None = None
@@ -216,6 +230,11 @@ class PtyLink:
 
     def close(self) -> None:
         self.unplug()
+        if self._own_dir:
+            try:
+                self.link_path.parent.rmdir()
+            except OSError:
+                pass
 
 
 class SocketLink:
@@ -329,7 +348,7 @@ def serve(emulator: DeviceEmulator, link: PtyLink | SocketLink, *, speed: float 
                         unplug_at = None
                         _unplug(emulator, link, stop, notify)
                         backlog.clear()
-                        starts_seen = emulator.starts
+                        starts_seen, start_time = emulator.starts, time.monotonic()
                         break
                     frame = emulator.next_frame()
                     if len(backlog) + len(frame) > max_backlog_bytes:
