@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO_ROOT, SHARED_DATA
 from edge_runtime.assets import CINC_LVH_RECORD, LUDB_ANNOTATED_RECORD, PTBXL_RECORD, RECORDS_DIR
-from edge_runtime.io.wfdb_native import INVALID_SAMPLE, _decode, parse_header, read_physical
+from edge_runtime.io.wfdb_native import INVALID_SAMPLE, UnsupportedWfdbFeature, _decode, parse_header, read_physical
 from edge_runtime.io.wfdb_reader import read_wfdb
 from edge_runtime.record import RecordError
 
@@ -125,6 +125,29 @@ def test_auto_backend_works_without_wfdb_installed():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     assert out.stdout.split() == ["wfdb", "500.0", "(12,", "5000)", "False"]
+
+
+def test_auto_backend_imports_nothing_heavy_even_with_wfdb_installed():
+    code = (
+        "import sys\n"
+        "from edge_runtime.io import read_record\n"
+        f"read_record({str(CINC_LVH_RECORD)!r})\n"
+        "print(sorted(m for m in ('wfdb', 'pandas', 'matplotlib') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_auto_falls_back_to_wfdb_for_formats_the_native_reader_lacks(tmp_path):
+    pytest.importorskip("wfdb")
+    samples = np.array([[1000, -2000], [70000, 5], [-300000, 12]])  # needs 24 bits
+    packed = b"".join(int(v).to_bytes(3, "little", signed=True) for v in samples.reshape(-1))
+    (tmp_path / "r.dat").write_bytes(packed)
+    (tmp_path / "r.hea").write_text("r 2 500 3\nr.dat 24 1000/mV 24 0 0 0 0 I\nr.dat 24 1000/mV 24 0 0 0 0 II\n")
+    with pytest.raises(UnsupportedWfdbFeature):
+        read_wfdb(tmp_path / "r.hea", backend="native")
+    record = read_wfdb(tmp_path / "r.hea")
+    np.testing.assert_allclose(record.signals_mv, samples.T / 1000.0, rtol=1e-6)
 
 
 def test_missing_header_and_records_dir():

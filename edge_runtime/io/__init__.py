@@ -19,6 +19,8 @@ def detect_format(path: str | Path) -> str:
     suffix = path.suffix.lower()
     if suffix in (".hea", ".dat", ".mat", "") and _wfdb_header(path).exists():
         return "wfdb"
+    if not path.exists():
+        raise RecordError(str(path), "file not found")
     if suffix == ".xml":
         from edge_runtime.io.xml_sniff import sniff_xml_format
 

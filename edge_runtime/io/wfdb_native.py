@@ -33,6 +33,10 @@ _FORMAT = re.compile(r"^(\d+)(?:x(\d+))?(?::(\d+))?(?:\+(\d+))?$")
 _GAIN = re.compile(r"^([-+0-9.eE]+)(?:\(([-+]?\d+)\))?(?:/(\S+))?$")
 
 
+class UnsupportedWfdbFeature(RecordError):
+    """A valid WFDB record using a feature this small reader does not implement (the wfdb library may)."""
+
+
 @dataclass(frozen=True)
 class WfdbSignal:
     """One signal line of a WFDB header."""
@@ -91,7 +95,7 @@ def parse_header(text: str, source: str = "<header>") -> WfdbHeader:
     if len(record_fields) < 2:
         raise RecordError(source, f"WFDB record line {lines[0]!r} needs a name and a signal count")
     if "/" in record_fields[0]:
-        raise RecordError(source, "multi-segment WFDB records are not supported")
+        raise UnsupportedWfdbFeature(source, "multi-segment WFDB records are not supported")
     n_signals = _int(record_fields[1], source, "signal count")
     if not 1 <= n_signals <= 64:
         raise RecordError(source, f"WFDB record declares {n_signals} signals (expected 1..64)")
@@ -118,11 +122,11 @@ def _parse_signal_line(line: str, source: str) -> WfdbSignal:
         raise RecordError(source, f"WFDB signal format {fields[1]!r} is malformed")
     fmt = int(match.group(1))
     if fmt not in SUPPORTED_FORMATS:
-        raise RecordError(source, f"WFDB signal format {fmt} is not supported (supported: {SUPPORTED_FORMATS})")
+        raise UnsupportedWfdbFeature(source, f"WFDB signal format {fmt} is not supported (supported: {SUPPORTED_FORMATS})")
     if match.group(2) not in (None, "1"):
-        raise RecordError(source, f"WFDB format {fields[1]!r}: more than one sample per frame is not supported")
+        raise UnsupportedWfdbFeature(source, f"WFDB format {fields[1]!r}: more than one sample per frame is not supported")
     if match.group(3) not in (None, "0"):
-        raise RecordError(source, f"WFDB format {fields[1]!r}: skewed signals are not supported")
+        raise UnsupportedWfdbFeature(source, f"WFDB format {fields[1]!r}: skewed signals are not supported")
     byte_offset = int(match.group(4) or 0)
     adc_zero = _int(fields[4], source, "ADC zero") if len(fields) > 4 else 0
     gain, baseline, units = DEFAULT_GAIN, adc_zero, "mV"
@@ -168,7 +172,7 @@ def read_digital(header: WfdbHeader, directory: Path, source: str) -> np.ndarray
     for file_name, indices in groups.items():
         first = header.signals[indices[0]]
         if any(header.signals[i].fmt != first.fmt or header.signals[i].byte_offset != first.byte_offset for i in indices):
-            raise RecordError(source, f"signals in {file_name} mix formats or byte offsets (not supported)")
+            raise UnsupportedWfdbFeature(source, f"signals in {file_name} mix formats or byte offsets (not supported)")
         path = directory / file_name
         if Path(file_name).name != file_name:
             raise RecordError(source, f"signal file name {file_name!r} must not contain a directory")

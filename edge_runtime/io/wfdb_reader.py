@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.io.limits import note_normalized_amplitudes, read_limited
-from edge_runtime.io.wfdb_native import read_physical
+from edge_runtime.io.wfdb_native import UnsupportedWfdbFeature, read_physical
 from edge_runtime.record import EcgRecord, PatientContext, RecordError, normalize_sex
 
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
@@ -66,9 +66,12 @@ def read_wfdb(header_path: str | Path, *, backend: str = "auto") -> EcgRecord:
     header_path : str or Path
         The record's ``.hea`` file.
     backend : {"auto", "wfdb", "native"}
-        ``wfdb`` uses the wfdb library, ``native`` the pure-numpy reader in
-        :mod:`edge_runtime.io.wfdb_native` (the device has no wfdb); ``auto`` prefers the library
-        when it is installed. Both give identical millivolts.
+        ``native`` is the pure-numpy reader in :mod:`edge_runtime.io.wfdb_native` (the device has no
+        wfdb), ``wfdb`` the wfdb library. ``auto`` reads natively, so the device and a workstation
+        run the same code and nothing heavy (wfdb pulls pandas) is imported, and falls back to the
+        library only for WFDB features the native reader lacks (other formats, multi-segment
+        records) when it is installed. Both give identical millivolts (tested on every record in
+        ../shared/data).
 
     Returns
     -------
@@ -86,12 +89,15 @@ def read_wfdb(header_path: str | Path, *, backend: str = "auto") -> EcgRecord:
         raise RecordError(source, "header file not found")
     if backend not in ("auto", "wfdb", "native"):
         raise ValueError(f"backend must be 'auto', 'wfdb' or 'native', got {backend!r}")
-    if backend == "auto":
-        backend = "wfdb" if _wfdb_installed() else "native"
     if backend == "wfdb":
         physical, fs, names, units, comments = _read_with_library(header_path)
     else:
-        physical, header = read_physical(header_path)
+        try:
+            physical, header = read_physical(header_path)
+        except UnsupportedWfdbFeature:
+            if backend == "native" or not _wfdb_installed():
+                raise
+            return read_wfdb(header_path, backend="wfdb")
         fs, comments = header.fs, list(header.comments)
         names = [signal.name for signal in header.signals]
         units = [signal.units for signal in header.signals]
