@@ -1,10 +1,13 @@
 """Decoder fuzzing and throughput measurement (used by ``elvmass fuzz-decoder`` and the tests).
 
 The fuzz stream alternates intact DATA frames with corrupted ones. Every frame carries a distinct
-sample counter, so each decoded block can be traced back: a block that is not an intact frame,
-bit for bit, is a corrupted frame accepted; an intact frame that never comes out is a failure to
-resynchronize (each corruption is followed by an intact frame, so "0 intact frames lost" means
-"resynchronized within one frame").
+sample counter, so each decoded block can be traced back to the frame the device sent. A decoded
+block whose samples or lead-off bits differ from what was sent is a corrupted frame accepted (the
+failure that matters: wrong numbers). A corrupted frame whose checked bytes all survived (e.g.
+bytes inserted just before the CRC's last byte, which happened to equal it) decodes to exactly
+what was sent; it is counted apart as ``corrupted_recovered``. An intact frame that never comes
+out is a failure to resynchronize (each corruption is followed by an intact frame, so "0 intact
+frames lost" means "resynchronized within one frame").
 
 Corruptions (one per corrupted frame): 1-3 random bit flips, a burst of up to 16 random bits,
 truncation, 1-8 inserted bytes, and pure noise in place of the frame. CRC-32 detects flips and
@@ -74,6 +77,7 @@ class FuzzReport:
     by_corruption: dict[str, int] = field(default_factory=dict)
     exceptions: int = 0
     corrupted_accepted: int = 0
+    corrupted_recovered: int = 0
     intact_lost: int = 0
     intact_altered: int = 0
     gaps_reported: int = 0
@@ -108,6 +112,7 @@ def run_fuzz(n_corrupted: int = 100_000, *, seed: int = 0, samples_per_frame: in
     info = DeviceInfo(samples_per_frame=samples_per_frame)
     report = FuzzReport(by_corruption={kind: 0 for kind in CORRUPTIONS})
     truth: dict[int, int] = {}  # first_sample of each intact frame -> its block in the pool
+    corrupted: dict[int, int] = {}  # the same for corrupted frames
     pieces: list[bytes] = []
     sample, seq = 0, 0
     # Reuse 64 blocks (building payloads is the slow part); a quarter of them have lead-off bits.
@@ -124,6 +129,7 @@ def run_fuzz(n_corrupted: int = 100_000, *, seed: int = 0, samples_per_frame: in
             pieces.append(frame)
             report.intact_frames += 1
         else:
+            corrupted[sample] = block
             kind = CORRUPTIONS[(unit // 2) % len(CORRUPTIONS)]
             pieces.append(corrupt_frame(frame, kind, rng))
             report.by_corruption[kind] += 1
@@ -149,16 +155,21 @@ def run_fuzz(n_corrupted: int = 100_000, *, seed: int = 0, samples_per_frame: in
             if isinstance(event, Gap):
                 report.gaps_reported += 1
             elif isinstance(event, Samples):
-                block = truth.get(event.first_sample)
-                if block is None:
+                intact = event.first_sample in truth
+                block = truth[event.first_sample] if intact else corrupted.get(event.first_sample)
+                signals_mv, lead_off = expected[block] if block is not None else (None, None)
+                same = block is not None and (np.array_equal(event.signals_mv, signals_mv)
+                                              and np.array_equal(event.lead_off, lead_off))
+                if intact:
+                    report.intact_altered += not same
+                    seen.add(event.first_sample)
+                elif same:
+                    report.corrupted_recovered += 1
+                else:
                     report.corrupted_accepted += 1
-                    continue
-                signals_mv, lead_off = expected[block]
-                if not (np.array_equal(event.signals_mv, signals_mv) and np.array_equal(event.lead_off, lead_off)):
-                    report.intact_altered += 1
-                seen.add(event.first_sample)
     report.decode_cpu_s = time.process_time() - started
     report.intact_lost = len(set(truth) - seen)
+    report.gaps_expected -= report.corrupted_recovered  # a recovered frame leaves no hole
     stats = decoder.stats
     report.crc_errors, report.header_rejects = stats.crc_errors, stats.header_rejects
     report.malformed_payloads, report.bytes_discarded = stats.malformed_payloads, stats.bytes_discarded
