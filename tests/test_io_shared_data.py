@@ -49,6 +49,7 @@ def test_ptb_frank_leads_are_dropped_by_to_standard_12():
     assert record.to_standard_12().signals_mv.shape == (12, record.n_samples)
 
 
+@pytest.mark.slow
 def test_mitdb_two_lead_records():
     headers = _headers("mitdb", "*.hea")
     assert len(headers) == 24

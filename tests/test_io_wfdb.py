@@ -90,6 +90,7 @@ def test_bundled_records_native_equals_wfdb(header):
 
 
 @pytest.mark.shared
+@pytest.mark.slow
 def test_every_shared_record_native_equals_wfdb():
     pytest.importorskip("wfdb")
     headers = _all_shared_headers()
