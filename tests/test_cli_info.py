@@ -82,3 +82,13 @@ def test_info_reports_bad_files_clearly(tmp_path):
     (tmp_path / "ecg.edf").write_bytes(b"0       ")
     result = elvmass("info", tmp_path / "ecg.edf")
     assert result.returncode == 1 and "unknown ECG file type" in result.stderr
+
+
+def test_info_renders_nothing_heavy(files):
+    code = (
+        "import sys\nfrom elvmass.cli import main\n"
+        + "".join(f"main(['info', {str(files[kind])!r}])\n" for kind in ("wfdb", "muse-xml", "hl7-aecg", "csv", "npz"))
+        + "print(sorted(m for m in ('wfdb', 'pandas', 'matplotlib', 'torch') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
