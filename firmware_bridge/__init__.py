@@ -1,4 +1,5 @@
 """Firmware bridge: bytes <-> samples (frame protocol, serial transport, device emulator, C encoder).
 
-Depends on nothing else in the project except ``edge_runtime.record`` for lead names and derivation.
+Imports nothing else of the project (numpy and pyserial only); it delivers the 8 measured leads
+I, II, V1..V6 and the edge runtime derives III, aVR, aVL, aVF with ``edge_runtime.record.derive_limb_leads``.
 """

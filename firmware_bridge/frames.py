@@ -245,8 +245,10 @@ def decode_data_payload(payload: bytes) -> tuple[int, np.ndarray, np.ndarray]:
     first_sample, count = struct.unpack_from("<IB", payload)
     if not 1 <= count <= MAX_SAMPLES_PER_FRAME or len(payload) != DATA_PREFIX_SIZE + count * BLOCK_SIZE:
         raise FrameError(f"DATA payload of {len(payload)} bytes does not hold {count} samples")
-    raw = np.frombuffer(payload, dtype=np.uint8, offset=DATA_PREFIX_SIZE).reshape(count, 9, 3).astype(np.int32)
-    words = (raw[:, :, 0] << 16) | (raw[:, :, 1] << 8) | raw[:, :, 2]
+    # Each 24-bit big-endian word read as the low 3 bytes of a 4-byte big-endian word that starts
+    # one byte earlier (a strided view, no copy), then masked.
+    words = np.ndarray((count * 9,), dtype=">u4", buffer=payload, offset=DATA_PREFIX_SIZE - 1, strides=(3,))
+    words = (words.astype(np.int32) & 0xFFFFFF).reshape(count, 9)
     status = words[:, 0].astype(np.int64)
     if np.any((status & STATUS_MARKER_MASK) != STATUS_MARKER):
         raise FrameError("status word without the ADS129x 1100 marker")

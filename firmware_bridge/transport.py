@@ -116,6 +116,12 @@ class SerialTransport:
             When ``max_attempts`` opens fail in a row, or the first connection fails with
             ``reconnect=False``.
         """
+        try:
+            yield from self._connect_loop()
+        finally:  # also when the consumer abandons the iterator: never leave the port open
+            self._close()
+
+    def _connect_loop(self) -> Iterator[Event]:
         failures = 0
         while not self._stop.is_set():
             try:
@@ -139,9 +145,9 @@ class SerialTransport:
                 expected = getattr(self.decoder, "expected_sample", None)
                 if expected is not None:
                     yield Gap(expected, None, None, f"link lost: {reason}")
-                yield Disconnected(self.url, reason)
                 self._close()
                 self.decoder.reset()
+                yield Disconnected(self.url, reason)
                 if not self.reconnect:
                     return
                 self.reconnects += 1
