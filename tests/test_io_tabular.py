@@ -102,3 +102,16 @@ def test_npy_refuses_pickles_and_npz_needs_its_arrays(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(RecordError):
         read_npy(tmp_path / "junk.npz")
+
+
+def test_size_cap_applies_to_every_reader(tmp_path, small_record, monkeypatch):
+    from edge_runtime.assets import PTBXL_RECORD
+    from edge_runtime.io import limits
+    from edge_runtime.io.wfdb_reader import read_wfdb
+
+    csv_path = write_csv(small_record, tmp_path / "ecg.csv")
+    npz_path = write_npz(small_record, tmp_path / "ecg.npz")
+    monkeypatch.setattr(limits, "MAX_FILE_BYTES", 1000)
+    for read in (lambda: read_csv(csv_path), lambda: read_npy(npz_path), lambda: read_wfdb(PTBXL_RECORD, backend="native")):
+        with pytest.raises(RecordError, match="over the 1,000-byte limit"):
+            read()
