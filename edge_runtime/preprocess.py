@@ -148,11 +148,10 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
         found = check(signals, fs, tuple(lead_names))
         if found:
             flags.append(found)
-    spikes = quality.pacing_spikes(signals, fs)
-    if spikes:
-        flags.append(spikes)
     if fs != config.fs:
-        signals = resample_signals(signals, fs, config.fs).astype(np.float64)
+        # Start each lead at 0 so the resampler's zero padding adds no edge step (a constant
+        # offset does not change the conditioned output: the high-pass comes first).
+        signals = resample_signals(signals - signals[:, :1], fs, config.fs).astype(np.float64)
     fs_a = config.fs
     conditioned = condition(signals, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz)
     detector = StreamingRPeakDetector(fs_a, conditioned.shape[0])
@@ -167,18 +166,23 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
     found = (onset >= 0) & (offset >= 0)
     if found.any():
         parameters["qrs_ms"] = float(np.median(offset[found] - onset[found])) * 1000.0 / fs_a
-    if beats.shape[0] and found.any():
-        template = np.median(beats, axis=0)
+    template = np.median(beats, axis=0) if beats.shape[0] else None
+    if template is not None and found.any():
         pre = config.beat_r_index
         t_onset = pre + int(round(np.median((onset - r_peaks)[found])))
         t_offset = pre + int(round(np.median((offset - r_peaks)[found])))
         parameters.update(beat_parameters(template, pre, t_onset, t_offset, fs_a, rr_s, tuple(lead_names)))
+    if template is not None:
+        spikes = quality.pacing_spikes(signals, fs_a, np.ptp(template, axis=1), r_peaks)
+        if spikes:
+            flags.append(spikes)
     if not ("I" in lead_names and "aVF" in lead_names):
         flags.append(QualityFlag("no_delineation", "axes need leads I and aVF (12-lead record)"))
     if beats.shape[0] < quality.MIN_BEATS:
         flags.append(QualityFlag("too_few_beats", f"{beats.shape[0]} complete beats in the window "
                                                   f"(need {quality.MIN_BEATS})"))
-    flags.extend(quality.template_checks(beats, middle, fs_a, config.beat_r_index))
+    if template is not None:
+        flags.extend(quality.template_checks(beats, template, middle, fs_a, config.beat_r_index))
     irregular, reason = af_suspected(r_peaks, fs_a)
     if irregular:
         flags.append(QualityFlag("af_suspected", reason))

@@ -22,7 +22,8 @@ NOISE_RATIO = 0.15
 MIN_BEATS = 3
 MORPHOLOGY_CORRELATION = 0.85
 WIDE_QRS_MS = 120.0
-PACING_SPIKE_RATIO = 4.0
+PACING_HALF_WIDTH_S = 0.002
+PACING_SPIKE_FRACTION = 0.25
 
 
 @dataclass(frozen=True)
@@ -58,41 +59,85 @@ def saturated_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...])
     """
     run = max(3, int(round(SATURATION_RUN_S * fs)))
     found = []
-    for row, name in zip(signals, lead_names):
-        median = float(np.median(row))
-        high, low = float(row.max()), float(row.min())
-        reach = max(high - median, median - low)
-        for extreme in (high, low):
-            if abs(extreme - median) < 0.5 * reach or reach <= 0:
-                continue
-            at_extreme = np.abs(row - extreme) <= SATURATION_TOLERANCE_MV
-            if at_extreme.sum() < run:
+    highs, lows = signals.max(axis=1), signals.min(axis=1)
+    at_high = np.abs(signals - highs[:, None]) <= SATURATION_TOLERANCE_MV
+    at_low = np.abs(signals - lows[:, None]) <= SATURATION_TOLERANCE_MV
+    candidates = np.flatnonzero((at_high.sum(axis=1) >= run) | (at_low.sum(axis=1) >= run))
+    for i in candidates:  # rare: only leads that touch their extreme for >= run samples in total
+        median = float(np.median(signals[i]))
+        reach = max(highs[i] - median, median - lows[i])
+        for extreme, at_extreme in ((highs[i], at_high[i]), (lows[i], at_low[i])):
+            if reach <= 0 or abs(extreme - median) < 0.5 * reach:
                 continue
             csum = np.concatenate([[0], np.cumsum(at_extreme)])
             if np.any(csum[run:] - csum[:-run] == run):
-                found.append(f"{name} at {extreme:+.2f} mV")
+                found.append(f"{lead_names[i]} at {extreme:+.2f} mV")
                 break
     if not found:
         return None
     return QualityFlag("saturation", f"clipped plateau (>= {run} samples at the extreme) in " + "; ".join(found))
 
 
-def pacing_spikes(signals: np.ndarray, fs: float) -> QualityFlag | None:
-    """Pacemaker spikes: second-difference peaks far steeper than the window's QRS complexes.
+def pacing_spikes(signals: np.ndarray, fs: float, qrs_amplitude: np.ndarray,
+                  r_peaks: np.ndarray) -> QualityFlag | None:
+    """Pacemaker spikes: deflections a few ms wide, far narrower than any ECG wave.
 
-    The steepest second difference of each lead is compared with the 90th percentile of the
-    per-second steepest ones; a pacing spike is a few ms wide, so it stands out at any rate
-    >= 200 Hz, while QRS slopes are similar from beat to beat.
+    Parameters
+    ----------
+    signals : ndarray, shape (n_leads, n)
+        Unfiltered signals at the analysis rate (the band-pass would smear the spikes).
+    fs : float
+    qrs_amplitude : ndarray, shape (n_leads,)
+        Peak-to-peak of each lead's median (conditioned) beat: the scale a spike is compared with.
+    r_peaks : ndarray of int
+        R peaks (indices into ``signals``; the conditioning delay of ~10 ms is immaterial here).
+
+    Notes
+    -----
+    Spike strength at sample n is how far x[n] stands out from both x[n - h] and x[n + h]
+    (h = 2 ms): a wave wider than ~4 ms barely differs over 2 ms, a pacing spike differs by most
+    of its height. Measured on real recordings (mitdb, cinc2021, ludb) the strength stays below
+    0.1 of the QRS amplitude. Spikes above ``PACING_SPIKE_FRACTION`` in the 250 ms before at least
+    half the beats flag ``pacing``; as many spikes not locked to the beats flag ``noise``. The spikes of MIT-BIH's paced records were low-pass
+    filtered at recording (about 10 ms wide) and are *not* caught by this test; those windows
+    are excluded by the wide-QRS guard (see docs/signal.md).
     """
+    h = max(1, int(round(PACING_HALF_WIDTH_S * fs)))
+    r_peaks = np.asarray(r_peaks, dtype=np.int64)
+    if signals.shape[1] <= 2 * h or r_peaks.size == 0:
+        return None
+    centre = signals[:, h:-h]
+    up = np.minimum(centre - signals[:, :-2 * h], centre - signals[:, 2 * h:])
+    down = np.minimum(signals[:, :-2 * h] - centre, signals[:, 2 * h:] - centre)
+    # Small leads (III, aVL) are judged against the typical lead's QRS so a tiny glitch is no spike.
+    scale = np.maximum(qrs_amplitude, max(float(np.median(qrs_amplitude)), 0.05))
+    strength = np.maximum(up, down) / scale[:, None]
+    spike_samples = h + np.flatnonzero((strength >= PACING_SPIKE_FRACTION).any(axis=0))
+    if spike_samples.size == 0:
+        return None
+    starts = np.concatenate([[True], np.diff(spike_samples) > int(0.010 * fs)])
+    events = spike_samples[starts]
+    if events.size < 2:
+        return None
+    # A pacemaker fires once per paced beat, just before its P wave or QRS complex.
+    lead = np.searchsorted(events, r_peaks - int(0.25 * fs))
+    before = np.searchsorted(events, r_peaks + int(0.02 * fs))
+    paced_beats = int(np.count_nonzero(before > lead))
+    if paced_beats >= max(2, len(r_peaks) / 2) and events.size <= 2.5 * len(r_peaks):
+        return QualityFlag("pacing", f"narrow spikes (< {2 * PACING_HALF_WIDTH_S * 1000:g} ms wide, >= "
+                                     f"{PACING_SPIKE_FRACTION:g} of the QRS amplitude) before {paced_beats} of "
+                                     f"{len(r_peaks)} beats")
+    if events.size >= max(2, len(r_peaks) / 2):
+        return QualityFlag("noise", f"{events.size} narrow spikes not locked to the beats (impulsive artefacts)")
     return None
 
 
-def template_checks(beats: np.ndarray, middle_beat: int | None, fs: float, beat_pre: int) -> list[QualityFlag]:
-    """Noise and morphology flags from the beats' agreement with their median beat."""
+def template_checks(beats: np.ndarray, template: np.ndarray, middle_beat: int | None, fs: float,
+                    beat_pre: int) -> list[QualityFlag]:
+    """Noise and morphology flags from the beats' agreement with their median beat ``template``."""
     flags: list[QualityFlag] = []
     if beats.shape[0] < MIN_BEATS or middle_beat is None:
         return flags
-    template = np.median(beats, axis=0)
     residual = beats - template[None]
     span = np.ptp(template, axis=1)
     rms = np.sqrt(np.mean(residual ** 2, axis=(0, 2)))

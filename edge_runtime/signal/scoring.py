@@ -103,3 +103,51 @@ def excluded_episodes(samples: np.ndarray, symbols: list[str]) -> list[tuple[int
     if start is not None:
         episodes.append((start, np.iinfo(np.int64).max))
     return episodes
+
+
+def wave_boundaries(samples: np.ndarray, symbols: list[str], wave: str = "N") -> np.ndarray:
+    """``(n_waves, 3)`` onset, peak, offset from LUDB-style annotations ``(`` ``wave`` ``)``.
+
+    Waves without both an onset and an offset right beside them are skipped.
+    """
+    rows = []
+    for i, symbol in enumerate(symbols):
+        if symbol != wave:
+            continue
+        if 0 < i < len(symbols) - 1 and symbols[i - 1] == "(" and symbols[i + 1] == ")":
+            rows.append((int(samples[i - 1]), int(samples[i]), int(samples[i + 1])))
+    return np.asarray(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def boundary_errors(reference: np.ndarray, r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray,
+                    fs: float, tolerance_s: float = 0.150) -> tuple[np.ndarray, np.ndarray]:
+    """Signed onset and offset errors (detected - reference, ms) of the matched QRS complexes.
+
+    Parameters
+    ----------
+    reference : ndarray, shape (n, 3)
+        Reference onset, peak, offset (see :func:`wave_boundaries`).
+    r_peaks, onset, offset : ndarray of int
+        Detected R peaks and their QRS boundaries (-1 = not found), same time base as ``reference``.
+    fs : float
+    tolerance_s : float
+        A reference QRS is matched to the detected R peak nearest its peak annotation within this.
+
+    Returns
+    -------
+    onset_errors_ms, offset_errors_ms : ndarray
+        One entry per matched complex with a boundary (unmatched references are left out).
+    """
+    onset_errors, offset_errors = [], []
+    r_peaks = np.asarray(r_peaks)
+    if r_peaks.size == 0:
+        return np.zeros(0), np.zeros(0)
+    for ref_on, ref_peak, ref_off in np.asarray(reference):
+        j = int(np.argmin(np.abs(r_peaks - ref_peak)))
+        if abs(int(r_peaks[j]) - int(ref_peak)) > tolerance_s * fs:
+            continue
+        if onset[j] >= 0:
+            onset_errors.append((int(onset[j]) - int(ref_on)) * 1000.0 / fs)
+        if offset[j] >= 0:
+            offset_errors.append((int(offset[j]) - int(ref_off)) * 1000.0 / fs)
+    return np.asarray(onset_errors), np.asarray(offset_errors)
