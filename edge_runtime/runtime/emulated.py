@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drop-frame-prob", type=float, default=0.0)
     parser.add_argument("--unplug-at", type=float, help="unplug at this many s of stream")
     parser.add_argument("--unplug-for", type=float, default=1.0, help="seconds unplugged")
+    parser.add_argument("--backlog-bytes", type=int, default=1 << 16,
+                        help="device FIFO for a host that is not reading (frames beyond it are lost)")
     args = parser.parse_args(argv)
 
     from firmware_bridge.emulator import PtyLink, serve
@@ -101,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"emulator: {text}", file=sys.stderr, flush=True)
 
     try:
-        serve(emulator, PtyLink(args.link), speed=args.speed, stop=stop, on_ready=ready, on_event=note)
+        serve(emulator, PtyLink(args.link), speed=args.speed, stop=stop, on_ready=ready, on_event=note,
+              max_backlog_bytes=args.backlog_bytes)
     except KeyboardInterrupt:
         pass
     return 0

@@ -81,6 +81,20 @@ def absent_leads(signals_mv: np.ndarray) -> list[str]:
     return [STANDARD_LEADS[i] for i in np.flatnonzero(spans < WHOLE_WINDOW_FLAT_MV)]
 
 
+def railed_leads(signals_mv: np.ndarray, fs: float, full_scale_mv: float | None) -> list[str]:
+    """Leads that sit at the ADC's full scale for >= 16 ms: the amplifier saturated (or railed
+    because an electrode is off). Only known when the device announced its LSB."""
+    if not full_scale_mv:
+        return []
+    run = max(3, int(round(0.016 * fs)))
+    at_rail = np.abs(signals_mv) >= 0.999 * full_scale_mv
+    found = []
+    for index, row in enumerate(at_rail):
+        if row.any() and np.convolve(row.astype(np.int32), np.ones(run, dtype=np.int32), "valid").max() >= run:
+            found.append(STANDARD_LEADS[index])
+    return found
+
+
 class RuntimeSession:
     """Run the runtime on one source.
 
@@ -121,6 +135,8 @@ class RuntimeSession:
         self.lead_off: frozenset[str] = frozenset()
         self.source_name = "?"
         self._clean_since: float | None = None
+        self.full_scale_mv: float | None = None  # from the device's INFO (24-bit codes x LSB)
+        self.leads_seen: set[str] = set()  # leads that carried signal in some window of this session
 
     def _log(self, name: str, reason: str) -> None:
         self.summary.events.append(SessionEvent(name, reason))
@@ -186,6 +202,7 @@ class RuntimeSession:
         elif isinstance(event, Connected):
             self._log("connected", f"{event.url} (attempt {event.attempt})")
         elif isinstance(event, InfoReceived):
+            self.full_scale_mv = float(event.info.lsb_nv) * (1 << 23) / 1e6  # 24-bit ADC, signed
             self._log("device_info", str(event.info))
         elif isinstance(event, Stopped):
             self._log("stopped", f"{event.url}")
@@ -213,11 +230,17 @@ class RuntimeSession:
         """Analyze, store and report one complete window."""
         recorded = utc_now()
         signals, flags = window.signals_mv, list(window.flags)
+        # A railed channel with its electrode off is lead-off (already flagged); otherwise saturation.
+        railed = [name for name in railed_leads(signals, window.fs, self.full_scale_mv) if name not in window.leads_off]
+        if railed:
+            flags.append(Flag("saturation", f"at the ADC full scale ({self.full_scale_mv:.0f} mV) in {', '.join(railed)}"))
         absent = absent_leads(signals)
-        if absent:
-            # Leads never attached (or a 2-lead source): rhythm flags from what exists, no number.
-            flags = [f for f in flags if f.name != "lead_off"]
-            flags.append(Flag("needs_12_leads", f"the model needs 12 leads; no signal on {', '.join(absent)}"))
+        self.leads_seen.update(name for name in STANDARD_LEADS if name not in absent)
+        never = [name for name in absent if name not in self.leads_seen and name not in railed]
+        if never:
+            # Leads with no signal since the session started (a 2-lead source, electrodes never
+            # attached): rhythm flags from the leads that exist, never a number.
+            flags.append(Flag("needs_12_leads", f"the model needs 12 leads; no signal on {', '.join(never)}"))
             present = [name for name in STANDARD_LEADS if name not in absent]
             result = self.analyzer.analyze_leads(signals, window.fs, present, self.patient, flags,
                                                  source=self.source_name, recorded_utc=recorded)

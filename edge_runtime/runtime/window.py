@@ -18,6 +18,7 @@ from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, derive_limb_l
 from edge_runtime.runtime.estimate import Flag
 
 WINDOW_S = 10.0
+_ELECTRODE_ORDER = {name: i for i, name in enumerate(("RA", "LA", "LL", "V1", "V2", "V3", "V4", "V5", "V6", "I", "II"))}
 
 
 @dataclass
@@ -29,6 +30,15 @@ class Window:
     start_sample: int  # index of the first sample in the stream (counting gaps' missing samples)
     flags: list[Flag] = field(default_factory=list)
     lead_names: tuple[str, ...] = STANDARD_LEADS
+    lead_off: frozenset[str] = frozenset()  # electrodes the front-end reported off during the window
+
+    @property
+    def leads_off(self) -> frozenset[str]:
+        """Leads an off electrode corrupts: its own V lead; any limb electrode spoils every lead
+        (the limb leads directly, the V leads through Wilson's central terminal)."""
+        if self.lead_off & {"RA", "LA", "LL"}:
+            return frozenset(STANDARD_LEADS)
+        return frozenset(name for name in self.lead_off if name in STANDARD_LEADS)
 
 
 def twelve_from_independent(independent_mv: np.ndarray) -> np.ndarray:
@@ -107,9 +117,10 @@ class WindowAssembler:
     def _complete(self) -> Window:
         flags = []
         if self._lead_off:
-            off = [name for name in INDEPENDENT_LEADS if name in self._lead_off]
+            off = sorted(self._lead_off, key=_ELECTRODE_ORDER.get)
             flags.append(Flag("lead_off", f"front-end reported electrode(s) off during the window: {', '.join(off)}"))
-        window = Window(twelve_from_independent(self._buffer.copy()), self.fs, self._window_start, flags)
+        window = Window(twelve_from_independent(self._buffer.copy()), self.fs, self._window_start, flags,
+                        lead_off=frozenset(self._lead_off))
         self._filled = 0
         self._lead_off = set()
         return window
