@@ -38,15 +38,16 @@ def run(args: argparse.Namespace) -> int:
     config = CohortConfig(n=args.n, seed=args.seed, noise_level=args.noise_level, mains_hz=args.mains_hz,
                           subjects=subjects)
     out = Path(args.out)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     try:
         rows = generate_cohort(out, config, chunk_size=args.chunk_size, workers=args.workers,
                                progress=not args.quiet)
     except ValueError as error:
         print(f"elvmass synth: {error}")
         return 2
-    generate_s = time.perf_counter() - start
-    extra: dict = {"timing": {"generate_s": round(generate_s, 2), "workers": args.workers}}
+    generate_s, generate_cpu_s = time.perf_counter() - start, _cpu_seconds() - cpu_start
+    extra: dict = {"timing": {"generate_s": round(generate_s, 2), "generate_cpu_s": round(generate_cpu_s, 2),
+                              "workers": args.workers}}
     if not args.no_floor:
         from training.synth.floor import compute_floor, format_floor
 
@@ -54,9 +55,11 @@ def run(args: argparse.Namespace) -> int:
         floor = compute_floor(out, rows, progress=not args.quiet)
         extra["floor"] = floor
         extra["timing"]["floor_s"] = round(time.perf_counter() - floor_start, 2)
+        print(f"measured {config.n} records through the signal core in {extra['timing']['floor_s']:.1f} s wall")
     document = write_cohort_json(out, config, rows, extra)
     summary = document["summary"]
-    print(f"wrote {config.n} subjects to {out} in {generate_s:.1f} s ({args.workers} worker(s))")
+    print(f"wrote {config.n} subjects to {out} in {generate_s:.1f} s wall, {generate_cpu_s:.1f} s CPU "
+          f"({args.workers} worker(s))")
     print(f"LV mass {summary['lvm_g_mean']:.1f} +- {summary['lvm_g_sd']:.1f} g "
           f"(men {summary['lvm_g_mean_male']:.1f}, women {summary['lvm_g_mean_female']:.1f}); "
           f"LVH {100 * summary['lvh_prevalence']:.1f} % (men {100 * summary['lvh_prevalence_male']:.1f} %, "
@@ -66,3 +69,11 @@ def run(args: argparse.Namespace) -> int:
     if "floor" in extra:
         print(format_floor(extra["floor"]))
     return 0
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished worker processes."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime

@@ -77,6 +77,15 @@ def subject_id(index: int) -> str:
 def simulate_subject(index: int, config: CohortConfig) -> SyntheticSubject:
     """Subject ``index`` of the cohort: demographics, LV mass, 12-lead ECG and all latents."""
     subject = draw_subject(subject_rng(config.seed, index, _STREAM_SUBJECT), config.subjects)
+    return render_subject(subject, index, config)
+
+
+def render_subject(subject: dict, index: int, config: CohortConfig) -> SyntheticSubject:
+    """The ECG of ``subject`` (a :func:`draw_subject` dict) with subject ``index``'s nuisance draws.
+
+    Separate from :func:`simulate_subject` so a study can change one latent (e.g. LV mass) and
+    keep heart orientation, rhythm, electrode placement and noise identical.
+    """
     ph = draw_phenotype(subject, subject_rng(config.seed, index, _STREAM_PHENOTYPE), config.phenotype)
     wave_rng = subject_rng(config.seed, index, _STREAM_WAVEFORM)
     vcg, rhythm = subject_vcg(ph, config.fs, config.duration_s, wave_rng)

@@ -186,8 +186,9 @@ def plot_histograms(synthetic: list[dict], real: list[dict], path: str | Path) -
             continue
         lo, hi = np.percentile(both, [1, 99])
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 25)
-        ax.hist(s, bins=bins, density=True, alpha=0.5, label=f"synthetic n={s.size}")
-        ax.hist(r, bins=bins, density=True, alpha=0.5, label=f"real n={r.size}")
+        for values, label in ((s, "synthetic"), (r, "real")):
+            if values.size:  # an empty side would be a 0/0 density
+                ax.hist(values, bins=bins, density=True, alpha=0.5, label=f"{label} n={values.size}")
         ax.set_title(name, fontsize=9)
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(names):]:

@@ -50,10 +50,13 @@ def electrode_noise(n_samples: int, fs: float, rng: np.random.Generator, level: 
     mains_gain = rng.uniform(0.3, 1.0, size=(n_e, 1))
     mains = mains_amp * mains_gain * (np.sin(2 * math.pi * mains_hz * t + mains_phase)
                                       + 0.3 * np.sin(2 * math.pi * 3 * mains_hz * t + 3 * mains_phase))
-    # EMG: high-pass (first-difference) white noise with a slowly varying envelope
+    # EMG: band-limited white noise (first difference, then a 3-tap smoother: ~10-170 Hz at 500 Hz)
+    # with a slowly varying envelope
     emg_sd = 0.007 * rng.lognormal(0.0, 0.7)  # from near-clean to a tense patient
-    white = rng.normal(size=(n_e, n_samples + 1))
-    emg = np.diff(white, axis=1) / math.sqrt(2.0)
+    white = rng.normal(size=(n_e, n_samples + 3))
+    emg = np.diff(white, axis=1)
+    emg = 0.25 * emg[:, :-2] + 0.5 * emg[:, 1:-1] + 0.25 * emg[:, 2:]
+    emg /= 0.5  # the combined filter (1, 1, -1, -1)/4 has a white-noise SD gain of 0.5
     envelope = 1.0 + 1.5 * np.clip(np.sin(2 * math.pi * rng.uniform(0.05, 0.3) * t + rng.uniform(0, 6.3)), 0, None)
     emg *= emg_sd * envelope
     # electrode motion: at most one transient (step + exponential recovery) on one electrode
