@@ -1,0 +1,217 @@
+"""INT8 ONNX by onnxruntime static quantization: QDQ format, per-channel weights, calibrated activations.
+
+The regression head's last layer (the Gemm/MatMul that produces the normalized output and the
+Mul/Add that rescale it to grams) can stay float: an INT8 output is clipped to its calibration
+range, and saturation at the ends of the LV-mass range is the main INT8 error source.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+ACTIVATION_TYPES = ("s8", "u8")  # s8s8 is what ARM kernels prefer; u8s8 is the x86 default
+
+
+class ArrayCalibrationReader:
+    """Feeds calibration arrays to onnxruntime in batches (the ``CalibrationDataReader`` protocol)."""
+
+    def __init__(self, inputs: dict[str, np.ndarray], batch_size: int = 32) -> None:
+        n = len(next(iter(inputs.values())))
+        self._batches: Iterator[dict[str, np.ndarray]] = iter(
+            [{k: np.ascontiguousarray(v[i:i + batch_size], dtype=np.float32) for k, v in inputs.items()}
+             for i in range(0, n, batch_size)]
+        )
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+    def rewind(self) -> None:  # onnxruntime calls it on some versions; one pass is all we give
+        pass
+
+
+def output_head_nodes(model_path: Path) -> list[str]:
+    """Names of the nodes from the graph output back to (and including) the last Gemm/MatMul.
+
+    These are the final regression layer and the de-normalization to grams.
+    """
+    import onnx
+
+    model = onnx.load(str(model_path))
+    producer = {out: node for node in model.graph.node for out in node.output}
+    names: list[str] = []
+    frontier = [model.graph.output[0].name]
+    while frontier:
+        node = producer.get(frontier.pop())
+        if node is None or node.name in names:
+            continue
+        names.append(node.name)
+        if node.op_type in ("Gemm", "MatMul"):
+            continue  # the last layer itself: stop walking past it
+        frontier.extend(i for i in node.input if i in producer)
+    return names
+
+
+def quantize_onnx_int8(
+    fp32_path: Path,
+    out_path: Path,
+    calibration: dict[str, np.ndarray],
+    activation_type: str = "s8",
+    keep_head_float: bool = True,
+    per_channel: bool = True,
+) -> Path:
+    """Static INT8 quantization of an ONNX model.
+
+    Parameters
+    ----------
+    fp32_path
+        The float model (inputs ``beat``, ``demographics``, ``parameters``).
+    out_path
+        Where the INT8 (QDQ) model is written.
+    calibration
+        Input name -> array of calibration inputs (raw units, no NaN).
+    activation_type
+        ``"s8"`` (symmetric-friendly, ARM) or ``"u8"`` activations; weights are always s8.
+    keep_head_float
+        Leave the last Gemm/MatMul and the rescale to grams in float (see module docstring).
+    per_channel
+        Per-output-channel weight scales.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``.
+    """
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if activation_type not in ACTIVATION_TYPES:
+        raise ValueError(f"activation_type must be one of {ACTIVATION_TYPES}")
+    for name, values in calibration.items():
+        if not np.isfinite(values).all():
+            raise ValueError(f"calibration input {name} has NaN/inf (impute before calibrating)")
+    out_path = Path(out_path)
+    with tempfile.TemporaryDirectory() as scratch:
+        prepared = Path(scratch) / "prepared.onnx"
+        # Folds BatchNorm into Conv, fuses what onnxruntime can fuse and infers shapes for the quantizer.
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+        fold_batchnorm(prepared)
+        excluded = output_head_nodes(prepared) if keep_head_float else []
+        quantize_static(
+            str(prepared), str(out_path), ArrayCalibrationReader(calibration),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8 if activation_type == "s8" else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=excluded,
+            # Asymmetric activations: ReLU outputs are non-negative, a symmetric s8 range would waste a bit.
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+    return out_path
+
+
+def compact_names(model_path: Path) -> None:
+    """Rename internal tensors and nodes to short ids and drop doc strings, in place.
+
+    Graph inputs/outputs keep their names. Torch and the quantizer name tensors after module
+    paths (``encoders.0.blocks.0.net.2.weight_DequantizeLinear_Output``); in a model of ~20 k
+    weights those strings weigh as much as the int8 weights themselves.
+    """
+    import onnx
+
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    keep = {v.name for v in graph.input} | {v.name for v in graph.output}
+    names: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in keep:
+            return name
+        return names.setdefault(name, f"t{len(names):x}")
+
+    _drop_unused_initializers(graph)
+    for init in graph.initializer:
+        init.name = short(init.name)
+        init.doc_string = ""
+    for value in graph.value_info:
+        value.name = short(value.name)
+    for index, node in enumerate(graph.node):
+        node.name = f"n{index:x}"
+        node.doc_string = ""
+        node.input[:] = [short(name) for name in node.input]
+        node.output[:] = [short(name) for name in node.output]
+    del graph.value_info[:]  # shapes are re-inferred at load; they only add bytes
+    graph.doc_string = ""
+    model.doc_string = ""
+    del model.metadata_props[:]
+    onnx.checker.check_model(model)
+    onnx.save(model, str(model_path))
+
+
+def fold_batchnorm(model_path: Path) -> int:
+    """Fold inference BatchNormalization into the Conv before it, also across a causal "chomp" Slice.
+
+    ``Conv -> Slice(time) -> BatchNorm`` is what the TCN's chomp leaves; onnxruntime's own fusion
+    only handles ``Conv -> BatchNorm``. BatchNorm is a per-channel affine map, so it commutes with
+    slicing along time. Returns the number of BatchNorm nodes folded (in place).
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    folded = []
+    for bn in [n for n in graph.node if n.op_type == "BatchNormalization"]:
+        upstream = producer.get(bn.input[0])
+        chain = [upstream]
+        if upstream is not None and upstream.op_type == "Slice":
+            upstream = producer.get(upstream.input[0])
+            chain.append(upstream)
+        conv = chain[-1]
+        if conv is None or conv.op_type != "Conv" or any(consumers.get(n.output[0], 0) != 1 for n in chain):
+            continue
+        if not all(name in inits for name in list(bn.input[1:5]) + list(conv.input[1:])):
+            continue
+        epsilon = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
+        scale, bias, mean, var = (numpy_helper.to_array(inits[name]).astype(np.float64) for name in bn.input[1:5])
+        factor = scale / np.sqrt(var + epsilon)
+        weight = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)
+        conv_bias = numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) if len(conv.input) > 2 else np.zeros(len(factor))
+        new_weight = (weight * factor.reshape(-1, *([1] * (weight.ndim - 1)))).astype(np.float32)
+        new_bias = ((conv_bias - mean) * factor + bias).astype(np.float32)
+        inits[conv.input[1]].CopyFrom(numpy_helper.from_array(new_weight, conv.input[1]))
+        bias_name = conv.input[2] if len(conv.input) > 2 else conv.output[0] + "_folded_bias"
+        if len(conv.input) > 2:
+            inits[bias_name].CopyFrom(numpy_helper.from_array(new_bias, bias_name))
+        else:
+            graph.initializer.append(numpy_helper.from_array(new_bias, bias_name))
+            conv.input.append(bias_name)
+        # Whoever read the BatchNorm output now reads the Slice (or Conv) output.
+        for node in graph.node:
+            node.input[:] = [bn.input[0] if name == bn.output[0] else name for name in node.input]
+        for output in graph.output:
+            if output.name == bn.output[0]:
+                output.name = bn.input[0]
+        folded.append(bn)
+    for bn in folded:
+        graph.node.remove(bn)
+    _drop_unused_initializers(graph)
+    onnx.save(model, str(model_path))
+    return len(folded)
+
+
+def _drop_unused_initializers(graph) -> None:
+    used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
+    unused = [init for init in graph.initializer if init.name not in used]
+    for init in unused:
+        graph.initializer.remove(init)

@@ -1,0 +1,129 @@
+"""TFLite fp32 and full-integer INT8 from the torch model: ``litert-torch`` + ``ai-edge-quantizer``.
+
+Why this path (see docs/quantization.md): no TensorFlow install, it works with torch 2.13 and
+numpy 2, and the converted graph keeps the channel-first ``(1, 12, L)`` beat input, so the
+device feeds every backend the same arrays. Two traps handled here:
+
+* ai-edge-quantizer's default calibration keeps a moving average of each tensor's min/max, which
+  collapses with single-sample batches; a min/max update is used instead.
+* the converter names every tensor after its MLIR location (~40 kB for this small model);
+  :func:`strip_tensor_names` replaces internal names with short ids, keeping the input/output names.
+
+Needs the ``quant`` extra (``litert-torch``, ``ai-edge-quantizer``, ``ai-edge-litert``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+INPUT_ORDER = ("beat", "demographics", "parameters")
+
+
+def convert_fp32(module, sample_inputs: Sequence[np.ndarray], out_path: Path) -> dict[str, str]:
+    """Convert a torch module taking ``(beat, demographics, parameters)`` to an fp32 TFLite file.
+
+    Parameters
+    ----------
+    module
+        ``torch.nn.Module`` in eval mode; ``forward(beat, demographics, parameters) -> (B, 1)``.
+    sample_inputs
+        One example per input, batch 1 (the converted graph has this fixed batch).
+    out_path
+        Output ``.tflite`` path.
+
+    Returns
+    -------
+    dict
+        Interface name -> the TFLite input tensor name.
+    """
+    import litert_torch
+    import torch
+
+    module = module.eval()
+    sample = tuple(torch.from_numpy(np.ascontiguousarray(x[:1], dtype=np.float32)) for x in sample_inputs)
+    edge_model = litert_torch.convert(module, sample)
+    edge_model.export(str(out_path))
+    strip_tensor_names(out_path)
+    return tflite_input_names(out_path)
+
+
+def tflite_input_names(path: Path) -> dict[str, str]:
+    """Interface name -> TFLite input tensor name (inputs are in forward-argument order)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    details = sorted(Interpreter(model_path=str(path)).get_input_details(), key=lambda d: d["index"])
+    if len(details) != len(INPUT_ORDER):
+        raise ValueError(f"{path.name}: expected {len(INPUT_ORDER)} inputs, found {len(details)}")
+    return {key: detail["name"] for key, detail in zip(INPUT_ORDER, details)}
+
+
+def tflite_output_name(path: Path) -> str:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(path)).get_output_details()[0]["name"]
+
+
+def strip_tensor_names(path: Path) -> None:
+    """Rename every tensor except graph inputs/outputs to a short id, in place (size only, same graph)."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    for index, subgraph in enumerate(model.subgraphs):
+        keep = set(subgraph.inputs) | set(subgraph.outputs)
+        for tensor_index, tensor in enumerate(subgraph.tensors):
+            if tensor_index not in keep:
+                tensor.name = f"t{index}_{tensor_index}".encode()
+    flatbuffer_utils.write_model(model, str(path))
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: dict[str, np.ndarray]) -> Path:
+    """Full-integer INT8 (int8 weights and activations) with min/max calibration.
+
+    Parameters
+    ----------
+    fp32_path
+        The fp32 TFLite file from :func:`convert_fp32`.
+    out_path
+        Output ``.tflite`` path.
+    calibration
+        Interface name (``beat``, ``demographics``, ``parameters``) -> calibration arrays
+        (raw units, no NaN); fed one row at a time, as the graph has batch 1.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_path``. Its input/output tensors are int8 with their own scale and zero point
+        (``edge_runtime.inference`` quantizes and dequantizes with them).
+    """
+    from ai_edge_quantizer import calibrator, quantizer, recipe
+    from ai_edge_quantizer.utils import qsv_utils
+
+    names = tflite_input_names(fp32_path)
+    signature_names = _signature_input_names(fp32_path)
+    n = len(calibration["beat"])
+    samples = [
+        {signature_names[names[key]]: np.ascontiguousarray(calibration[key][i:i + 1], dtype=np.float32) for key in INPUT_ORDER}
+        for i in range(n)
+    ]
+    quant = quantizer.Quantizer(str(fp32_path), recipe.static_wi8_ai8())
+    # Min/max over all samples: the default moving average shrinks ranges with batch-1 samples.
+    calib = calibrator.Calibrator(bytes(Path(fp32_path).read_bytes()), num_threads=1,
+                                  qsv_update_func=qsv_utils.min_max_update)
+    calib.calibrate({"serving_default": samples}, quant._recipe_manager)
+    result = quant.quantize(calib.get_model_qsvs(), enable_progress_report=False)
+    result.export_model(str(out_path), overwrite=True)
+    strip_tensor_names(out_path)
+    return out_path
+
+
+def _signature_input_names(path: Path) -> dict[str, str]:
+    """TFLite tensor name -> signature argument name (``args_0``...), the keys the calibrator feeds."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    runner_inputs = interpreter.get_signature_runner("serving_default").get_input_details()
+    by_index = {detail["index"]: detail["name"] for detail in interpreter.get_input_details()}
+    return {by_index[detail["index"]]: arg for arg, detail in runner_inputs.items()}
