@@ -1,0 +1,65 @@
+"""``elvmass train``: cross-validate one eLVMass-Net configuration on a label table and keep the final model."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--labels", required=True, help="label table CSV (record,lvm_g,age_years,sex,height_cm,weight_kg)")
+    parser.add_argument("--out", required=True, help="run directory (config, metrics, predictions, model.pt, train.log)")
+    parser.add_argument("--input-mode", choices=("beat", "full", "crop"), default="beat",
+                        help="middle single beat (default), full 10 s, or random synchronized crops")
+    parser.add_argument("--grouping", choices=("electrical", "none", "anatomical"), default="electrical",
+                        help="TCN encoder per lead group (default: limb | precordial)")
+    parser.add_argument("--features", choices=("ecg", "ecg+params", "ecg+demo", "ecg+demo+params"),
+                        default="ecg+demo+params", help="model inputs besides the ECG")
+    parser.add_argument("--sex-specific", action="store_true", help="separate male and female models")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--workers", type=int, default=2,
+                        help="processes training folds in parallel, one torch thread each (default 2)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1; see docs/training.md)")
+    parser.add_argument("--lvh-male", type=float, default=72.0, help="LVH threshold, men, g/m2 (default 72)")
+    parser.add_argument("--lvh-female", type=float, default=55.0, help="LVH threshold, women, g/m2 (default 55)")
+    parser.add_argument("--cache-dir", default="runs/cache", help="where analyzed records are cached ('' = off)")
+    parser.add_argument("--verbose", action="store_true", help="print every epoch's log line (always in train.log)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from edge_runtime.record import RecordError
+    from training.metrics import LvhThresholds
+    from training.model import ModelConfig
+    from training.run import RunSpec, format_summary, train_run
+    from training.trainer import TrainConfig
+
+    try:
+        spec = RunSpec(
+            labels=Path(args.labels), out=Path(args.out),
+            model=ModelConfig(grouping=args.grouping, features=args.features),
+            train=TrainConfig(input_mode=args.input_mode, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                              seed=args.seed, threads=args.threads),
+            sex_specific=args.sex_specific, n_folds=args.folds, workers=args.workers,
+            thresholds=LvhThresholds(args.lvh_male, args.lvh_female),
+            cache_dir=Path(args.cache_dir) if args.cache_dir else None, progress=not args.quiet, verbose=args.verbose,
+        )
+        metrics = train_run(spec)
+    except (RecordError, ValueError, FileNotFoundError) as error:
+        print(f"elvmass train: {error}")
+        return 2
+    timing = metrics["timings"]
+    print(f"{args.folds}-fold CV ({args.input_mode}, {args.grouping}, {args.features}"
+          f"{', sex-specific' if args.sex_specific else ''}), mean +- SD over folds:")
+    print(format_summary(metrics["summary"]))
+    reference = metrics["reference"]
+    if reference.get("oracle_mae_g"):
+        print(f"  oracle MAE {reference['oracle_mae_g']:.2f} g; label-noise floor {reference['label_noise_floor_mae_g']:.2f} g")
+    print(f"wall {timing['total_wall_s']:.1f} s ({timing['workers']} workers x {timing['torch_threads']} thread); "
+          f"worker CPU {sum(j['cpu_s'] for j in timing['jobs']):.1f} s; run written to {args.out}")
+    return 0

@@ -1,0 +1,251 @@
+"""Label table -> ECG files -> the signal core's analysis -> arrays for training, cached on disk.
+
+Every beat, R peak, QRS boundary and ECG parameter comes from
+:func:`edge_runtime.preprocess.analyze_record` (the device runs the same chain); nothing here
+filters or delineates. Records the chain refuses (unreadable, quality flags that exclude the
+window, no middle beat) are left out with their reason, as the device would give no estimate.
+The arrays are cached in an ``.npz`` keyed by the data hash (label table + every record file)
+and the preprocessing settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.io import read_record
+from edge_runtime.io.labels import LabelEntry, read_label_table
+from edge_runtime.preprocess import PreprocessConfig, analyze_record
+
+DATASET_VERSION = 1  # bump when the cached arrays change meaning
+EXTRA_PARAMETERS = ("pr_ms", "qt_ms", "heart_rate_bpm")
+FULL_SECONDS = 10.0  # the 'full' input is the conditioned 10 s window, zero-padded/cut to this length
+
+
+@dataclass
+class EcgDataset:
+    """Arrays of the usable subjects of a label table (row i = one subject).
+
+    ``demographics`` is raw [age_years, sex (1=M, 0=F), height_cm, weight_kg] and ``parameters``
+    raw [qrs_ms, p_axis, r_axis, t_axis], both with NaN where unknown (imputation happens per
+    training fold). ``qrs_onset``/``qrs_offset`` are sample indices inside the middle beat window.
+    """
+
+    subject_ids: np.ndarray
+    lvm_g: np.ndarray
+    demographics: np.ndarray
+    parameters: np.ndarray
+    extra_parameters: np.ndarray  # [pr_ms, qt_ms, heart_rate_bpm]
+    beats: np.ndarray  # (n, 12, L) float32 mV, the middle beat
+    qrs_onset: np.ndarray
+    qrs_offset: np.ndarray
+    full: np.ndarray | None  # (n, 12, FULL_SECONDS * fs) float32 conditioned, when requested
+    preprocess: PreprocessConfig
+    data_hash: str
+    excluded: list[tuple[str, str]] = field(default_factory=list)  # (subject_id, reason)
+
+    def __len__(self) -> int:
+        return int(self.lvm_g.size)
+
+    def subset(self, index: np.ndarray) -> "EcgDataset":
+        """The rows ``index`` (a copy of the per-subject arrays)."""
+        return EcgDataset(
+            self.subject_ids[index], self.lvm_g[index], self.demographics[index], self.parameters[index],
+            self.extra_parameters[index], self.beats[index], self.qrs_onset[index], self.qrs_offset[index],
+            None if self.full is None else self.full[index], self.preprocess, self.data_hash, list(self.excluded),
+        )
+
+    def describe(self) -> str:
+        n_male = int(np.sum(self.demographics[:, 1] == 1))
+        return (f"{len(self)} usable subjects ({n_male} male), {len(self.excluded)} excluded, "
+                f"LVM {self.lvm_g.mean():.1f} +- {self.lvm_g.std():.1f} g, data hash {self.data_hash[:12]}")
+
+
+def hash_label_table(entries: list[LabelEntry], labels_path: Path) -> str:
+    """SHA-256 over the label table and every file that belongs to each record (same folder and stem)."""
+    digest = hashlib.sha256(Path(labels_path).read_bytes())
+    listing: dict[Path, dict[str, list[Path]]] = {}
+    for entry in entries:
+        folder = entry.record_path.parent
+        if folder not in listing:
+            by_stem: dict[str, list[Path]] = defaultdict(list)
+            for path in folder.iterdir():
+                if path.is_file():
+                    by_stem[path.stem].append(path)
+            listing[folder] = by_stem
+        for path in sorted(listing[folder].get(entry.record_path.stem, [entry.record_path])):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def _sex_code(sex: str | None) -> float:
+    return {"M": 1.0, "F": 0.0}.get(sex or "", math.nan)
+
+
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def analyze_entry(entry: LabelEntry, config: PreprocessConfig, include_full: bool) -> dict:
+    """One subject through the signal core; ``{"error": reason}`` when it gives no usable beat."""
+    try:
+        record = read_record(entry.record_path)
+        analysis = analyze_record(record, config)
+    except (ValueError, OSError) as error:  # RecordError is a ValueError
+        return {"error": f"{type(error).__name__}: {error}"}
+    if not analysis.usable:
+        reasons = [f"{flag.name} ({flag.reason})" for flag in analysis.flags if flag.excludes]
+        return {"error": "unusable window: " + ("; ".join(reasons) or "no middle beat")}
+    row = analysis.middle_beat
+    r_peak = int(analysis.beat_r_peaks[row])
+    k = int(np.searchsorted(analysis.r_peaks, r_peak))
+    shift = config.beat_r_index - r_peak  # sample index in conditioned -> index in the beat window
+    onset, offset = int(analysis.qrs_onset[k]), int(analysis.qrs_offset[k])
+    if onset < 0 or offset < 0:  # middle beat not delineated: use the median boundaries of the window
+        found = (analysis.qrs_onset >= 0) & (analysis.qrs_offset >= 0)
+        onset = r_peak + int(np.median((analysis.qrs_onset - analysis.r_peaks)[found]))
+        offset = r_peak + int(np.median((analysis.qrs_offset - analysis.r_peaks)[found]))
+    out = {
+        "beat": analysis.beats[row].astype(np.float32),
+        "qrs_onset": onset + shift,
+        "qrs_offset": offset + shift,
+        "parameters": [analysis.parameters.get(name, math.nan) for name in ("qrs_ms", "p_axis", "r_axis", "t_axis")],
+        "extra": [analysis.parameters.get(name, math.nan) for name in EXTRA_PARAMETERS],
+    }
+    if include_full:
+        n_full = int(round(FULL_SECONDS * config.fs))
+        full = np.zeros((12, n_full), np.float32)
+        take = min(n_full, analysis.conditioned.shape[1])
+        full[:, :take] = analysis.conditioned[:, :take]
+        out["full"] = full
+    return out
+
+
+def _analyze_chunk(args: tuple[list[LabelEntry], dict, bool]) -> list[dict]:
+    entries, config_dict, include_full = args
+    config = PreprocessConfig.from_dict(config_dict)
+    return [analyze_entry(entry, config, include_full) for entry in entries]
+
+
+def build_dataset(labels_path: str | Path, config: PreprocessConfig = PreprocessConfig(), *,
+                  include_full: bool = False, cache_dir: str | Path | None = "runs/cache", workers: int = 1,
+                  progress: bool = True) -> EcgDataset:
+    """Read a label table and analyze every record (or load the cached arrays).
+
+    Parameters
+    ----------
+    labels_path : str or Path
+        The label table CSV (interface 2).
+    config : PreprocessConfig
+        The signal core's settings (recorded in the cache key and in every run).
+    include_full : bool
+        Also keep the conditioned 10 s window of every subject (``full``/``crop`` input modes).
+    cache_dir : str, Path or None
+        Where to keep ``.npz`` caches; None disables caching.
+    workers : int
+        Processes analyzing records (results do not depend on it).
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    EcgDataset
+        The usable subjects in label-table order; ``excluded`` lists the others with reasons.
+    """
+    labels_path = Path(labels_path)
+    entries = read_label_table(labels_path)
+    data_hash = hash_label_table(entries, labels_path)
+    # The cache always holds the 10 s windows too, so every input mode shares one analysis pass.
+    key = hashlib.sha256(json.dumps([DATASET_VERSION, data_hash, config.to_dict()]).encode()).hexdigest()
+    cache_path = Path(cache_dir) / f"dataset_{key[:20]}.npz" if cache_dir is not None else None
+    if cache_path is not None and cache_path.exists():
+        return _load_cache(cache_path, config, data_hash, include_full)
+    keep_full = include_full or cache_path is not None
+    chunks = [entries[i:i + 16] for i in range(0, len(entries), 16)]
+    jobs = [(chunk, config.to_dict(), keep_full) for chunk in chunks]
+    results: list[dict] = []
+    bar = _progress(len(entries), progress, "analyze records")
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for chunk_result in pool.map(_analyze_chunk, jobs):
+                results.extend(chunk_result)
+                bar.update(len(chunk_result))
+    else:
+        for job in jobs:
+            results.extend(_analyze_chunk(job))
+            bar.update(len(job[0]))
+    bar.close()
+    dataset = _assemble(entries, results, config, data_hash, keep_full)
+    if len(dataset) == 0:
+        reasons = "; ".join(f"{sid}: {why}" for sid, why in dataset.excluded[:5])
+        raise ValueError(f"{labels_path}: no usable record ({reasons})")
+    if cache_path is not None:
+        _save_cache(cache_path, dataset)
+    if not include_full:
+        dataset.full = None
+    return dataset
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=False)
+
+
+def _assemble(entries: list[LabelEntry], results: list[dict], config: PreprocessConfig, data_hash: str,
+              include_full: bool) -> EcgDataset:
+    keep = [i for i, result in enumerate(results) if "error" not in result]
+    excluded = [(entries[i].subject_id, results[i]["error"]) for i in range(len(entries)) if "error" in results[i]]
+    length = config.beat_length
+    n_full = int(round(FULL_SECONDS * config.fs))
+
+    def patient_row(entry: LabelEntry) -> list[float]:
+        p = entry.patient
+        return [_nan_if_none(p.age_years), _sex_code(p.sex), _nan_if_none(p.height_cm), _nan_if_none(p.weight_kg)]
+
+    return EcgDataset(
+        subject_ids=np.array([entries[i].subject_id for i in keep], dtype=str),
+        lvm_g=np.array([entries[i].lvm_g for i in keep], dtype=np.float64),
+        demographics=np.array([patient_row(entries[i]) for i in keep], dtype=np.float64).reshape(-1, 4),
+        parameters=np.array([results[i]["parameters"] for i in keep], dtype=np.float64).reshape(-1, 4),
+        extra_parameters=np.array([results[i]["extra"] for i in keep], dtype=np.float64).reshape(-1, 3),
+        beats=np.stack([results[i]["beat"] for i in keep]) if keep else np.zeros((0, 12, length), np.float32),
+        qrs_onset=np.array([results[i]["qrs_onset"] for i in keep], dtype=np.int64),
+        qrs_offset=np.array([results[i]["qrs_offset"] for i in keep], dtype=np.int64),
+        full=(np.stack([results[i]["full"] for i in keep]) if keep else np.zeros((0, 12, n_full), np.float32))
+        if include_full else None,
+        preprocess=config, data_hash=data_hash, excluded=excluded,
+    )
+
+
+_ARRAYS = ("subject_ids", "lvm_g", "demographics", "parameters", "extra_parameters", "beats", "qrs_onset", "qrs_offset")
+
+
+def _save_cache(path: Path, dataset: EcgDataset) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {name: getattr(dataset, name) for name in _ARRAYS}
+    if dataset.full is not None:
+        arrays["full"] = dataset.full
+    meta = {"excluded": dataset.excluded, "data_hash": dataset.data_hash, "preprocess": dataset.preprocess.to_dict()}
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    tmp.replace(path)
+
+
+def _load_cache(path: Path, config: PreprocessConfig, data_hash: str, include_full: bool) -> EcgDataset:
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        arrays = {name: data[name] for name in _ARRAYS}
+        full = data["full"] if include_full and "full" in data.files else None
+    if meta["data_hash"] != data_hash or meta["preprocess"] != config.to_dict():
+        raise ValueError(f"cache {path} does not match the data/settings; delete it")
+    return EcgDataset(**arrays, full=full, preprocess=config, data_hash=data_hash,
+                      excluded=[tuple(x) for x in meta["excluded"]])

@@ -1,0 +1,196 @@
+"""Trained run -> ONNX model file(s) + ``export.json`` (everything the quantization bundle needs).
+
+Graph contract (interface 5): inputs ``beat`` (batch, 12, L) float32 mV, ``demographics`` (batch, 4)
+[age_years, sex 1=M 0=F, height_cm, weight_kg], ``parameters`` (batch, 4) [qrs_ms, p_axis, r_axis,
+t_axis], all raw units; output ``lvm_g`` (batch, 1). Normalization is baked into the graph;
+imputation medians go to ``export.json``. BatchNorm is folded into the convolutions by the
+exporter (eval mode + constant folding). Opset 17, batch dimension dynamic, beat length fixed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from training.model import DEMOGRAPHIC_NAMES, PARAMETER_NAMES, ElvMassNet, ModelConfig, fold_batchnorm
+
+OPSET = 17
+INPUT_NAMES = ("beat", "demographics", "parameters")
+OUTPUT_NAME = "lvm_g"
+PARITY_TOLERANCE_G = 1e-3
+
+
+def code_version() -> str:
+    """``git describe --always --dirty`` of this checkout, or ``unknown`` outside git."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def save_models(path: Path, models: dict, medians: dict[str, float]) -> None:
+    """Write ``model.pt``: per variant its ModelConfig and state dict, plus the imputation medians."""
+    import torch
+
+    payload = {"variants": {name: {"config": model.config.to_dict(), "state_dict": model.state_dict()}
+                            for name, model in models.items()}, "medians": medians}
+    torch.save(payload, path)
+
+
+def load_models(path: Path) -> tuple[dict, dict[str, float]]:
+    """Inverse of :func:`save_models`: ``({variant: ElvMassNet in eval mode}, medians)``."""
+    import torch
+
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    models = {}
+    for name, entry in payload["variants"].items():
+        model = ElvMassNet(ModelConfig(**entry["config"]))
+        model.load_state_dict(entry["state_dict"])
+        models[name] = model.eval()
+    return models, dict(payload["medians"])
+
+
+def export_onnx(model, path: Path, beat_length: int) -> Path:
+    """Export one model (eval mode) to ONNX with a dynamic batch dimension."""
+    import torch
+
+    model = fold_batchnorm(model)
+    example = (torch.zeros(2, 12, beat_length), torch.tensor([[60.0, 1.0, 170.0, 75.0]] * 2),
+               torch.tensor([[95.0, 50.0, 30.0, 40.0]] * 2))
+    batch = {0: "batch"}
+    with warnings.catch_warnings():  # the TorchScript exporter is deprecated but gives the plainest graph
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, example, str(path), input_names=list(INPUT_NAMES), output_names=[OUTPUT_NAME],
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True,
+                          dynamic_axes={name: batch for name in (*INPUT_NAMES, OUTPUT_NAME)})
+    import onnx
+
+    onnx.checker.check_model(onnx.load(str(path)))
+    return path
+
+
+def parity(model, onnx_path: Path, beats: np.ndarray, demographics: np.ndarray, parameters: np.ndarray) -> float:
+    """Max |torch - onnxruntime| in grams over the given (imputed) inputs."""
+    import onnxruntime as ort
+    import torch
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    feeds = {"beat": beats.astype(np.float32), "demographics": demographics.astype(np.float32),
+             "parameters": parameters.astype(np.float32)}
+    onnx_out = session.run([OUTPUT_NAME], feeds)[0]
+    with torch.no_grad():
+        torch_out = model.eval()(*(torch.from_numpy(feeds[name]) for name in INPUT_NAMES)).numpy()
+    if onnx_out.shape != torch_out.shape:
+        raise ValueError(f"ONNX output shape {onnx_out.shape} differs from torch {torch_out.shape}")
+    return float(np.max(np.abs(onnx_out - torch_out)))
+
+
+def real_parity_inputs(config, medians: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Beats of the bundled real records (through the signal core) with their own demographics."""
+    from edge_runtime.assets import CINC_LVH_RECORD, PTBXL_RECORD
+    from edge_runtime.io import read_record
+    from edge_runtime.preprocess import analyze_record
+
+    beats, demo, params = [], [], []
+    for path in (PTBXL_RECORD, CINC_LVH_RECORD):
+        record = read_record(path)
+        analysis = analyze_record(record, config)
+        p = record.patient
+        row = [p.age_years, {"M": 1.0, "F": 0.0}.get(p.sex or "", 1.0), p.height_cm, p.weight_kg]
+        for beat in analysis.beats:
+            beats.append(beat)
+            demo.append([medians[k] if v is None else v for k, v in zip(("age_years", "sex", "height_cm", "weight_kg"), row)])
+            params.append([analysis.parameters[k] if np.isfinite(analysis.parameters[k]) else medians[k] for k in PARAMETER_NAMES])
+    return np.stack(beats).astype(np.float32), np.array(demo, np.float32), np.array(params, np.float32)
+
+
+def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.ndarray | None = None) -> dict:
+    """Export a trained run directory; returns (and writes) ``export.json``.
+
+    Parameters
+    ----------
+    run_dir : Path
+        Written by ``elvmass train`` (``config.json``, ``metrics.json``, ``model.pt``).
+    out_dir : Path, optional
+        Where to write (default: ``run_dir``).
+    synthetic_beats : ndarray, optional
+        Extra beats for the parity check; default: random beats with synthetic-like amplitudes.
+
+    Raises
+    ------
+    ValueError
+        When the ONNX graph and torch differ by more than 1e-3 g on any parity input.
+    """
+    from edge_runtime.preprocess import PreprocessConfig
+
+    run_dir = Path(run_dir)
+    out_dir = Path(out_dir or run_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    if config["train"]["input_mode"] != "beat":
+        raise ValueError(f"only 'beat' input-mode runs are exported (the device feeds single beats); "
+                         f"this run used {config['train']['input_mode']!r}")
+    preprocess = PreprocessConfig.from_dict(config["preprocess"])
+    models, medians = load_models(run_dir / "model.pt")
+    length = preprocess.beat_length
+    real = real_parity_inputs(preprocess, medians)
+    rng = np.random.default_rng(0)
+    synthetic = synthetic_beats if synthetic_beats is not None else rng.normal(0, 0.3, (8, 12, length)).astype(np.float32)
+    synth_inputs = (synthetic.astype(np.float32),
+                    np.tile(np.array([[55.0, 1.0, 172.0, 80.0], [66.0, 0.0, 160.0, 62.0]], np.float32), (len(synthetic) // 2 + 1, 1))[:len(synthetic)],
+                    np.tile(np.array([[92.0, 55.0, 20.0, 45.0]], np.float32), (len(synthetic), 1)))
+    files, parity_report = {}, {}
+    for variant, model in models.items():
+        name = "model.onnx" if variant == "combined" else f"model_{variant}.onnx"
+        export_onnx(model, out_dir / name, length)
+        error_real = parity(model, out_dir / name, *real)
+        error_synth = parity(model, out_dir / name, *synth_inputs)
+        parity_report[name] = {"max_abs_diff_g_real": error_real, "max_abs_diff_g_synthetic": error_synth,
+                               "n_real_beats": int(len(real[0])), "n_synthetic_beats": int(len(synthetic))}
+        if max(error_real, error_synth) >= PARITY_TOLERANCE_G:
+            raise ValueError(f"{name}: torch vs onnxruntime differ by {max(error_real, error_synth):.2e} g "
+                             f"(limit {PARITY_TOLERANCE_G:g})")
+        files[variant] = name
+    document = {
+        "model_files": files,
+        "sex_specific": set(files) == {"male", "female"},
+        "opset": OPSET,
+        "inputs": {"beat": {"shape": ["batch", 12, length], "units": "mV", "lead_order": list(_standard_leads())},
+                   "demographics": {"shape": ["batch", 4], "features": ["age_years", "sex", "height_cm", "weight_kg"],
+                                    "units": ["years", "1 = male, 0 = female", "cm", "kg"]},
+                   "parameters": {"shape": ["batch", 4], "features": list(PARAMETER_NAMES),
+                                  "units": ["ms", "degrees", "degrees", "degrees"]}},
+        "output": {"name": OUTPUT_NAME, "units": "g", "shape": ["batch", 1]},
+        "normalization": "inside the graph (buffers fitted on the training data of the final model)",
+        "imputation": medians,
+        "imputation_note": "training-data medians, applied in numpy before the model; sex is never imputed",
+        "preprocessing": preprocess.to_dict(),
+        "beat_length": length,
+        "lead_grouping": config["model"]["grouping"],
+        "features": config["model"]["features"],
+        "lvh_thresholds_g_m2": {"M": config["lvh_thresholds"]["male_g_m2"], "F": config["lvh_thresholds"]["female_g_m2"]},
+        "training_data": config["training_data"],
+        "final_model": config["final_model"],
+        "metrics": {"cv_summary": metrics["summary"], "n_folds": len(metrics["folds"])},
+        "seed": config["train"]["seed"],
+        "data_hash": config["data_hash"],
+        "code_version_train": config["code_version"],
+        "code_version_export": code_version(),
+        "parity": parity_report,
+        "demographic_feature_names_in_model": list(DEMOGRAPHIC_NAMES),
+    }
+    (out_dir / "export.json").write_text(json.dumps(document, indent=2) + "\n")
+    return document
+
+
+def _standard_leads() -> tuple[str, ...]:
+    from edge_runtime.record import STANDARD_LEADS
+
+    return STANDARD_LEADS

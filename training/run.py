@@ -1,0 +1,142 @@
+"""A training run on disk: build the data, cross-validate, keep the final model, write everything needed to
+reproduce it (config with seed, data hash and code version; per-fold metrics; predictions; log)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.metrics import LvhThresholds
+
+
+@dataclass
+class RunSpec:
+    """What ``elvmass train`` was asked to do."""
+
+    labels: Path
+    out: Path
+    model: object  # ModelConfig
+    train: object  # TrainConfig
+    sex_specific: bool = False
+    n_folds: int = 5
+    workers: int = 2
+    thresholds: LvhThresholds = LvhThresholds()
+    cache_dir: Path | None = Path("runs/cache")
+    progress: bool = True
+    verbose: bool = False
+
+
+def cohort_info(labels: Path) -> dict:
+    """``cohort.json`` next to a synthetic label table (empty dict for a site's own data)."""
+    path = Path(labels).parent / "cohort.json"
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def describe_training_data(labels: Path, cohort: dict, n_usable: int) -> str:
+    """The manifest's ``training_data`` sentence (always says: not clinically validated)."""
+    if cohort:
+        return (f"synthetic cohort (elvmass synth {cohort.get('generator_version', '?')}), seed {cohort.get('seed')}, "
+                f"n = {cohort.get('n')} ({n_usable} with a usable ECG window); not clinically validated")
+    return f"label table {Path(labels).name}, n = {n_usable} usable records; not clinically validated"
+
+
+def load_dataset(spec: RunSpec):
+    from edge_runtime.preprocess import PreprocessConfig
+    from training.dataset import build_dataset
+
+    return build_dataset(spec.labels, PreprocessConfig(), include_full=spec.train.input_mode != "beat",
+                         cache_dir=spec.cache_dir, workers=spec.workers, progress=spec.progress)
+
+
+def train_run(spec: RunSpec, dataset=None) -> dict:
+    """Cross-validate one configuration and write the run directory; returns the metrics document."""
+    from training.export import code_version, save_models
+    from training.trainer import cross_validate
+
+    out = Path(spec.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = open(out / "train.log", "w")
+
+    def log(line: str) -> None:
+        log_file.write(line + "\n")
+        log_file.flush()
+        if spec.verbose:
+            from tqdm import tqdm
+
+            tqdm.write(line)
+
+    start_wall, start_cpu = time.perf_counter(), time.process_time()
+    dataset = dataset if dataset is not None else load_dataset(spec)
+    if spec.sex_specific and np.isnan(dataset.demographics[:, 1]).any():
+        keep = np.flatnonzero(~np.isnan(dataset.demographics[:, 1]))
+        log(f"sex-specific: {len(dataset) - keep.size} subjects with unknown sex left out")
+        dataset = dataset.subset(keep)
+    cohort = cohort_info(spec.labels)
+    noise_floor = cohort.get("label_noise_floor_mae_g")
+    log(f"data: {dataset.describe()}")
+    for subject, reason in dataset.excluded:
+        log(f"excluded {subject}: {reason}")
+    data_s = time.perf_counter() - start_wall
+    result = cross_validate(dataset, spec.model, spec.train, n_folds=spec.n_folds, sex_specific=spec.sex_specific,
+                            workers=spec.workers, thresholds=spec.thresholds, noise_floor_mae=noise_floor,
+                            log=log, progress=spec.progress)
+    wall_s = time.perf_counter() - start_wall
+    config = {
+        "command": " ".join(sys.argv),
+        "labels": str(Path(spec.labels).resolve()),
+        "model": spec.model.to_dict(),
+        "train": spec.train.to_dict(),
+        "sex_specific": spec.sex_specific,
+        "n_folds": spec.n_folds,
+        "preprocess": dataset.preprocess.to_dict(),
+        "lvh_thresholds": spec.thresholds.to_dict(),
+        "data_hash": dataset.data_hash,
+        "code_version": code_version(),
+        "training_data": describe_training_data(spec.labels, cohort, len(dataset)),
+        "final_model": "retrained on all usable subjects (epoch chosen on a validation subset of them), "
+                       "not a fold model; the CV metrics estimate this procedure",
+        "n_usable": len(dataset),
+        "n_excluded": len(dataset.excluded),
+    }
+    floor = cohort.get("floor", {})
+    metrics = {
+        "summary": result.summary,
+        "folds": result.fold_metrics,
+        "best_epochs": result.best_epochs,
+        "timings": {"total_wall_s": wall_s, "data_s": data_s, "parent_cpu_s": time.process_time() - start_cpu,
+                    "jobs": result.timings, "workers": spec.workers, "torch_threads": spec.train.threads},
+        "reference": {"label_noise_floor_mae_g": noise_floor, "oracle_mae_g": floor.get("oracle_exact_mae_g")},
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with open(out / "predictions.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["subject_id", "fold", "lvm_g", "lvm_g_predicted"])
+        for sid, fold, y, p in zip(dataset.subject_ids, result.folds, dataset.lvm_g, result.prediction):
+            writer.writerow([sid, int(fold), f"{y:.2f}", f"{p:.2f}"])
+    if result.final is not None:
+        save_models(out / "model.pt", result.final.models, result.final.medians)
+    log(f"done in {wall_s:.1f} s")
+    log_file.close()
+    return metrics
+
+
+def format_summary(summary: dict) -> str:
+    """One line per metric: ``name  mean +- sd``."""
+    lines = []
+    for name, value in summary.items():
+        if name in ("n", "n_lvh_scored"):
+            continue
+        lines.append(f"  {name:22s} {value['mean']:8.3f} +- {value['sd']:.3f}")
+    return "\n".join(lines)

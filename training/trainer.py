@@ -1,0 +1,315 @@
+"""Training one model and cross-validating a configuration on the paper's folds.
+
+One fold = impute with the training-fold medians -> fit the baked-in normalization on the
+training fold -> AdamW + cosine schedule on the MAE (L1) loss -> keep the epoch with the lowest
+MAE on a validation subset of the training folds -> score the untouched test fold. Folds (and the
+final all-data model) run in parallel processes with one torch thread each: on a shared 2-core
+machine, 2 threads in one process spin-wait and run ~10x slower than 1 (measured, docs/training.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from typing import Callable
+
+import numpy as np
+
+from training.dataset import EcgDataset
+from training.folds import paper_folds, validation_split
+from training.metrics import LvhThresholds, score_fold, summarize_folds
+
+INPUT_MODES = ("beat", "full", "crop")
+DEMOGRAPHIC_IMPUTE = ("age_years", None, "height_cm", "weight_kg")  # sex is never imputed
+PARAMETER_IMPUTE = ("qrs_ms", "p_axis", "r_axis", "t_axis")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization and protocol settings (saved with every run)."""
+
+    input_mode: str = "beat"
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    val_fraction: float = 0.1
+    seed: int = 0
+    crop_min_s: float = 2.0  # 'crop' mode: random synchronized windows of 2..10 s
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.input_mode not in INPUT_MODES:
+            raise ValueError(f"input_mode {self.input_mode!r} not in {INPUT_MODES}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def fit_medians(demographics: np.ndarray, parameters: np.ndarray) -> dict[str, float]:
+    """Training-fold medians of every imputable input (NaN-aware), keyed as in the bundle manifest."""
+    medians = {}
+    for column, name in enumerate(DEMOGRAPHIC_IMPUTE):
+        if name is not None:
+            medians[name] = float(np.nanmedian(demographics[:, column]))
+    for column, name in enumerate(PARAMETER_IMPUTE):
+        medians[name] = float(np.nanmedian(parameters[:, column]))
+    bad = [k for k, v in medians.items() if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"no known value of {bad} in the training data: cannot impute")
+    return medians
+
+
+def impute(demographics: np.ndarray, parameters: np.ndarray, medians: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Copies with NaN replaced by the medians (sex must be known: it is never imputed)."""
+    demo, params = demographics.astype(np.float32).copy(), parameters.astype(np.float32).copy()
+    if np.isnan(demo[:, 1]).any():
+        raise ValueError("sex is unknown for some subjects: it is an input and is never imputed")
+    for column, name in enumerate(DEMOGRAPHIC_IMPUTE):
+        if name is not None:
+            demo[np.isnan(demo[:, column]), column] = medians[name]
+    for column, name in enumerate(PARAMETER_IMPUTE):
+        params[np.isnan(params[:, column]), column] = medians[name]
+    return demo, params
+
+
+def model_input(dataset: EcgDataset, mode: str) -> np.ndarray:
+    """The ECG tensor a mode feeds the model: middle beat, or the conditioned 10 s window."""
+    if mode == "beat":
+        return dataset.beats
+    if dataset.full is None:
+        raise ValueError(f"input mode {mode!r} needs the 10 s windows: build the dataset with include_full=True")
+    return dataset.full
+
+
+def _random_crop(batch: np.ndarray, rng: np.random.Generator, fs: float, min_s: float) -> np.ndarray:
+    """One random-length window, the same for all 12 leads and all rows of the batch (synchronized)."""
+    n = batch.shape[2]
+    length = int(rng.integers(int(min_s * fs), n + 1))
+    start = int(rng.integers(0, n - length + 1))
+    return batch[:, :, start:start + length]
+
+
+def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgDataset,
+                on_epoch: Callable[[dict], None] | None = None):
+    """Train one ElvMassNet; returns ``(model, medians, history, best_epoch)``.
+
+    The model's normalization buffers and the imputation medians come from ``fit`` only; the
+    returned weights are those of the epoch with the lowest validation MAE.
+    """
+    import torch
+
+    from training.model import ElvMassNet
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    if config.input_mode != "beat" and model_config.stem_stride == 4:
+        model_config = replace(model_config, stem_stride=16)  # 10 s input: decimate harder to stay in budget
+    medians = fit_medians(fit.demographics, fit.parameters)
+    x_fit, x_val = model_input(fit, config.input_mode), model_input(val, config.input_mode)
+    d_fit, p_fit = impute(fit.demographics, fit.parameters, medians)
+    d_val, p_val = impute(val.demographics, val.parameters, medians)
+    model = ElvMassNet(model_config)
+    model.fit_normalization(x_fit, d_fit, p_fit, fit.lvm_g)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(fit) / config.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, epochs=config.epochs,
+                                                   steps_per_epoch=steps_per_epoch, pct_start=0.15)
+    t_x, t_d, t_p = torch.from_numpy(x_fit), torch.from_numpy(d_fit), torch.from_numpy(p_fit)
+    t_y = torch.from_numpy(fit.lvm_g.astype(np.float32))
+    v_x, v_d, v_p = torch.from_numpy(x_val), torch.from_numpy(d_val), torch.from_numpy(p_val)
+    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
+    history = []
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        model.train()
+        order = torch.from_numpy(rng.permutation(len(fit)))
+        total = 0.0
+        for i in range(0, len(fit), config.batch_size):
+            rows = order[i:i + config.batch_size]
+            xb = t_x[rows]
+            if config.input_mode == "crop":
+                xb = torch.from_numpy(_random_crop(xb.numpy(), rng, fit.preprocess.fs, config.crop_min_s))
+            loss = torch.nn.functional.l1_loss(model(xb, t_d[rows], t_p[rows]).squeeze(1), t_y[rows])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(rows)
+        val_mae = float(np.mean(np.abs(predict(model, x_val, d_val, p_val) - val.lvm_g)))
+        record = {"epoch": epoch, "train_mae_g": total / len(fit), "val_mae_g": val_mae,
+                  "seconds": time.perf_counter() - start}
+        history.append(record)
+        if val_mae < best[0]:
+            best = (val_mae, epoch, copy.deepcopy(model.state_dict()))
+        if on_epoch is not None:
+            on_epoch(record)
+    del v_x, v_d, v_p
+    model.load_state_dict(best[2])
+    model.eval()
+    return model, medians, history, best[1]
+
+
+def predict(model, x: np.ndarray, demographics: np.ndarray, parameters: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Estimates in grams (inputs already imputed), in eval mode, without gradients."""
+    import torch
+
+    was_training = model.training
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(x), batch):
+            out.append(model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])),
+                             torch.from_numpy(demographics[i:i + batch].astype(np.float32)),
+                             torch.from_numpy(parameters[i:i + batch].astype(np.float32))).numpy()[:, 0])
+    model.train(was_training)
+    return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
+
+
+@dataclass
+class TrainedModel:
+    """A trained model (or a male/female pair) with its imputation medians."""
+
+    models: dict  # {"combined": model} or {"male": model, "female": model}
+    medians: dict[str, float]
+    best_epochs: dict[str, int]
+    histories: dict[str, list[dict]]
+
+    def predict(self, dataset: EcgDataset, mode: str) -> np.ndarray:
+        demo, params = impute(dataset.demographics, dataset.parameters, self.medians)
+        x = model_input(dataset, mode)
+        if "combined" in self.models:
+            return predict(self.models["combined"], x, demo, params)
+        out = np.full(len(dataset), np.nan)
+        for name, code in (("male", 1.0), ("female", 0.0)):
+            rows = demo[:, 1] == code
+            if rows.any():
+                out[rows] = predict(self.models[name], x[rows], demo[rows], params[rows])
+        return out
+
+
+def train_variant(dataset: EcgDataset, train_index: np.ndarray, model_config, config: TrainConfig,
+                  sex_specific: bool, on_epoch: Callable[[dict], None] | None = None) -> TrainedModel:
+    """Train on ``train_index`` (split into fit/validation by the paper's rule), one model or one per sex."""
+    groups = {"combined": train_index}
+    if sex_specific:
+        sex = dataset.demographics[train_index, 1]
+        groups = {"male": train_index[sex == 1.0], "female": train_index[sex == 0.0]}
+    models, histories, best_epochs, medians = {}, {}, {}, None
+    for name, index in groups.items():
+        fit_index, val_index = validation_split(dataset.lvm_g, index, config.val_fraction, config.seed)
+        fit, val = dataset.subset(fit_index), dataset.subset(val_index)
+        callback = None if on_epoch is None else (lambda record, name=name: on_epoch({**record, "model": name}))
+        model, fitted_medians, history, best_epoch = train_model(model_config, config, fit, val, callback)
+        models[name], histories[name], best_epochs[name] = model, history, best_epoch
+        medians = fitted_medians if medians is None else medians
+    if sex_specific:  # one imputation table for the bundle: medians of the whole training set
+        fit_index, _ = validation_split(dataset.lvm_g, train_index, config.val_fraction, config.seed)
+        medians = fit_medians(dataset.demographics[fit_index], dataset.parameters[fit_index])
+    return TrainedModel(models, medians, best_epochs, histories)
+
+
+def _fold_job(args) -> dict:
+    dataset, train_index, test_index, model_config, config, sex_specific, fold, queue = args
+
+    def on_epoch(record: dict) -> None:
+        if queue is not None:
+            queue.put({**record, "fold": fold})
+
+    start, cpu = time.perf_counter(), time.process_time()
+    trained = train_variant(dataset, train_index, model_config, config, sex_specific, on_epoch)
+    result = {"fold": fold, "trained": trained, "wall_s": time.perf_counter() - start,
+              "cpu_s": time.process_time() - cpu}
+    if test_index is not None:
+        result["test_index"] = test_index
+        result["prediction"] = trained.predict(dataset.subset(test_index), config.input_mode)
+    return result
+
+
+@dataclass
+class CvResult:
+    """Out-of-fold predictions, per-fold metrics and their summary (+ the final model when trained)."""
+
+    folds: np.ndarray
+    prediction: np.ndarray
+    fold_metrics: list[dict]
+    summary: dict
+    best_epochs: list[dict]
+    timings: list[dict]
+    final: TrainedModel | None
+
+
+def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_folds: int = 5,
+                   sex_specific: bool = False, train_final: bool = True, workers: int = 2,
+                   thresholds: LvhThresholds = LvhThresholds(), noise_floor_mae: float | None = None,
+                   log: Callable[[str], None] | None = None, progress: bool = True) -> CvResult:
+    """The paper's protocol for one configuration; fold jobs (and the final model) run in ``workers`` processes.
+
+    The final model is retrained on ALL subjects (its own validation subset picks the epoch), not
+    taken from the best fold; the CV numbers estimate how that procedure generalizes.
+    """
+    from tqdm import tqdm
+
+    folds = paper_folds(dataset.lvm_g, n_folds)
+    jobs = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k), k) for k in range(n_folds)]
+    if train_final:
+        jobs.append((np.arange(len(dataset)), None, "final"))
+    n_models = 2 if sex_specific else 1
+    bar = tqdm(total=len(jobs) * config.epochs * n_models, desc="epochs", disable=not progress, smoothing=0.05)
+
+    def handle(record: dict) -> None:
+        bar.update(1)
+        bar.set_postfix(fold=record["fold"], val_mae=f"{record['val_mae_g']:.2f}")
+        if log is not None:
+            log(f"fold {record['fold']} {record['model']} epoch {record['epoch']:3d} train_mae {record['train_mae_g']:.2f} "
+                f"val_mae {record['val_mae_g']:.2f} g ({record['seconds']:.1f} s)")
+
+    results = _run_jobs(dataset, jobs, model_config, config, sex_specific, workers, handle)
+    bar.close()
+    prediction = np.full(len(dataset), np.nan)
+    fold_metrics, best_epochs, timings, final = [], [], [], None
+    for result in sorted(results, key=lambda r: (r["fold"] == "final", str(r["fold"]))):
+        timings.append({"fold": result["fold"], "wall_s": result["wall_s"], "cpu_s": result["cpu_s"]})
+        best_epochs.append({"fold": result["fold"], **result["trained"].best_epochs})
+        if result["fold"] == "final":
+            final = result["trained"]
+            continue
+        index = result["test_index"]
+        prediction[index] = result["prediction"]
+        metrics = score_fold(dataset.lvm_g[index], result["prediction"], dataset.demographics[index],
+                             thresholds, noise_floor_mae)
+        fold_metrics.append({"fold": result["fold"], **metrics})
+    return CvResult(folds, prediction, fold_metrics, summarize_folds(fold_metrics), best_epochs, timings, final)
+
+
+def _run_jobs(dataset, jobs, model_config, config, sex_specific, workers, handle) -> list[dict]:
+    if workers <= 1:
+        class _Direct:
+            def put(self, record: dict) -> None:
+                handle(record)
+
+        direct = _Direct()
+        return [_fold_job((dataset, tr, te, model_config, config, sex_specific, k, direct)) for tr, te, k in jobs]
+    import multiprocessing
+    import queue as queue_module
+
+    context = multiprocessing.get_context("spawn")  # no fork of a process that holds torch threads
+    with context.Manager() as manager:
+        events = manager.Queue()
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(_fold_job, (dataset, tr, te, model_config, config, sex_specific, k, events))
+                       for tr, te, k in jobs]
+            while not all(f.done() for f in futures):
+                try:
+                    handle(events.get(timeout=0.5))
+                except queue_module.Empty:
+                    pass
+            while not events.empty():
+                handle(events.get())
+            return [f.result() for f in futures]
