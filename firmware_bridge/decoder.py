@@ -40,21 +40,29 @@ class ScannerStats:
 
 
 class FrameScanner:
-    """Split a byte stream into CRC-checked :class:`~firmware_bridge.frames.Frame` objects."""
+    """Split a byte stream into CRC-checked :class:`~firmware_bridge.frames.Frame` objects.
+
+    After a frame is accepted, scanning resumes at its last ``CRC_SIZE - 1`` bytes rather than
+    after it: when a frame was cut short by k <= 3 bytes and the k bytes that slid into its CRC
+    field (the next frame's sync and header) happened to complete a matching CRC (chance 1/256
+    for k = 1), the frame's checked bytes are intact and it is rightly accepted, but the next
+    frame starts inside it and would otherwise be lost.
+    """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._counted_head = 0  # leading buffer bytes that belong to an accepted frame
         self.stats = ScannerStats()
 
     @property
     def bytes_discarded(self) -> int:
         """Bytes dropped as not belonging to any valid frame (garbage, corrupted frames)."""
-        return self.stats.bytes_in - self.stats.frame_bytes - len(self._buffer)
+        return self.stats.bytes_in - self.stats.frame_bytes - (len(self._buffer) - self._counted_head)
 
     def reset(self) -> None:
-        """Forget buffered bytes (e.g. after reopening the port)."""
-        self.stats.bytes_in -= len(self._buffer)
+        """Forget buffered bytes (e.g. after reopening the port); they count as discarded."""
         self._buffer.clear()
+        self._counted_head = 0
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> list[Frame]:
         """Add bytes; return every frame completed by them, in order."""
@@ -63,12 +71,13 @@ class FrameScanner:
         self.stats.bytes_in += len(chunk)
         frames: list[Frame] = []
         pos = 0
+        counted_until = self._counted_head
         end = len(buffer)
         while True:
             start = buffer.find(SYNC, pos)
             if start < 0:
                 # keep a trailing first sync byte: its partner may arrive in the next chunk
-                pos = end - 1 if end and buffer[end - 1] == SYNC[0] else end
+                pos = max(pos, end - 1 if end and buffer[end - 1] == SYNC[0] else end)
                 break
             if end - start < HEADER_SIZE:
                 pos = start
@@ -90,9 +99,11 @@ class FrameScanner:
                 continue
             frames.append(Frame(frame_type, seq, bytes(buffer[start + HEADER_SIZE:body_end])))
             self.stats.frames_ok += 1
-            self.stats.frame_bytes += total
-            pos = start + total
+            self.stats.frame_bytes += start + total - max(start, counted_until)
+            counted_until = start + total
+            pos = start + total - (CRC_SIZE - 1)
         del buffer[:pos]
+        self._counted_head = max(0, counted_until - pos)
         return frames
 
 

@@ -71,6 +71,19 @@ def test_resyncs_after_garbage_and_counts_crc_failures():
     assert decoder.stats.bytes_discarded >= len(garbage) + frame_len
 
 
+def test_frame_cut_short_whose_crc_is_completed_by_the_next_sync_loses_no_frame():
+    # A frame missing its last byte, when the next frame's first byte (A5) equals that byte,
+    # still passes its CRC with every checked byte intact; the next frame starts inside it.
+    codes = np.zeros((5, 8), dtype=int)
+    first = next(k for k in range(0, 100_000, 5) if data_frame(0, k, codes)[-1] == 0xA5)
+    cut = data_frame(0, first, codes)[:-1]
+    stream = cut + data_frame(1, first + 5, codes) + data_frame(2, first + 10, codes)
+    decoder = StreamDecoder(INFO)
+    events = [e for i in range(0, len(stream), 7) for e in decoder.feed(stream[i:i + 7])]
+    assert [b.first_sample for b in samples_of(events)] == [first, first + 5, first + 10]
+    assert decoder.stats.bytes_discarded == 0
+
+
 def test_gap_is_reported_never_spliced_and_restart_detected():
     rng = np.random.default_rng(3)
     codes = rng.integers(-1000, 1000, size=(5, 8))

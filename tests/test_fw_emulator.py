@@ -9,7 +9,7 @@ import pytest
 
 from firmware_bridge.decoder import StreamDecoder
 from firmware_bridge.emulator import DeviceEmulator
-from firmware_bridge.events import InfoReceived, Reply, Samples
+from firmware_bridge.events import Samples
 from firmware_bridge.faults import FaultConfig, FaultInjector
 from firmware_bridge.frames import CHANNEL_LEADS, CODE_MAX, DeviceInfo, FrameType, encode_frame
 from firmware_bridge.text_mode import TextLineDecoder
