@@ -1,0 +1,322 @@
+"""``elvmass bench-signal [--data DIR]``: score the signal core on real data, beside wfdb XQRS and neurokit2.
+
+Tables: beat detection on mitdb (per record + gross), cpsc2021 and LUDB lead II; LUDB QRS
+onset/offset errors; AF flag per 10 s window on cpsc2021; throughput of the whole chain.
+Reference toolkits (wfdb, neurokit2: the ``bench`` extra) are imported here only; a missing one
+is reported and its column left empty. Run it with ``nice``: it takes a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+MITDB_RECORDS = ("101 102 104 106 108 109 112 114 115 116 118 119 122 124 "
+                 "201 203 205 207 208 209 215 220 223 230").split()
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    default = os.environ.get("ELVMASS_SHARED_DATA", str(Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+    parser.add_argument("--data", default=default, help="folder with mitdb/, ludb/, cpsc2021/, cinc2021/")
+    parser.add_argument("--minutes", type=float, default=None, help="score only the first N minutes of each mitdb record")
+    parser.add_argument("--no-reference", action="store_true", help="skip wfdb XQRS and neurokit2")
+
+
+# ---------------------------------------------------------------- detectors under comparison
+def _ours(signals: np.ndarray, fs: float, notch_hz: float) -> np.ndarray:
+    from edge_runtime.signal.detect import detect_r_peaks
+
+    return detect_r_peaks(signals, fs, notch_hz=notch_hz)
+
+
+def _xqrs(signal: np.ndarray, fs: float) -> np.ndarray:
+    from wfdb.processing import xqrs_detect
+
+    return np.asarray(xqrs_detect(signal, fs, verbose=False), dtype=np.int64)
+
+
+def _neurokit(signal: np.ndarray, fs: float) -> np.ndarray:
+    import neurokit2 as nk
+
+    cleaned = nk.ecg_clean(signal, sampling_rate=int(round(fs)))
+    _, info = nk.ecg_peaks(cleaned, sampling_rate=int(round(fs)))
+    return np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
+
+
+def _available(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+def _fmt(score) -> str:
+    if score is None:
+        return f"{'-':>15}"
+    return f"{100 * score.sensitivity:7.2f} {100 * score.positive_predictivity:7.2f}"
+
+
+# ---------------------------------------------------------------- tables
+def detection_table(title: str, items, fs_of, methods: dict) -> dict:
+    """Print per-record Se/+P for each method; ``items`` yields (name, signals, fs, reference, start, stop, exclude)."""
+    from edge_runtime.signal.scoring import DetectionScore, compare_detections
+
+    print(f"\n## {title}\n")
+    print(f"{'record':>10} {'beats':>6} " + " ".join(f"{name:>15}" for name in methods))
+    print(f"{'':>10} {'':>6} " + " ".join(f"{'Se%   +P%':>15}" for _ in methods))
+    totals = {name: DetectionScore(0, 0, 0) for name in methods}
+    seconds = {name: 0.0 for name in methods}
+    for name, signals, fs, reference, start, stop, exclude in items:
+        row = []
+        for method, detector in methods.items():
+            if detector is None:
+                row.append(None)
+                continue
+            began = time.process_time()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                detected = detector(signals, fs)
+            seconds[method] += time.process_time() - began
+            score = compare_detections(reference, detected, fs, start=start, stop=stop, exclude=exclude)
+            totals[method] = totals[method] + score
+            row.append(score)
+        n_ref = next((s.tp + s.fn for s in row if s is not None), 0)
+        print(f"{name:>10} {n_ref:>6} " + " ".join(_fmt(s) for s in row))
+    print(f"{'gross':>10} {'':>6} " + " ".join(_fmt(totals[m]) if methods[m] else f"{'-':>15}" for m in methods))
+    print(f"{'FP / FN':>10} {'':>6} " + " ".join(f"{totals[m].fp:>7} {totals[m].fn:>7}" for m in methods))
+    print(f"{'CPU s':>10} {'':>6} " + " ".join(f"{seconds[m]:>15.1f}" for m in methods))
+    return totals
+
+
+def mitdb_items(data: Path, minutes: float | None):
+    import wfdb
+
+    from edge_runtime.signal.scoring import beat_samples, excluded_episodes
+
+    for name in MITDB_RECORDS:
+        path = data / "mitdb" / name
+        if not path.with_suffix(".hea").exists():
+            continue
+        sampto = None if minutes is None else int(minutes * 60 * 360)
+        record = wfdb.rdrecord(str(path), sampto=sampto)
+        ann = wfdb.rdann(str(path), "atr", sampto=sampto)
+        fs = float(record.fs)
+        signals = record.p_signal.T
+        yield (name, signals, fs, beat_samples(ann.sample, ann.symbol), int(fs), signals.shape[1] - int(fs),
+               excluded_episodes(ann.sample, ann.symbol))
+
+
+def cpsc_items(data: Path):
+    import wfdb
+
+    from edge_runtime.signal.scoring import beat_samples
+
+    for header in sorted((data / "cpsc2021").glob("*.hea")):
+        record = wfdb.rdrecord(str(header.with_suffix("")))
+        ann = wfdb.rdann(str(header.with_suffix("")), "atr")
+        fs = float(record.fs)
+        signals = np.nan_to_num(record.p_signal.T)
+        yield (header.stem, signals, fs, beat_samples(ann.sample, ann.symbol), int(fs), signals.shape[1] - int(fs), [])
+
+
+def ludb_headers(data: Path) -> list[Path]:
+    folder = data / "ludb" / "data" if (data / "ludb" / "data").exists() else data / "ludb"
+    return sorted(folder.glob("*.hea"), key=lambda p: int(p.stem) if p.stem.isdigit() else 0)
+
+
+def ludb_lead_ii_items(data: Path):
+    import wfdb
+
+    from edge_runtime.signal.scoring import wave_boundaries
+
+    for header in ludb_headers(data):
+        record = wfdb.rdrecord(str(header.with_suffix("")))
+        names = [n.lower() for n in record.sig_name]
+        ann = wfdb.rdann(str(header.with_suffix("")), "ii")
+        reference = wave_boundaries(ann.sample, ann.symbol)[:, 1]
+        fs = float(record.fs)
+        signal = record.p_signal[:, names.index("ii")]
+        # LUDB annotates neither the first nor the last beat reliably: score within the annotated span.
+        if reference.size == 0:
+            continue
+        yield header.stem, signal, fs, reference, int(reference[0] - 0.2 * fs), int(reference[-1] + 0.2 * fs), []
+
+
+def delineation_table(data: Path, reference_tools: bool) -> None:
+    import wfdb
+
+    from edge_runtime.io import read_record
+    from edge_runtime.preprocess import PreprocessConfig, analyze_record
+    from edge_runtime.signal.scoring import boundary_errors, wave_boundaries
+
+    config = PreprocessConfig()
+    shift = int(round(config.delay_s * config.fs))
+    errors = {"ours (12-lead)": ([], []), "neurokit2 dwt (II)": ([], [])}
+    use_nk = reference_tools and _available("neurokit2")
+    for header in ludb_headers(data):
+        record = read_record(header)
+        ann = wfdb.rdann(str(header.with_suffix("")), "ii")
+        reference = wave_boundaries(ann.sample, ann.symbol)
+        analysis = analyze_record(record, config)
+        to_raw = lambda idx: np.where(idx >= 0, idx - shift, -1)  # noqa: E731
+        on, off = boundary_errors(reference, to_raw(analysis.r_peaks), to_raw(analysis.qrs_onset),
+                                  to_raw(analysis.qrs_offset), config.fs)
+        errors["ours (12-lead)"][0].extend(on)
+        errors["ours (12-lead)"][1].extend(off)
+        if use_nk:
+            import neurokit2 as nk
+
+            lead_ii = record.lead("II").astype(np.float64)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    cleaned = nk.ecg_clean(lead_ii, sampling_rate=int(record.fs))
+                    _, info = nk.ecg_peaks(cleaned, sampling_rate=int(record.fs))
+                    peaks = np.asarray(info["ECG_R_Peaks"], dtype=np.int64)
+                    _, waves = nk.ecg_delineate(cleaned, peaks, sampling_rate=int(record.fs), method="dwt")
+                    nk_on = np.nan_to_num(np.asarray(waves["ECG_R_Onsets"], dtype=float), nan=-1).astype(np.int64)
+                    nk_off = np.nan_to_num(np.asarray(waves["ECG_R_Offsets"], dtype=float), nan=-1).astype(np.int64)
+                    on, off = boundary_errors(reference, peaks, nk_on, nk_off, record.fs)
+                    errors["neurokit2 dwt (II)"][0].extend(on)
+                    errors["neurokit2 dwt (II)"][1].extend(off)
+                except Exception as error:  # a reference tool failing on one record is reported, not fatal
+                    print(f"  neurokit2 failed on ludb {header.stem}: {type(error).__name__}: {error}")
+    print("\n## LUDB QRS delineation vs lead II annotations (ms; error = detected - reference)\n")
+    print(f"{'method':>20} {'n':>5} {'on bias':>8} {'on |med|':>9} {'on p90':>7} {'off bias':>9} {'off |med|':>10} {'off p90':>8}")
+    for name, (on, off) in errors.items():
+        on, off = np.asarray(on), np.asarray(off)
+        if on.size == 0 or off.size == 0:
+            print(f"{name:>20} {'-':>5}")
+            continue
+        print(f"{name:>20} {on.size:>5} {np.median(on):>8.1f} {np.median(np.abs(on)):>9.1f} "
+              f"{np.percentile(np.abs(on), 90):>7.1f} {np.median(off):>9.1f} {np.median(np.abs(off)):>10.1f} "
+              f"{np.percentile(np.abs(off), 90):>8.1f}")
+
+
+def af_table(data: Path) -> None:
+    import wfdb
+
+    from edge_runtime.io import read_record
+    from edge_runtime.preprocess import analyze_leads
+
+    counts = {"tp": 0, "fn": 0, "tn": 0, "fp": 0, "mixed": 0}
+    for header in sorted((data / "cpsc2021").glob("*.hea")):
+        record = read_record(header)
+        ann = wfdb.rdann(str(header.with_suffix("")), "atr")
+        in_af = np.zeros(record.n_samples, dtype=bool)
+        current, start = None, 0
+        for sample, note in zip(ann.sample, ann.aux_note):
+            note = note.strip("\x00").strip()
+            if note.startswith("("):
+                if current in ("(AFIB", "(AFL"):
+                    in_af[start:sample] = True
+                current, start = note, int(sample)
+        if current in ("(AFIB", "(AFL"):
+            in_af[start:] = True
+        step = int(10 * record.fs)
+        for i in range(0, record.n_samples - step + 1, step):
+            fraction = in_af[i:i + step].mean()
+            if 0.0 < fraction < 1.0:
+                counts["mixed"] += 1
+                continue
+            flagged = "af_suspected" in analyze_leads(record.signals_mv[:, i:i + step], record.fs,
+                                                      record.lead_names).flag_names
+            key = ("tp" if flagged else "fn") if fraction == 1.0 else ("fp" if flagged else "tn")
+            counts[key] += 1
+    se = counts["tp"] / max(1, counts["tp"] + counts["fn"])
+    sp = counts["tn"] / max(1, counts["tn"] + counts["fp"])
+    print("\n## AF flag per 10 s window on cpsc2021 (reference: (AFIB/(AFL rhythm annotations)\n")
+    print(f"windows AF {counts['tp'] + counts['fn']}, non-AF {counts['tn'] + counts['fp']}, "
+          f"mixed (skipped) {counts['mixed']}")
+    print(f"Se {100 * se:.1f} %  Sp {100 * sp:.1f} %  (TP {counts['tp']} FN {counts['fn']} TN {counts['tn']} FP {counts['fp']})")
+
+
+def throughput_table(data: Path, reference_tools: bool) -> None:
+    from edge_runtime.io import read_record
+    from edge_runtime.preprocess import analyze_window
+
+    windows = []
+    for header in sorted((data / "cinc2021").glob("*.hea")):
+        record = read_record(header).to_standard_12()
+        if record.fs == 500.0 and record.n_samples >= 5000:
+            windows.append(record.signals_mv[:, :5000])
+    if not windows:
+        print("\n(no 500 Hz cinc2021 records for the throughput test)")
+        return
+    repeats = 5
+    began = time.process_time()
+    for _ in range(repeats):
+        for window in windows:
+            analyze_window(window, 500.0)
+    ours_cpu = time.process_time() - began
+    seconds = repeats * len(windows) * 10.0
+    print("\n## Throughput (12-lead 500 Hz, 10 s windows; seconds of ECG per CPU-second, time.process_time)\n")
+    print(f"ours, whole chain (filter+detect+extract+delineate+quality): {seconds / ours_cpu:8.0f} x real time "
+          f"({1000 * ours_cpu / (repeats * len(windows)):.2f} ms per window, {len(windows)} windows x {repeats})")
+    if reference_tools and _available("neurokit2"):
+        import neurokit2 as nk
+
+        subset = windows[:5]
+        began = time.process_time()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for window in subset:
+                for lead in window.astype(np.float64):
+                    nk.ecg_process(lead, sampling_rate=500)
+        nk_cpu = time.process_time() - began
+        nk_rate = len(subset) * 10.0 / nk_cpu
+        print(f"neurokit2 ecg_process on each of the 12 leads:               {nk_rate:8.1f} x real time "
+              f"({len(subset)} windows)")
+        print(f"ratio ours / neurokit2: {seconds / ours_cpu / nk_rate:.0f}")
+
+
+def run(args: argparse.Namespace) -> int:
+    data = Path(args.data)
+    if not data.exists():
+        print(f"elvmass bench-signal: data folder {data} not found (use --data)")
+        return 1
+    reference = not args.no_reference
+    have_wfdb = _available("wfdb")
+    if not have_wfdb:
+        print("elvmass bench-signal: needs wfdb to read the annotations (pip install 'elvmass[bench]')")
+        return 1
+    have_nk = reference and _available("neurokit2")
+    if reference and not have_nk:
+        print("(neurokit2 not installed: its columns are empty; pip install 'elvmass[bench]')")
+    notch = {"mitdb": 60.0, "cpsc2021": 50.0, "ludb": 50.0}
+    mit_methods = {
+        "ours (2 leads)": lambda s, fs: _ours(s, fs, notch["mitdb"]),
+        "ours (lead 1)": lambda s, fs: _ours(s[0], fs, notch["mitdb"]),
+        "XQRS (lead 1)": (lambda s, fs: _xqrs(s[0], fs)) if reference else None,
+        "neurokit2 (lead 1)": (lambda s, fs: _neurokit(s[0], fs)) if have_nk else None,
+    }
+    if (data / "mitdb").exists():
+        detection_table("mitdb beat detection (150 ms, first/last second and VF episodes skipped)",
+                        mitdb_items(data, args.minutes), None, mit_methods)
+    if (data / "cpsc2021").exists():
+        cpsc_methods = {
+            "ours (2 leads)": lambda s, fs: _ours(s, fs, notch["cpsc2021"]),
+            "XQRS (lead I)": (lambda s, fs: _xqrs(s[0], fs)) if reference else None,
+            "neurokit2 (I)": (lambda s, fs: _neurokit(s[0], fs)) if have_nk else None,
+        }
+        detection_table("cpsc2021 beat detection (AF, 200 Hz)", cpsc_items(data), None, cpsc_methods)
+    if (data / "ludb").exists():
+        ludb_methods = {
+            "ours (II)": lambda s, fs: _ours(s, fs, notch["ludb"]),
+            "XQRS (II)": (lambda s, fs: _xqrs(s, fs)) if reference else None,
+            "neurokit2 (II)": (lambda s, fs: _neurokit(s, fs)) if have_nk else None,
+        }
+        detection_table("LUDB lead II beat detection (within the annotated span)", ludb_lead_ii_items(data), None,
+                        ludb_methods)
+        delineation_table(data, reference)
+    if (data / "cpsc2021").exists():
+        af_table(data)
+    if (data / "cinc2021").exists():
+        throughput_table(data, reference)
+    return 0
