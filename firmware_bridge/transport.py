@@ -181,6 +181,8 @@ class SerialTransport:
         self._port.reset_input_buffer()
         self.decoder.reset()
         info = self._await(lambda e: isinstance(e, InfoReceived), self.handshake_timeout_s, resend=FrameType.GET_INFO)
+        if info is None and self._stop.is_set():
+            return
         if info is None:
             raise LinkLost(f"no INFO reply within {self.handshake_timeout_s:g} s (not an elvmass device? try text mode)")
         if self.sample_rate_hz is not None and info.info.sample_rate_hz != self.sample_rate_hz:

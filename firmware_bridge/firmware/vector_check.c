@@ -72,11 +72,13 @@ int main(int argc, char **argv)
             const char *device_id;
             uint32_t lsb_bits;
             memset(&info, 0, sizeof info);
-            info.sample_rate_hz = 0;
             {
                 uint16_t seq = (uint16_t)next_number(10);
                 device_id = strtok(NULL, " \t");
-                strncpy(info.device_id, device_id ? device_id : "", sizeof info.device_id);
+                if (device_id != NULL) {
+                    size_t id_len = strlen(device_id);
+                    memcpy(info.device_id, device_id, id_len < sizeof info.device_id ? id_len : sizeof info.device_id);
+                }
                 info.fw_major = (uint8_t)next_number(10);
                 info.fw_minor = (uint8_t)next_number(10);
                 info.fw_patch = (uint8_t)next_number(10);
