@@ -133,7 +133,7 @@ def compact_names(model_path: Path) -> None:
             return name
         return names.setdefault(name, f"t{len(names):x}")
 
-    _drop_unused_initializers(graph)
+    _drop_unused_nodes_and_initializers(graph)
     for init in graph.initializer:
         init.name = short(init.name)
         init.doc_string = ""
@@ -170,32 +170,36 @@ def fold_batchnorm(model_path: Path) -> int:
     for node in graph.node:
         for name in node.input:
             consumers[name] = consumers.get(name, 0) + 1
+
+    def constant(name: str) -> np.ndarray | None:
+        # Exporters deduplicate equal tensors and hand them out through Identity nodes.
+        while name not in inits and name in producer and producer[name].op_type == "Identity":
+            name = producer[name].input[0]
+        return numpy_helper.to_array(inits[name]).astype(np.float64) if name in inits else None
+
     folded = []
     for bn in [n for n in graph.node if n.op_type == "BatchNormalization"]:
-        upstream = producer.get(bn.input[0])
-        chain = [upstream]
-        if upstream is not None and upstream.op_type == "Slice":
-            upstream = producer.get(upstream.input[0])
-            chain.append(upstream)
+        chain = [producer.get(bn.input[0])]
+        if chain[0] is not None and chain[0].op_type == "Slice":
+            chain.append(producer.get(chain[0].input[0]))
         conv = chain[-1]
         if conv is None or conv.op_type != "Conv" or any(consumers.get(n.output[0], 0) != 1 for n in chain):
             continue
-        if not all(name in inits for name in list(bn.input[1:5]) + list(conv.input[1:])):
+        scale, shift, mean, var = (constant(name) for name in bn.input[1:5])
+        weight = constant(conv.input[1])
+        conv_bias = constant(conv.input[2]) if len(conv.input) > 2 else None
+        if any(v is None for v in (scale, shift, mean, var, weight)) or (len(conv.input) > 2 and conv_bias is None):
             continue
         epsilon = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
-        scale, bias, mean, var = (numpy_helper.to_array(inits[name]).astype(np.float64) for name in bn.input[1:5])
         factor = scale / np.sqrt(var + epsilon)
-        weight = numpy_helper.to_array(inits[conv.input[1]]).astype(np.float64)
-        conv_bias = numpy_helper.to_array(inits[conv.input[2]]).astype(np.float64) if len(conv.input) > 2 else np.zeros(len(factor))
+        conv_bias = np.zeros(len(factor)) if conv_bias is None else conv_bias
         new_weight = (weight * factor.reshape(-1, *([1] * (weight.ndim - 1)))).astype(np.float32)
-        new_bias = ((conv_bias - mean) * factor + bias).astype(np.float32)
-        inits[conv.input[1]].CopyFrom(numpy_helper.from_array(new_weight, conv.input[1]))
-        bias_name = conv.input[2] if len(conv.input) > 2 else conv.output[0] + "_folded_bias"
-        if len(conv.input) > 2:
-            inits[bias_name].CopyFrom(numpy_helper.from_array(new_bias, bias_name))
-        else:
-            graph.initializer.append(numpy_helper.from_array(new_bias, bias_name))
-            conv.input.append(bias_name)
+        new_bias = ((conv_bias - mean) * factor + shift).astype(np.float32)
+        # Fresh initializers: the old ones may be shared with other nodes.
+        weight_name, bias_name = f"{bn.output[0]}_folded_w", f"{bn.output[0]}_folded_b"
+        graph.initializer.extend([numpy_helper.from_array(new_weight, weight_name),
+                                  numpy_helper.from_array(new_bias, bias_name)])
+        conv.input[:] = [conv.input[0], weight_name, bias_name]
         # Whoever read the BatchNorm output now reads the Slice (or Conv) output.
         for node in graph.node:
             node.input[:] = [bn.input[0] if name == bn.output[0] else name for name in node.input]
@@ -205,13 +209,20 @@ def fold_batchnorm(model_path: Path) -> int:
         folded.append(bn)
     for bn in folded:
         graph.node.remove(bn)
-    _drop_unused_initializers(graph)
+    _drop_unused_nodes_and_initializers(graph)
     onnx.save(model, str(model_path))
     return len(folded)
 
 
-def _drop_unused_initializers(graph) -> None:
+def _drop_unused_nodes_and_initializers(graph) -> None:
+    """Remove nodes whose outputs nobody reads (e.g. Identity feeding a folded BatchNorm), then dead initializers."""
+    while True:
+        used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
+        dead = [node for node in graph.node if not any(out in used for out in node.output)]
+        if not dead:
+            break
+        for node in dead:
+            graph.node.remove(node)
     used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
-    unused = [init for init in graph.initializer if init.name not in used]
-    for init in unused:
+    for init in [init for init in graph.initializer if init.name not in used]:
         graph.initializer.remove(init)

@@ -1,0 +1,154 @@
+"""INT8 ONNX on a small eLVMass-Net: BatchNorm folding, name compaction, static QDQ, scoring."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="the train extra (torch) builds the test model")
+onnx = pytest.importorskip("onnx", reason="the train extra (onnx) is needed for quantization")
+
+from edge_runtime.assets import CINC_LVH_RECORD, LUDB_ANNOTATED_RECORD, PTBXL_RECORD  # noqa: E402
+from quantization import onnx_int8, verify  # noqa: E402
+from quantization.calibrate import lvm_range_rows, real_record_inputs  # noqa: E402
+
+IMPUTATION = {"age_years": 60.0, "height_cm": 170.0, "weight_kg": 75.0,
+              "qrs_ms": 95.0, "p_axis": 50.0, "r_axis": 40.0, "t_axis": 45.0}
+
+
+def inputs(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    t = np.linspace(-0.3, 0.5, 400)
+    qrs = np.exp(-(t / 0.02) ** 2)  # a QRS-like spike at the R index, per-lead amplitude
+    beats = (rng.uniform(-1.5, 2.0, (n, 12, 1)) * qrs + rng.normal(0, 0.05, (n, 12, 400))).astype(np.float32)
+    demo = np.column_stack([rng.uniform(25, 85, n), rng.integers(0, 2, n), rng.uniform(150, 195, n),
+                            rng.uniform(45, 110, n)]).astype(np.float32)
+    params = np.column_stack([rng.uniform(70, 130, n), rng.uniform(-30, 90, n), rng.uniform(-60, 100, n),
+                              rng.uniform(-30, 90, n)]).astype(np.float32)
+    return beats, demo, params
+
+
+@pytest.fixture(scope="module")
+def model_and_onnx(tmp_path_factory):
+    from training.model import ElvMassNet, ModelConfig
+
+    torch.manual_seed(0)
+    model = ElvMassNet(ModelConfig(channels=8, levels=2, embed=8, hidden=16)).eval()
+    beats, demo, params = inputs(64, seed=0)
+    model.fit_normalization(beats, demo, params, np.random.default_rng(0).uniform(60, 260, 64))
+    with torch.no_grad():  # non-trivial BatchNorm statistics, as after training
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.uniform_(-0.3, 0.3)
+                module.running_var.uniform_(0.5, 2.0)
+                module.weight.uniform_(0.5, 1.5)
+    path = tmp_path_factory.mktemp("onnx") / "fp32.onnx"
+    example = tuple(torch.from_numpy(x[:2]) for x in (beats, demo, params))
+    torch.onnx.export(model, example, str(path), input_names=["beat", "demographics", "parameters"],
+                      output_names=["lvm_g"], opset_version=17, dynamo=False,
+                      dynamic_axes={k: {0: "batch"} for k in ("beat", "demographics", "parameters", "lvm_g")})
+    return model, path
+
+
+def run_onnx(path, beats, demo, params):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["lvm_g"], {"beat": beats, "demographics": demo, "parameters": params})[0].ravel()
+
+
+def op_types(path) -> list[str]:
+    return [node.op_type for node in onnx.load(str(path)).graph.node]
+
+
+def test_batchnorm_folds_across_the_chomp_slice_without_changing_outputs(model_and_onnx, tmp_path):
+    _, fp32 = model_and_onnx
+    folded = tmp_path / "folded.onnx"
+    folded.write_bytes(fp32.read_bytes())
+    n_before = op_types(folded).count("BatchNormalization")
+    assert n_before >= 4
+    assert onnx_int8.fold_batchnorm(folded) >= n_before - 2  # the stem's BN directly after Conv too
+    assert op_types(folded).count("BatchNormalization") <= 2
+    beats, demo, params = inputs(16, seed=1)
+    np.testing.assert_allclose(run_onnx(folded, beats, demo, params), run_onnx(fp32, beats, demo, params), atol=1e-3)
+
+
+def test_compact_names_keeps_interface_and_numbers_and_shrinks_the_file(model_and_onnx, tmp_path):
+    _, fp32 = model_and_onnx
+    compact = tmp_path / "compact.onnx"
+    compact.write_bytes(fp32.read_bytes())
+    onnx_int8.compact_names(compact)
+    graph = onnx.load(str(compact)).graph
+    assert [i.name for i in graph.input] == ["beat", "demographics", "parameters"]
+    assert [o.name for o in graph.output] == ["lvm_g"]
+    assert compact.stat().st_size < fp32.stat().st_size
+    beats, demo, params = inputs(8, seed=2)
+    np.testing.assert_array_equal(run_onnx(compact, beats, demo, params), run_onnx(fp32, beats, demo, params))
+
+
+def test_output_head_nodes_are_the_last_linear_layer_and_rescale(model_and_onnx):
+    _, fp32 = model_and_onnx
+    model = onnx.load(str(fp32))
+    by_name = {node.name: node for node in model.graph.node}
+    head = onnx_int8.output_head_nodes(fp32)
+    kinds = [by_name[name].op_type for name in head]
+    assert kinds[-1] in ("Gemm", "MatMul") and kinds.count("Gemm") + kinds.count("MatMul") == 1
+    assert "Conv" not in kinds
+
+
+@pytest.mark.parametrize("activation_type", ["s8", "u8"])
+def test_static_int8_stays_close_to_fp32_and_keeps_the_head_float(model_and_onnx, tmp_path, activation_type):
+    _, fp32 = model_and_onnx
+    beats, demo, params = inputs(96, seed=3)
+    int8 = onnx_int8.quantize_onnx_int8(fp32, tmp_path / "int8.onnx",
+                                        {"beat": beats[:64], "demographics": demo[:64], "parameters": params[:64]},
+                                        activation_type=activation_type, keep_head_float=True)
+    kinds = op_types(int8)
+    assert kinds.count("QuantizeLinear") > 10 and "BatchNormalization" not in kinds
+    weights = {init.name: init.data_type for init in onnx.load(str(int8)).graph.initializer}
+    assert onnx.TensorProto.INT8 in weights.values()
+    reference = run_onnx(fp32, beats[64:], demo[64:], params[64:])
+    quantized = run_onnx(int8, beats[64:], demo[64:], params[64:])
+    # Untrained weights, so a loose bound: INT8 error is a small fraction of the output spread.
+    assert np.mean(np.abs(quantized - reference)) < 0.05 * np.std(reference) + 0.5
+    last = onnx.load(str(int8)).graph
+    producers = {out: node for node in last.node for out in node.output}
+    final = producers[last.output[0].name]
+    assert final.op_type != "DequantizeLinear"  # the rescale to grams runs in float
+
+
+def test_quantizer_refuses_nan_calibration(model_and_onnx, tmp_path):
+    _, fp32 = model_and_onnx
+    beats, demo, params = inputs(4, seed=4)
+    demo[0, 0] = np.nan
+    with pytest.raises(ValueError, match="calibration input demographics has NaN"):
+        onnx_int8.quantize_onnx_int8(fp32, tmp_path / "x.onnx", {"beat": beats, "demographics": demo, "parameters": params})
+
+
+def test_lvh_calls_and_int8_score_arithmetic():
+    demo = np.array([[60, 1, 180, 80], [60, 0, 160, 60]], dtype=np.float32)  # BSA 2.0 and ~1.63 m2
+    calls = verify.lvh_calls(np.array([150.0, 100.0]), demo, {"M": 72.0, "F": 55.0})
+    assert calls.tolist() == [True, True]
+    assert verify.lvh_calls(np.array([140.0, 80.0]), demo, {"M": 72.0, "F": 55.0}).tolist() == [False, False]
+    # Male cut-off 72 g/m2 x 2.0 m2 = 144 g: fp32 148 g is LVH, INT8 143 g is not.
+    score = verify.score_int8("x", np.array([150.0, 100.0]), np.array([148.0, 101.0]), np.array([143.0, 100.5]),
+                              demo, {"M": 72.0, "F": 55.0})
+    assert score.mae_fp32_g == pytest.approx(1.5) and score.mae_int8_g == pytest.approx(3.75)
+    assert score.mae_change_g == pytest.approx(2.25) and not score.passed
+    assert score.lvh_agreement == 0.5 and score.lvh_disagreements == 1
+    assert score.max_abs_diff_g == pytest.approx(5.0)
+
+
+def test_lvm_range_rows_cover_both_ends():
+    lvm = np.array([120.0, 80.0, 300.0, 95.0, 200.0, 150.0])
+    rows = lvm_range_rows(lvm, 3)
+    assert lvm[rows].min() == 80.0 and lvm[rows].max() == 300.0 and len(rows) == 3
+
+
+def test_real_calibration_beats_come_through_the_signal_core_and_ludb_is_refused():
+    rows, skipped = real_record_inputs([PTBXL_RECORD, CINC_LVH_RECORD, LUDB_ANNOTATED_RECORD], IMPUTATION,
+                                       max_beats_per_record=4)
+    assert rows.beats.shape[1:] == (12, 400) and 2 <= len(rows) <= 8
+    assert set(rows.sources) <= {"HR06004.hea", "E07505.hea"}
+    assert np.isfinite(rows.demographics).all() and np.isfinite(rows.parameters).all()
+    assert any("normalized" in reason for path, reason in skipped if "ludb_1" in path)
