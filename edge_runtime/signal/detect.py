@@ -26,6 +26,7 @@ to it. :func:`detect_r_peaks` is the batch wrapper (same object, one chunk, then
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
 
 from edge_runtime.signal.filters import check_fs, condition, group_delay_s
@@ -40,6 +41,7 @@ SEARCHBACK_FACTOR = 1.66
 RR_LIMITS_S = (0.2, 2.0)
 HISTORY_S = 4.5
 SPKI_DECAY = 0.5
+PEAK_NEIGHBOURHOOD_S = 0.03
 DETECTION_BAND = (0.5, 40.0)
 
 
@@ -67,6 +69,7 @@ class StreamingRPeakDetector:
         self.k = max(1, int(round(DIFF_HALF_SPAN_S * self.fs)))
         self.w = max(2, int(round(INTEGRATION_S * self.fs)))
         self.refractory = int(round(REFRACTORY_S * self.fs))
+        self.m = max(1, int(round(PEAK_NEIGHBOURHOOD_S * self.fs)))
         self.t_window = int(round(T_WAVE_WINDOW_S * self.fs))
         self.learn_n = int(round(LEARNING_S * self.fs))
         self.history_n = int(round(HISTORY_S * self.fs))
@@ -226,18 +229,31 @@ class StreamingRPeakDetector:
         self._scan(self._n_seen - 1, out, final=True)
         return np.asarray(out, dtype=np.int64)
 
+    def _padded(self, buffer: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """``buffer[lo:hi]`` in absolute indices, -inf outside what was seen."""
+        out = np.full(hi - lo, -np.inf)
+        a, b = max(lo, self._start), min(hi, self._n_seen)
+        if b > a:
+            out[a - lo:b - lo] = buffer[a - self._start:b - self._start]
+        return out
+
     def _scan(self, complete: int, out: list[int], final: bool = False) -> None:
-        # Local maxima at i need mwi[i + 1]: indices < complete are decidable.
+        # A candidate is a rising local maximum of the integrated energy that is also the largest
+        # value within +-PEAK_NEIGHBOURHOOD_S: it is decidable once that much signal follows it.
         lo = self._next_scan
-        if complete > lo:
-            seg = self._at(self._mwi, lo - 1, complete + 1)
-            mid = seg[1:-1]
-            is_peak = (mid > seg[:-2]) & (mid >= seg[2:])
-            for offset in np.flatnonzero(is_peak):
-                peak = lo + int(offset)
-                slope_region = self._at(self._energy, peak - self.w, peak + 1)
-                self._pending.append((peak, float(mid[offset]), float(slope_region.max())))
-            self._next_scan = complete
+        hi = complete + 1 if final else complete + 1 - self.m
+        if hi > lo:
+            seg = self._padded(self._mwi, lo - self.m, hi + self.m)
+            centre = seg[self.m:-self.m]
+            largest = sliding_window_view(seg, 2 * self.m + 1).max(axis=1)
+            is_peak = (centre > seg[self.m - 1:-self.m - 1]) & (centre >= largest)
+            peaks = lo + np.flatnonzero(is_peak)
+            if peaks.size:
+                index = peaks[:, None] + np.arange(-self.w, 1)[None, :]
+                slopes = self._padded(self._energy, int(index.min()), int(index.max()) + 1)[index - index.min()]
+                for peak, value, slope in zip(peaks.tolist(), centre[peaks - lo].tolist(), slopes.max(axis=1).tolist()):
+                    self._pending.append((peak, value, slope))
+            self._next_scan = hi
         if not self._initialized:
             if self._n_seen < self.learn_n and not final:
                 return
