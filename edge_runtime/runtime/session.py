@@ -214,8 +214,11 @@ class RuntimeSession:
                 self._drop_partial("rate_changed", f"stream rate changed to {event.fs:g} Hz")
             self.assembler = WindowAssembler(fs=float(event.fs))
         off_columns = np.asarray(event.lead_off, dtype=bool)
-        off = frozenset(ELECTRODES[i] for i in np.flatnonzero(off_columns.any(axis=0))) if off_columns.size else frozenset()
-        self.lead_off = frozenset(ELECTRODES[i] for i in np.flatnonzero(off_columns[-1])) if off_columns.size else frozenset()
+        if off_columns.size and off_columns.any():
+            off = frozenset(ELECTRODES[i] for i in np.flatnonzero(off_columns.any(axis=0)))
+            self.lead_off = frozenset(ELECTRODES[i] for i in np.flatnonzero(off_columns[-1]))
+        else:  # the common case, kept cheap: this runs for every frame
+            off = self.lead_off = frozenset()
         if self._clean_since is None and not off:
             self._clean_since = time.monotonic()
         elif off:
