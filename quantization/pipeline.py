@@ -201,7 +201,7 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
         )
     latency = measure_latency(bundle, evaluation)
     verification["latency_ms_per_beat"] = latency
-    table = verify.format_table(parity, scores, sizes, reference_bytes, latency)
+    table = verify.format_table(parity, scores, sizes, reference_bytes, latency, explored)
     passed = all(d < verify.PARITY_MAX_G for d in parity.values()) and all(s.passed for s in scores)
     return QuantizeResult(bundle, table, verification, passed, notes)
 

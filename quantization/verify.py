@@ -63,8 +63,13 @@ def score_int8(artifact: str, lvm_true: np.ndarray, fp32_g: np.ndarray, int8_g: 
 
 
 def format_table(parity: Mapping[str, float], int8_scores: Sequence[Int8Score], sizes: Mapping[str, int],
-                 fp32_onnx_bytes: int, latency_ms: Mapping[str, float]) -> str:
-    """The table ``elvmass quantize`` prints and docs/quantization.md carries."""
+                 fp32_onnx_bytes: int, latency_ms: Mapping[str, float],
+                 explored: Mapping[str, Mapping] | None = None) -> str:
+    """The table ``elvmass quantize`` prints and docs/quantization.md carries.
+
+    ``explored`` (artifact -> score dict with ``size_bytes``) lists the ONNX INT8 configurations
+    measured before choosing the shipped one (s8 vs u8 activations, float vs INT8 head).
+    """
     lines = [f"Parity vs torch (max |diff|, limit {PARITY_MAX_G:g} g)"]
     for name, diff in parity.items():
         lines.append(f"  {name:<28} {diff:10.2e} g   {'PASS' if diff < PARITY_MAX_G else 'FAIL'}")
@@ -73,6 +78,11 @@ def format_table(parity: Mapping[str, float], int8_scores: Sequence[Int8Score], 
     for s in int8_scores:
         lines.append(f"  {s.artifact:<28} {s.n:5d} {s.mae_fp32_g:9.3f} {s.mae_int8_g:9.3f} {s.mae_change_g:+8.3f} "
                      f"{s.max_abs_diff_g:8.3f} {s.lvh_agreement:9.1%}  {'PASS' if s.passed else 'FAIL'}")
+    if explored:
+        lines.append("ONNX INT8 configurations measured (shipped: s8 activations, fp32 head)")
+        for name, e in explored.items():
+            lines.append(f"  {name:<34} MAE change {e['mae_change_g']:+7.3f} g  max|d| {e['max_abs_diff_g']:6.3f} g  "
+                         f"LVH agree {e['lvh_agreement']:6.1%}  {e['size_bytes']:7d} B")
     lines.append(f"Sizes (INT8 >= {SIZE_RATIO_MIN:g}x smaller than fp32 ONNX = {fp32_onnx_bytes} B)")
     for name, size in sizes.items():
         ratio = fp32_onnx_bytes / size
