@@ -47,6 +47,6 @@ def validation_split(lvm_g: np.ndarray, train_index: np.ndarray, fraction: float
         raise ValueError("validation fraction must be in (0, 0.5)")
     step = max(2, int(round(1.0 / fraction)))
     order = train_index[np.argsort(np.asarray(lvm_g)[train_index], kind="stable")]
-    phase = np.random.default_rng(seed).integers(step)
+    phase = np.random.default_rng(seed).integers(min(step, max(order.size, 1)))  # >= 1 validation subject
     is_val = (np.arange(order.size) % step) == phase
     return np.sort(order[~is_val]), np.sort(order[is_val])

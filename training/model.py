@@ -50,6 +50,9 @@ class ModelConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def build(self) -> "ElvMassNet":
+        return ElvMassNet(self)
+
 
 class Chomp1d(nn.Module):
     """Drop the trailing ``size`` samples: turns symmetric Conv1d padding into causal padding."""

@@ -97,25 +97,25 @@ def _random_crop(batch: np.ndarray, rng: np.random.Generator, fs: float, min_s: 
 
 def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgDataset,
                 on_epoch: Callable[[dict], None] | None = None):
-    """Train one ElvMassNet; returns ``(model, medians, history, best_epoch)``.
+    """Train one network (``model_config.build()``: ElvMassNet or a baseline CNN).
+
+    Returns ``(model, medians, history, best_epoch)``.
 
     The model's normalization buffers and the imputation medians come from ``fit`` only; the
     returned weights are those of the epoch with the lowest validation MAE.
     """
     import torch
 
-    from training.model import ElvMassNet
-
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    if config.input_mode != "beat" and model_config.stem_stride == 4:
+    if config.input_mode != "beat" and getattr(model_config, "stem_stride", None) == 4:
         model_config = replace(model_config, stem_stride=16)  # 10 s input: decimate harder to stay in budget
     medians = fit_medians(fit.demographics, fit.parameters)
     x_fit, x_val = model_input(fit, config.input_mode), model_input(val, config.input_mode)
     d_fit, p_fit = impute(fit.demographics, fit.parameters, medians)
     d_val, p_val = impute(val.demographics, val.parameters, medians)
-    model = ElvMassNet(model_config)
+    model = model_config.build()
     model.fit_normalization(x_fit, d_fit, p_fit, fit.lvm_g)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(fit) / config.batch_size)
@@ -256,6 +256,8 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
     """
     from tqdm import tqdm
 
+    if config.input_mode == "beat" and dataset.full is not None:  # do not ship 10 s windows to workers
+        dataset = replace(dataset, full=None)
     folds = paper_folds(dataset.lvm_g, n_folds)
     jobs = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k), k) for k in range(n_folds)]
     if train_final:

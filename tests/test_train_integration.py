@@ -1,0 +1,172 @@
+"""End-to-end training on a tiny synthetic cohort (n=40, 1 epoch, 2 folds) and on a site's MUSE files."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
+
+from elvmass.cli import main  # noqa: E402
+from training.dataset import build_dataset  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny_cohort(tmp_path_factory):
+    from training.synth.cohort import CohortConfig, generate_cohort, write_cohort_json
+
+    out = tmp_path_factory.mktemp("cohort")
+    config = CohortConfig(n=40, seed=3)
+    rows = generate_cohort(out, config, workers=1, progress=False)
+    write_cohort_json(out, config, rows, {})
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained_run(tiny_cohort, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    cache = tmp_path_factory.mktemp("cache")
+    code = main(["train", "--labels", str(tiny_cohort / "labels.csv"), "--out", str(run_dir), "--epochs", "2",
+                 "--folds", "2", "--workers", "1", "--quiet", "--cache-dir", str(cache)])
+    assert code == 0
+    return run_dir, cache
+
+
+def test_dataset_comes_from_the_signal_core_and_is_cached(tiny_cohort, tmp_path):
+    from edge_runtime.io import read_record
+    from edge_runtime.preprocess import analyze_record
+
+    ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=tmp_path, progress=False)
+    assert ds.beats.shape[1:] == (12, 400) and len(ds) + len(ds.excluded) == 40 and len(ds) >= 30
+    assert all(reason for _, reason in ds.excluded)
+    first = ds.subject_ids[0]
+    analysis = analyze_record(read_record(tiny_cohort / "records" / f"{first}.hea"))
+    assert np.array_equal(ds.beats[0], analysis.beats[analysis.middle_beat])
+    assert ds.parameters[0, 0] == pytest.approx(analysis.parameters["qrs_ms"])
+    assert 0 < ds.qrs_onset[0] < 150 < ds.qrs_offset[0] < 400
+    again = build_dataset(tiny_cohort / "labels.csv", cache_dir=tmp_path, progress=False)
+    assert len(list(tmp_path.glob("*.npz"))) == 1 and np.array_equal(again.beats, ds.beats)
+    assert again.data_hash == ds.data_hash and again.full is None
+    with_full = build_dataset(tiny_cohort / "labels.csv", cache_dir=tmp_path, include_full=True, progress=False)
+    assert with_full.full.shape == (len(ds), 12, 5000)
+
+
+def test_train_writes_a_reproducible_run(trained_run):
+    run_dir, _ = trained_run
+    config = json.loads((run_dir / "config.json").read_text())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert config["train"]["seed"] == 0 and len(config["data_hash"]) == 64 and config["code_version"]
+    assert "not clinically validated" in config["training_data"] and config["preprocess"]["fs"] == 500.0
+    assert len(metrics["folds"]) == 2 and metrics["summary"]["mae_g"]["mean"] > 0
+    assert {"c_statistic", "sensitivity", "specificity", "ppv", "f1", "mape_pct"} <= set(metrics["summary"])
+    log = (run_dir / "train.log").read_text()
+    assert "epoch   2" in log and "val_mae" in log
+    rows = list(csv.DictReader(open(run_dir / "predictions.csv")))
+    assert len(rows) == config["n_usable"] and all(np.isfinite(float(r["lvm_g_predicted"])) for r in rows)
+
+
+def test_training_is_deterministic(tiny_cohort, trained_run, tmp_path):
+    run_dir, cache = trained_run
+    assert main(["train", "--labels", str(tiny_cohort / "labels.csv"), "--out", str(tmp_path), "--epochs", "2",
+                 "--folds", "2", "--workers", "1", "--quiet", "--cache-dir", str(cache)]) == 0
+    assert (tmp_path / "predictions.csv").read_text() == (run_dir / "predictions.csv").read_text()
+
+
+def test_export_parity_and_manifest_constants(trained_run, tmp_path):
+    import onnxruntime as ort
+
+    run_dir, cache = trained_run
+    assert main(["export", str(run_dir), "--out", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "export.json").read_text())
+    assert document["model_files"] == {"combined": "model.onnx"} and document["opset"] >= 17
+    for report in document["parity"].values():
+        assert report["max_abs_diff_g_real"] < 1e-3 and report["max_abs_diff_g_synthetic"] < 1e-3
+        assert report["n_real_beats"] > 5
+    assert set(document["imputation"]) == {"age_years", "height_cm", "weight_kg", "qrs_ms", "p_axis", "r_axis", "t_axis"}
+    assert document["preprocessing"]["beat_post_ms"] == 500.0 and document["beat_length"] == 400
+    # The ONNX model reproduces the run's own final-model predictions on the cohort's beats.
+    from training.export import load_models
+    from training.trainer import impute, predict
+
+    config = json.loads((run_dir / "config.json").read_text())
+    ds = build_dataset(config["labels"], cache_dir=cache, progress=False)
+    models, medians = load_models(run_dir / "model.pt")
+    demo, params = impute(ds.demographics, ds.parameters, medians)
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_out = session.run(["lvm_g"], {"beat": ds.beats, "demographics": demo, "parameters": params})[0][:, 0]
+    assert np.max(np.abs(onnx_out - predict(models["combined"], ds.beats, demo, params))) < 1e-3
+
+
+def test_saliency_table_and_png(trained_run, tmp_path):
+    run_dir, cache = trained_run
+    assert main(["saliency", str(run_dir), "--out", str(tmp_path), "--png", "1", "--cache-dir", str(cache)]) == 0
+    table = json.loads((tmp_path / "saliency.json").read_text())
+    for group in ("limb", "precordial"):
+        shares = table["tertiles"]["all"][group]
+        assert sum(shares.values()) == pytest.approx(1.0, abs=1e-6) and all(v >= 0 for v in shares.values())
+    assert sum(table["lead_groups"].values()) == pytest.approx(1.0)
+    assert len(list(tmp_path.glob("*.png"))) == 1
+
+
+def test_sex_specific_run_exports_two_models(tiny_cohort, trained_run, tmp_path):
+    _, cache = trained_run
+    assert main(["train", "--labels", str(tiny_cohort / "labels.csv"), "--out", str(tmp_path), "--epochs", "1",
+                 "--folds", "2", "--workers", "1", "--quiet", "--sex-specific", "--cache-dir", str(cache)]) == 0
+    assert main(["export", str(tmp_path)]) == 0
+    document = json.loads((tmp_path / "export.json").read_text())
+    assert document["model_files"] == {"male": "model_male.onnx", "female": "model_female.onnx"}
+    assert document["sex_specific"] is True
+
+
+def test_label_table_pointing_at_site_muse_files(tiny_cohort, tmp_path):
+    from edge_runtime.io import read_record
+    from edge_runtime.io.muse_xml import write_muse_xml
+
+    site = tmp_path / "site"
+    (site / "ecg").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    with open(site / "labels.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["record", "lvm_g", "age_years", "sex", "height_cm", "weight_kg"])
+        for k, row in enumerate(csv.DictReader(open(tiny_cohort / "labels.csv"))):
+            if k >= 16:
+                break
+            record = read_record(tiny_cohort / row["record"])
+            write_muse_xml(record, site / "ecg" / f"p{k}.xml")
+            made_up = f"{rng.uniform(70, 200):.1f}"  # any site value: training must simply use it
+            writer.writerow([f"ecg/p{k}.xml", made_up, row["age_years"], row["sex"], "" if k == 3 else row["height_cm"],
+                             row["weight_kg"]])
+    run_dir = tmp_path / "run"
+    assert main(["train", "--labels", str(site / "labels.csv"), "--out", str(run_dir), "--epochs", "1", "--folds", "2",
+                 "--workers", "1", "--quiet", "--cache-dir", ""]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert "label table labels.csv" in config["training_data"] and config["n_usable"] >= 10
+
+
+def test_missing_record_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "labels.csv").write_text("record,lvm_g,age_years,sex,height_cm,weight_kg\nnope.hea,120,50,M,170,70\n")
+    assert main(["train", "--labels", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "not found" in capsys.readouterr().out
+
+
+def test_tabular_baselines_and_voltage_criteria(tiny_cohort, trained_run):
+    from training.baselines import qrs_amplitudes, run_baselines, voltage_criteria
+
+    _, cache = trained_run
+    ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=cache, progress=False)
+    results = run_baselines(ds, names=("ecg_ai_gbt", "voltage_linear", "demographics_linear"), n_folds=2, progress=False)
+    for result in results.values():
+        assert np.isfinite(result["prediction"]).all() and result["summary"]["mae_g"]["mean"] > 0
+    # A hand-made beat: R of 2 mV in V5, S of 1.5 mV in V1 -> Sokolow-Lyon 3.5 mV.
+    one = ds.subset(np.array([0]))
+    one.beats = np.zeros_like(one.beats)
+    one.qrs_onset[:], one.qrs_offset[:] = 140, 170
+    one.beats[0, 10, 150] = 2.0
+    one.beats[0, 6, 155] = -1.5
+    r_amp, s_amp = qrs_amplitudes(one)
+    assert r_amp[0, 10] == pytest.approx(2.0) and s_amp[0, 6] == pytest.approx(1.5)
+    assert voltage_criteria(one)[0, 0] == pytest.approx(3.5)
