@@ -128,10 +128,20 @@ def compact_names(model_path: Path) -> None:
     keep = {v.name for v in graph.input} | {v.name for v in graph.output}
     names: dict[str, str] = {}
 
+    alphabet = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
     def short(name: str) -> str:
         if not name or name in keep:
             return name
-        return names.setdefault(name, f"t{len(names):x}")
+        if name not in names:
+            index, text = len(names), ""
+            while True:  # base-62 id: 1-2 characters for a few thousand tensors
+                index, digit = divmod(index, len(alphabet))
+                text = alphabet[digit] + text
+                if index == 0:
+                    break
+            names[name] = text
+        return names[name]
 
     _drop_unused_nodes_and_initializers(graph)
     for init in graph.initializer:
@@ -139,8 +149,8 @@ def compact_names(model_path: Path) -> None:
         init.doc_string = ""
     for value in graph.value_info:
         value.name = short(value.name)
-    for index, node in enumerate(graph.node):
-        node.name = f"n{index:x}"
+    for node in graph.node:
+        node.name = ""  # optional in ONNX
         node.doc_string = ""
         node.input[:] = [short(name) for name in node.input]
         node.output[:] = [short(name) for name in node.output]
@@ -226,3 +236,4 @@ def _drop_unused_nodes_and_initializers(graph) -> None:
     used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
     for init in [init for init in graph.initializer if init.name not in used]:
         graph.initializer.remove(init)
+
