@@ -115,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
     from edge_runtime.runtime.session import RuntimeSession
     from edge_runtime.runtime.store import ResultStore
 
-    if bool(args.port) == bool(args.replay):
-        print("elvmass run: give exactly one source: --port PORT_OR_URL or --replay RECORD", file=sys.stderr)
+    if args.port and args.replay:
+        print("elvmass run: give one source: --port PORT_OR_URL or --replay RECORD, not both", file=sys.stderr)
         return 2
     patient = patient_from_args(args, "run")
     if patient is None:
@@ -125,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
     if setup is None:
         return 2
     config, analyzer = setup
+    if not (args.port or args.replay or config.port):
+        print("elvmass run: no source: give --port PORT_OR_URL, --replay RECORD, or set port in --config",
+              file=sys.stderr)
+        return 2
     source = _open_source(args, config)
     if source is None:
         return 1
