@@ -169,7 +169,10 @@ def format_tables(table: list[dict], directions: list[dict]) -> str:
 
 
 def plot_histograms(synthetic: list[dict], real: list[dict], path: str | Path) -> None:
-    """Overlaid density histograms of every compared feature (matplotlib imported here)."""
+    """Overlaid density histograms of every compared feature (matplotlib imported here).
+
+    Bins span the 1st-99th percentile of both samples; values beyond are piled into the end bins.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -188,7 +191,7 @@ def plot_histograms(synthetic: list[dict], real: list[dict], path: str | Path) -
         bins = np.linspace(lo, hi if hi > lo else lo + 1, 25)
         for values, label in ((s, "synthetic"), (r, "real")):
             if values.size:  # an empty side would be a 0/0 density
-                ax.hist(values, bins=bins, density=True, alpha=0.5, label=f"{label} n={values.size}")
+                ax.hist(np.clip(values, bins[0], bins[-1]), bins=bins, density=True, alpha=0.5, label=f"{label} n={values.size}")
         ax.set_title(name, fontsize=9)
         ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(names):]:

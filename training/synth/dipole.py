@@ -71,8 +71,8 @@ def ectopic_beat_waves(ph: Phenotype, rng: np.random.Generator) -> tuple[np.ndar
     return centers, sigmas, vectors
 
 
-def beat_schedule(ph: Phenotype, duration_s: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """R-peak times (s, may start before 0 and end after ``duration_s``) and an ectopic flag per beat.
+def beat_schedule(ph: Phenotype, duration_s: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict]:
+    """R-peak times (s, may start before 0 and end after ``duration_s``), an ectopic flag per beat, latents.
 
     Sinus rhythm at ``ph.hr_bpm`` with respiratory sinus arrhythmia and random RR jitter; premature
     ventricular beats come early (coupling 55-75 % of RR) with a full compensatory pause.
@@ -99,7 +99,8 @@ def beat_schedule(ph: Phenotype, duration_s: float, rng: np.random.Generator) ->
             rr_here = times_arr[k + 1] - times_arr[k - 1]
             times_arr[k] = times_arr[k - 1] + rng.uniform(0.55, 0.75) * rr_here / 2.0
             ectopic[k] = True
-    return times_arr, ectopic
+    latents = {"rsa_fraction": rsa, "rr_jitter_fraction": jitter, "respiration_hz": f_resp}
+    return times_arr, ectopic, latents
 
 
 def synthesize_vcg(r_times_s: np.ndarray, centers_ms: np.ndarray, sigmas_ms: np.ndarray,
@@ -133,7 +134,7 @@ def synthesize_vcg(r_times_s: np.ndarray, centers_ms: np.ndarray, sigmas_ms: np.
 def subject_vcg(ph: Phenotype, fs: float, duration_s: float, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """The subject's 10 s VCG (3, n) in mV (heart orientation and body attenuation applied) and rhythm latents."""
     n_samples = int(round(duration_s * fs))
-    r_times, ectopic = beat_schedule(ph, duration_s, rng)
+    r_times, ectopic, rhythm_latents = beat_schedule(ph, duration_s, rng)
     resp_amp = rng.uniform(0.02, 0.08)
     resp_phase = rng.uniform(0.0, 2.0 * math.pi)
     all_c, all_s, all_v = [], [], []
@@ -152,5 +153,6 @@ def subject_vcg(ph: Phenotype, fs: float, duration_s: float, rng: np.random.Gene
     vcg = synthesize_vcg(r_times, np.stack(all_c), np.stack(all_s), vectors, fs, n_samples)
     inside = (r_times >= 0) & (r_times < duration_s)
     rhythm = {"n_beats": int(inside.sum()), "n_ectopic_in_window": int((ectopic & inside).sum()),
-              "mean_rr_ms": float(1000.0 * np.mean(np.diff(r_times)))}
+              "mean_rr_ms": float(1000.0 * np.mean(np.diff(r_times))), **rhythm_latents,
+              "qrs_amplitude_breathing_fraction": resp_amp}
     return vcg, rhythm

@@ -42,6 +42,7 @@ def jittered_dower(rng: np.random.Generator, precordial_turn_sd_deg: float = 6.0
         matrix[row] = rotation_matrix(turns[row - 2]) @ matrix[row]
     matrix *= gains[:, None]
     latents = {f"lead_gain_{name}": float(g) for name, g in zip(INDEPENDENT_LEADS, gains)}
+    latents.update({f"lead_turn_deg_{name}": float(np.linalg.norm(t)) for name, t in zip(INDEPENDENT_LEADS[2:], turns)})
     return matrix, latents
 
 

@@ -39,8 +39,8 @@ class PhenotypeModel:
     """Strength of each effect (see the module docstring for sources)."""
 
     qrs_mv_at_ref: float = 1.55  # main QRS force for a 110 g heart, BMI 26, age 55, man
-    mass_voltage_exponent: float = 0.9
-    voltage_log_sd: float = 0.18  # conduction/chest-geometry variation no demographic explains
+    mass_voltage_exponent: float = 1.1
+    voltage_log_sd: float = 0.24  # conduction/chest-geometry variation no demographic explains
     bmi_attenuation_per_unit: float = 0.025
     age_attenuation_per_year: float = 0.005
     female_voltage_factor: float = 0.90
@@ -51,12 +51,12 @@ class PhenotypeModel:
     p_conduction_delay: float = 0.04  # incomplete/complete bundle-branch block-like widening
     conduction_delay_ms: tuple[float, float] = (20.0, 45.0)
     axis_deg_at_ref: float = 40.0
-    axis_deg_per_doubling: float = -25.0
+    axis_deg_per_doubling: float = -35.0
     axis_deg_per_year: float = -0.3
     axis_deg_per_bmi: float = -1.0
     axis_sd_deg: float = 24.0
     posterior_deg_at_ref: float = 20.0
-    posterior_deg_per_doubling: float = 12.0
+    posterior_deg_per_doubling: float = 25.0
     posterior_sd_deg: float = 12.0
     strain_onset_g_m2: float = 12.0  # strain grows above (LVH threshold + this) ...
     strain_onset_sd_g_m2: float = 8.0  # ... with a subject-specific onset
