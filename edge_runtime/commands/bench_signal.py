@@ -158,6 +158,7 @@ def delineation_table(data: Path, reference_tools: bool) -> None:
     config = PreprocessConfig()
     shift = int(round(config.delay_s * config.fs))
     errors = {"ours (12-lead)": ([], []), "neurokit2 dwt (II)": ([], [])}
+    interval_errors: dict[str, list[float]] = {"pr_ms": [], "qt_ms": [], "qrs_ms": []}
     use_nk = reference_tools and _available("neurokit2")
     for header in ludb_headers(data):
         record = read_record(header)
@@ -169,6 +170,8 @@ def delineation_table(data: Path, reference_tools: bool) -> None:
                                   to_raw(analysis.qrs_offset), config.fs)
         errors["ours (12-lead)"][0].extend(on)
         errors["ours (12-lead)"][1].extend(off)
+        for name, error in _interval_errors(ann, analysis.parameters, config.fs).items():
+            interval_errors[name].append(error)
         if use_nk:
             import neurokit2 as nk
 
@@ -197,6 +200,36 @@ def delineation_table(data: Path, reference_tools: bool) -> None:
         print(f"{name:>20} {on.size:>5} {np.median(on):>8.1f} {np.median(np.abs(on)):>9.1f} "
               f"{np.percentile(np.abs(on), 90):>7.1f} {np.median(off):>9.1f} {np.median(np.abs(off)):>10.1f} "
               f"{np.percentile(np.abs(off), 90):>8.1f}")
+
+
+    print("\nper-record interval error (ours - median of the lead II annotations), ms")
+    for name, values in interval_errors.items():
+        values = np.asarray([v for v in values if np.isfinite(v)])
+        if values.size:
+            print(f"{name:>8}: n {values.size:>3}  bias {np.median(values):6.1f}  |median| {np.median(np.abs(values)):5.1f}"
+                  f"  p90 {np.percentile(np.abs(values), 90):5.1f}")
+
+
+def _interval_errors(ann, parameters: dict, fs: float) -> dict[str, float]:
+    """QRS, PR and QT of one LUDB record from its lead II annotations vs our parameters."""
+    from edge_runtime.signal.scoring import wave_boundaries
+
+    qrs = wave_boundaries(ann.sample, ann.symbol, "N")
+    p_waves = wave_boundaries(ann.sample, ann.symbol, "p")
+    t_waves = wave_boundaries(ann.sample, ann.symbol, "t")
+    to_ms = 1000.0 / fs
+    out = {"qrs_ms": float("nan"), "pr_ms": float("nan"), "qt_ms": float("nan")}
+    if len(qrs):
+        out["qrs_ms"] = parameters["qrs_ms"] - float(np.median(qrs[:, 2] - qrs[:, 0])) * to_ms
+    pr = [on - p_waves[p_waves[:, 0] < on][-1, 0] for on in qrs[:, 0] if np.any(p_waves[:, 0] < on)]
+    pr = [v * to_ms for v in pr if v * to_ms < 400]
+    if pr:
+        out["pr_ms"] = parameters["pr_ms"] - float(np.median(pr))
+    qt = [t_waves[t_waves[:, 2] > on][0, 2] - on for on in qrs[:, 0] if np.any(t_waves[:, 2] > on)]
+    qt = [v * to_ms for v in qt if v * to_ms < 700]
+    if qt:
+        out["qt_ms"] = parameters["qt_ms"] - float(np.median(qt))
+    return out
 
 
 def af_table(data: Path) -> None:

@@ -10,8 +10,9 @@ Per beat, the threshold is ``quiet + QRS_FRACTION * (peak - quiet)`` (peak: larg
 Axes (degrees, -180..180] use the *net area* of the wave in leads I and aVF of the median beat,
 relative to the PR-segment level: ``atan2(area_aVF, area_I)``. P window: 220 ms to 20 ms before the
 QRS onset; T window: 40 ms after the QRS offset to 60 % of the RR interval (at most 450 ms).
-PR and QT use the spatial magnitude of the median beat: P onset / T end where it falls below
-15 % of the P / T wave's maximum, searching outward from that maximum.
+PR and QT use the spatial magnitude of the median beat: P onset / T end where it falls to
+``WAVE_EDGE_FRACTION`` of the way from the window's lowest level up to the wave's maximum,
+searching outward from that maximum (approximate: no P wave in AF, flat T waves).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import math
 import numpy as np
 
 QRS_FRACTION = 0.08
+WAVE_EDGE_FRACTION = 0.15
+T_END_FRACTION = 0.05
 QUIET_RUN_MS = 10.0
 ONSET_SEARCH_MS = 150.0
 OFFSET_SEARCH_MS = 200.0
@@ -143,15 +146,17 @@ def beat_parameters(template: np.ndarray, r_index: int, onset: int, offset: int,
     if p_hi - p_lo > 2:
         out["p_axis"] = _axis(*area(p_lo, p_hi))
         p_peak = p_lo + int(np.argmax(magnitude[p_lo:p_hi]))
-        level = 0.15 * magnitude[p_peak]
+        floor = float(magnitude[p_lo:p_peak + 1].min())
+        level = floor + WAVE_EDGE_FRACTION * (magnitude[p_peak] - floor)
         quiet = np.flatnonzero(magnitude[p_lo:p_peak + 1] < level)
-        if quiet.size and magnitude[p_peak] > 0:
+        if quiet.size and magnitude[p_peak] > floor:
             out["pr_ms"] = (onset - (p_lo + int(quiet[-1]))) / ms
     if t_hi - t_lo > 2:
         out["t_axis"] = _axis(*area(t_lo, t_hi))
         t_peak = t_lo + int(np.argmax(magnitude[t_lo:t_hi]))
-        level = 0.15 * magnitude[t_peak]
+        floor = float(magnitude[t_peak:t_hi].min())
+        level = floor + T_END_FRACTION * (magnitude[t_peak] - floor)
         quiet = np.flatnonzero(magnitude[t_peak:t_hi] < level)
-        if quiet.size and magnitude[t_peak] > 0:
+        if quiet.size and magnitude[t_peak] > floor:
             out["qt_ms"] = (t_peak + int(quiet[0]) - onset) / ms
     return out
