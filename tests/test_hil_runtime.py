@@ -1,6 +1,7 @@
 """Hardware-in-the-loop: the emulator in a separate process on a real pty, `elvmass run` reading it.
 
-The emulator replays a bundled real record (looped) at 10x real time; faults are injected only
+The emulator replays a bundled real record (looped) at 10x real time; the clean-replay test runs the
+`elvmass run --port` command, the others run the same session loop in the test process; faults are injected only
 during stream seconds [10, 20) so each test sees a clean window, the faulty window, and recovery.
 At 10x the emulator gets a 4 MiB FIFO (``BACKLOG``): on this shared CI machine a busy runtime may
 read late, and frames the *test's* speed-up would lose are not what these tests are about (the
@@ -39,6 +40,26 @@ def run_runtime(port: str, bundle, db, *options: str, timeout: float = 120.0) ->
     out = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=timeout)
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
+
+
+@pytest.fixture(scope="module")
+def analyzer(bundle_dir):
+    from edge_runtime.config import ClinicConfig
+    from edge_runtime.runtime.pipeline import Analyzer
+
+    return Analyzer(ClinicConfig(), bundle_path=bundle_dir, backend="onnxruntime", precision="fp32")
+
+
+def run_session(port: str, analyzer, db, max_estimates: int | None = None, max_windows: int | None = None) -> dict:
+    """The runtime loop in this process (the emulator is the separate process), as `elvmass run` runs it."""
+    from edge_runtime.runtime.session import RuntimeSession
+    from edge_runtime.runtime.sources import SerialSource
+    from edge_runtime.runtime.store import ResultStore
+
+    with ResultStore(db) as store:
+        session = RuntimeSession(analyzer, PatientContext(77.0, "F", 160.0, 70.0, "HIL-1"), store,
+                                 max_estimates=max_estimates, max_windows=max_windows, duration_s=90.0)
+        return session.run(SerialSource(port)).to_dict()
 
 
 def flag_names(report: dict) -> set[str]:
@@ -80,10 +101,10 @@ def test_clean_replay_gives_one_estimate_equal_to_offline_analysis(bundle_dir, t
     (["--saturate", "V2"], "saturation"),
     (["--noise-uv", "1500"], "noise"),
 ])
-def test_signal_fault_gives_flagged_no_estimate_then_recovery(bundle_dir, tmp_path, fault, expected_flag):
+def test_signal_fault_gives_flagged_no_estimate_then_recovery(analyzer, tmp_path, fault, expected_flag):
     with EmulatorProcess(CINC_LVH_RECORD, *BACKLOG, "--fault-from", "10", "--fault-to", "20", *fault,
                          speed=SPEED, loop=True) as port:
-        summary = run_runtime(port, bundle_dir, tmp_path / "r.sqlite", "--max-windows", "3", "--duration", "90")
+        summary = run_session(port, analyzer, tmp_path / "r.sqlite", max_windows=3)
     statuses = [r["estimate_status"] for r in summary["results"]]
     assert statuses == ["ok", "no_estimate", "ok"], [sorted(flag_names(r)) for r in summary["results"]]
     faulty = summary["results"][1]
@@ -101,12 +122,12 @@ def _contiguous_in_loop(window_lead: np.ndarray, record_lead: np.ndarray) -> boo
     return False
 
 
-def test_dropped_frames_never_splice_a_window_and_recover(bundle_dir, tmp_path):
+def test_dropped_frames_never_splice_a_window_and_recover(analyzer, tmp_path):
     from edge_runtime.runtime.store import ResultStore
 
     with EmulatorProcess(CINC_LVH_RECORD, *BACKLOG, "--fault-from", "10", "--fault-to", "13", "--drop-frame-prob", "0.05",
                          speed=SPEED, loop=True) as port:
-        summary = run_runtime(port, bundle_dir, tmp_path / "r.sqlite", "--max-estimates", "2", "--duration", "90")
+        summary = run_session(port, analyzer, tmp_path / "r.sqlite", max_estimates=2)
     events = [event["name"] for event in summary["events"]]
     assert "dropped_frames" in events
     assert summary["n_estimates"] == 2  # one before the fault, one after it
@@ -116,27 +137,27 @@ def test_dropped_frames_never_splice_a_window_and_recover(bundle_dir, tmp_path):
             assert _contiguous_in_loop(store.window(row["id"]).signals_mv[1], signals[1])
 
 
-def test_unplug_replug_reconnects_and_recovers(bundle_dir, tmp_path):
+def test_unplug_replug_reconnects_and_recovers(analyzer, tmp_path):
     with EmulatorProcess(CINC_LVH_RECORD, *BACKLOG, "--unplug-at", "12", "--unplug-for", "0.5", speed=SPEED, loop=True) as port:
-        summary = run_runtime(port, bundle_dir, tmp_path / "r.sqlite", "--max-estimates", "2", "--duration", "90")
+        summary = run_session(port, analyzer, tmp_path / "r.sqlite", max_estimates=2)
     events = [event["name"] for event in summary["events"]]
     assert "disconnected" in events and events.count("connected") >= 2
     assert summary["n_estimates"] == 2 and all(r["estimate_status"] == "ok" for r in summary["results"])
 
 
-def test_two_lead_af_record_shows_af_and_needs_12_leads(bundle_dir, tmp_path):
+def test_two_lead_af_record_shows_af_and_needs_12_leads(analyzer, tmp_path):
     record = shared_path("cpsc2021", "data_84_1.hea")  # persistent AF, leads I and II only
     with EmulatorProcess(record, *BACKLOG, speed=SPEED) as port:
-        summary = run_runtime(port, bundle_dir, tmp_path / "r.sqlite", "--max-windows", "1", "--duration", "90")
+        summary = run_session(port, analyzer, tmp_path / "r.sqlite", max_windows=1)
     result = summary["results"][0]
     assert result["estimate_status"] == "no_estimate" and result["lvm_g"] is None
     assert {"needs_12_leads", "af_suspected"} <= flag_names(result)
 
 
-def test_paced_record_is_flagged_outside_population(bundle_dir, tmp_path):
+def test_paced_record_is_flagged_outside_population(analyzer, tmp_path):
     record = shared_path("mitdb", "102.hea")  # paced rhythm; leads V5 and V2 only
     with EmulatorProcess(record, *BACKLOG, speed=SPEED) as port:
-        summary = run_runtime(port, bundle_dir, tmp_path / "r.sqlite", "--max-windows", "1", "--duration", "90")
+        summary = run_session(port, analyzer, tmp_path / "r.sqlite", max_windows=1)
     result = summary["results"][0]
     assert result["estimate_status"] == "no_estimate" and result["lvm_g"] is None
     assert "needs_12_leads" in flag_names(result)
