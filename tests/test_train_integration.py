@@ -170,3 +170,36 @@ def test_tabular_baselines_and_voltage_criteria(tiny_cohort, trained_run):
     r_amp, s_amp = qrs_amplitudes(one)
     assert r_amp[0, 10] == pytest.approx(2.0) and s_amp[0, 6] == pytest.approx(1.5)
     assert voltage_criteria(one)[0, 0] == pytest.approx(3.5)
+
+
+@pytest.mark.slow
+def test_ablation_tables_and_paired_tests(tiny_cohort, trained_run):
+    from training.ablation import format_tables, run_ablation, to_json
+
+    _, cache = trained_run
+    ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=cache, include_full=True, progress=False)
+    result = run_ablation(ds, tables=("sex", "baselines"), epochs=1, cnn_epochs=1, n_folds=2, workers=1, progress=False)
+    runs = result["runs"]
+    assert {"beat/electrical/ecg+demo+params", "beat/electrical/ecg+demo+params/sex-specific",
+            "baseline:lvm_ai_cnn", "baseline:ecg_ai_gbt", "baseline:voltage_linear",
+            "baseline:demographics_linear"} <= set(runs)
+    assert "vs_default" in runs["baseline:ecg_ai_gbt"] and "vs_default" not in runs[result["default"]]
+    text = format_tables(result)
+    assert "Sex-specific models vs one model" in text and "Baselines (same folds)" in text
+    json.dumps(to_json(result))  # plain JSON
+
+
+def test_external_validation_recalibrates_on_a_subset_only(tiny_cohort, trained_run):
+    from training.export import load_models
+    from training.external import external_validation, fit_recalibration
+    from training.trainer import TrainedModel
+
+    assert fit_recalibration(np.array([1.0, 2, 3]), np.array([12.0, 14, 16])) == pytest.approx((10.0, 2.0))
+    run_dir, cache = trained_run
+    ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=cache, progress=False)
+    models, medians = load_models(run_dir / "model.pt")
+    result = external_validation(TrainedModel(models, medians, {}, {}), ds, n_recalibration=10)
+    assert result["n_evaluated"] == len(ds) - 10
+    assert result["before"]["n"] == result["after"]["n"] == len(ds) - 10
+    with pytest.raises(ValueError, match="more than"):
+        external_validation(TrainedModel(models, medians, {}, {}), ds, n_recalibration=len(ds))
