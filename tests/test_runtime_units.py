@@ -217,3 +217,41 @@ def test_backend_refusal_becomes_a_named_no_estimate():
     result = est.estimate_window(_beats(), PARAMS, [], True, PatientContext(age_years=50.0), NeedsSex(), MODEL)
     assert result.estimate_status == "no_estimate" and result.lvm_g is None
     assert [f.name for f in result.flags] == ["sex_unknown"] and "sex" in result.flags[0].reason
+
+
+# --- sources and display ----------------------------------------------------------------------
+
+def test_channels_from_a_two_lead_record_report_the_missing_electrodes_off():
+    from edge_runtime.record import EcgRecord
+    from edge_runtime.runtime.sources import channels_from_record
+    from firmware_bridge.frames import ELECTRODES
+
+    data = np.random.default_rng(0).normal(0, 0.2, (2, 1000)).astype(np.float32)
+    signals, off = channels_from_record(EcgRecord(data, 200.0, ("I", "II")))
+    assert signals.shape == (8, 1000) and np.array_equal(signals[:2], data) and not signals[2:].any()
+    assert [e for e, o in zip(ELECTRODES, off) if o] == ["V1", "V2", "V3", "V4", "V5", "V6"]
+
+
+def test_heart_rate_meter_and_status_line_on_a_real_record():
+    from edge_runtime.assets import PTBXL_RECORD
+    from edge_runtime.io import read_record
+    from edge_runtime.runtime.display import HeartRateMeter, LiveDisplay
+    from edge_runtime.runtime.session import SessionSummary
+
+    record = read_record(PTBXL_RECORD)
+    lead_ii = record.lead("II")
+    meter = HeartRateMeter(record.fs)
+    for start in range(0, lead_ii.size, 50):
+        meter.process(lead_ii[start:start + 50])
+    assert 60 <= meter.bpm <= 80  # the cart measured ~71 bpm for this ECG
+
+    class Session:  # what the display reads from a RuntimeSession
+        assembler = WindowAssembler(fs=500)
+        lead_off = frozenset({"V3"})
+        summary = SessionSummary()
+
+    Session.assembler.push(_stream(2500))
+    display = LiveDisplay()
+    display._meter = meter
+    line = display.line(Session())
+    assert "LEAD OFF V3" in line and f"HR {meter.bpm:.0f} bpm" in line and " 5.0/10 s" in line
