@@ -243,7 +243,7 @@ def test_heart_rate_meter_and_status_line_on_a_real_record():
     meter = HeartRateMeter(record.fs)
     for start in range(0, lead_ii.size, 50):
         meter.process(lead_ii[start:start + 50])
-    assert 60 <= meter.bpm <= 80  # the cart measured ~71 bpm for this ECG
+    assert 60 <= meter.bpm <= 80  # analyze_window measures 71 bpm on this ECG
 
     class Session:  # what the display reads from a RuntimeSession
         assembler = WindowAssembler(fs=500)
