@@ -71,6 +71,10 @@ def test_the_readers_load_the_written_cohort(tiny_cohort):
     document = json.loads((tiny_cohort / "cohort.json").read_text())
     assert document["seed"] == 3 and document["n"] == 6
     assert document["label_noise_floor_mae_g"] == pytest.approx(8.0 * np.sqrt(2 / np.pi))
+    labels = {e.subject_id: e.lvm_g for e in entries}
+    latents = {row.split(",")[0]: row for row in (tiny_cohort / "latents.csv").read_text().splitlines()[1:]}
+    assert set(labels) == set(latents)
+    assert document["oracle_mae_g"] == pytest.approx(document["label_noise_floor_mae_g_empirical"])
     header = (tiny_cohort / "latents.csv").read_text().splitlines()[0].split(",")
     for latent in ("lvm_true_g", "label_noise_g", "hypertrophy_log", "strain", "conduction_factor", "noise_level"):
         assert latent in header
@@ -132,6 +136,8 @@ def test_cli_writes_a_cohort_and_refuses_bad_input(tmp_path, capsys):
 
     assert main(["synth", "--n", "3", "--seed", "1", "--out", str(tmp_path / "c"), "--quiet", "--no-floor"]) == 0
     assert len(read_label_table(tmp_path / "c" / "labels.csv")) == 3
-    assert "floor MAE" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "floor MAE" in printed and "oracle" in printed and "skipped (--no-floor)" in printed
+    assert json.loads((tmp_path / "c" / "cohort.json").read_text())["oracle_mae_g"] >= 0.0
     assert main(["synth", "--n", "0", "--out", str(tmp_path / "d"), "--quiet", "--no-floor"]) == 2
     assert main(["synth", "--n", "2", "--label-noise-sd", "-1", "--out", str(tmp_path / "e"), "--quiet"]) == 2

@@ -202,12 +202,22 @@ def cohort_summary(rows: list[dict]) -> dict:
 
 
 def write_cohort_json(out_dir: str | Path, config: CohortConfig, rows: list[dict], extra: dict) -> dict:
-    """Write ``cohort.json``: seed, n, version, settings, label-noise SD/floor and ``extra`` (floor, timing)."""
+    """Write ``cohort.json``: seed, n, version, settings, label-noise SD/floor, oracle and ``extra``.
+
+    ``label_noise_floor_mae_g`` is the analytic floor, ``label_noise_floor_mae_g_empirical`` the
+    cohort's mean |eps| and ``oracle_mae_g`` the MAE of the structural model on the true latents.
+    ``extra`` may hold ``floor`` (from :func:`training.synth.floor.compute_floor`) and ``timing``.
+    """
+    from training.synth.floor import floor_from_rows
+
+    floor = extra.get("floor") or floor_from_rows(rows)
     document = {
         "generator": "elvmass synth", "generator_version": GENERATOR_VERSION,
         "seed": config.seed, "n": config.n, "config": config.to_dict(),
         "label_noise_sd_g": config.subjects.label_noise_sd_g,
         "label_noise_floor_mae_g": config.subjects.label_noise_floor_mae_g,
+        "label_noise_floor_mae_g_empirical": floor["label_noise_floor_mae_g_empirical"],
+        "oracle_mae_g": floor["oracle_exact_mae_g"],
         "summary": cohort_summary(rows), **extra,
         "written_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -3,8 +3,9 @@
 Each beat is a sum of Gaussian waves in time, each with a 3-D vector (Frank axes X left, Y feet,
 Z back) -- the dynamical VCG model of McSharry et al. (IEEE TBME 2003;50:289) written directly
 in time as in Sameni et al. (EURASIP J Adv Signal Process 2007:43407). Waves of a sinus beat:
-P, septal q, early and late main forces (R1, R2), terminal S, ST (strain), and an asymmetric T from two Gaussians. A premature
-ventricular beat reuses the same slots: no P, a wide QRS of random direction, a discordant T.
+P, septal q, early and late main forces (R1, R2), terminal S, ST (strain), and an asymmetric T
+from two Gaussians. A premature ventricular beat reuses the same slots: no P, a wide QRS of
+random direction, a discordant T.
 """
 
 from __future__ import annotations
