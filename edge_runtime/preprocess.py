@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_runtime.record import STANDARD_LEADS, EcgRecord
+from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, EcgRecord
 from edge_runtime.resample import resample_signals
 from edge_runtime.signal import quality
 from edge_runtime.signal.beats import beat_window, extract_beats, middle_beat_index
@@ -144,18 +144,24 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
     if len(lead_names) != signals.shape[0]:
         raise ValueError(f"{signals.shape[0]} rows but {len(lead_names)} lead names")
     flags: list[QualityFlag] = []
+    raw = signals.astype(np.float32)  # the quality checks need no more precision (and run 2x faster)
     for check in (quality.flat_leads, quality.saturated_leads):
-        found = check(signals, fs, tuple(lead_names))
+        found = check(raw, fs, tuple(lead_names))
         if found:
             flags.append(found)
     if fs != config.fs:
         # Start each lead at 0 so the resampler's zero padding adds no edge step (a constant
         # offset does not change the conditioned output: the high-pass comes first).
-        signals = resample_signals(signals - signals[:, :1], fs, config.fs).astype(np.float64)
+        raw = resample_signals(signals - signals[:, :1], fs, config.fs)
+    else:
+        raw = signals
     fs_a = config.fs
-    conditioned = condition(signals, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz)
-    detector = StreamingRPeakDetector(fs_a, conditioned.shape[0])
-    r_peaks = np.unique(np.concatenate([detector.process(conditioned), detector.flush()]))
+    conditioned = condition(raw, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz)
+    # III, aVR, aVL, aVF are combinations of I and II: detect on the independent leads when present.
+    independent = [lead_names.index(name) for name in INDEPENDENT_LEADS if name in lead_names]
+    rows = independent if len(independent) == len(INDEPENDENT_LEADS) else list(range(len(lead_names)))
+    detector = StreamingRPeakDetector(fs_a, len(rows))
+    r_peaks = np.unique(np.concatenate([detector.process(conditioned[rows]), detector.flush()]))
     onset, offset = qrs_boundaries(conditioned, r_peaks, fs_a)
     beats, beat_r_peaks = extract_beats(conditioned, r_peaks, fs_a, config.beat_pre_ms, config.beat_post_ms)
     middle = middle_beat_index(beat_r_peaks, conditioned.shape[1])
@@ -173,7 +179,7 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
         t_offset = pre + int(round(np.median((offset - r_peaks)[found])))
         parameters.update(beat_parameters(template, pre, t_onset, t_offset, fs_a, rr_s, tuple(lead_names)))
     if template is not None:
-        spikes = quality.pacing_spikes(signals, fs_a, np.ptp(template, axis=1), r_peaks)
+        spikes = quality.pacing_spikes(raw.astype(np.float32), fs_a, np.ptp(template, axis=1), r_peaks)
         if spikes:
             flags.append(spikes)
     if not ("I" in lead_names and "aVF" in lead_names):

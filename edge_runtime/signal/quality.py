@@ -106,14 +106,17 @@ def pacing_spikes(signals: np.ndarray, fs: float, qrs_amplitude: np.ndarray,
     r_peaks = np.asarray(r_peaks, dtype=np.int64)
     if signals.shape[1] <= 2 * h or r_peaks.size == 0:
         return None
-    centre = signals[:, h:-h]
-    up = np.minimum(centre - signals[:, :-2 * h], centre - signals[:, 2 * h:])
-    down = np.minimum(signals[:, :-2 * h] - centre, signals[:, 2 * h:] - centre)
-    # Small leads (III, aVL) are judged against the typical lead's QRS so a tiny glitch is no spike.
-    scale = np.maximum(qrs_amplitude, max(float(np.median(qrs_amplitude)), 0.05))
-    strength = np.maximum(up, down) / scale[:, None]
-    spike_samples = h + np.flatnonzero((strength >= PACING_SPIKE_FRACTION).any(axis=0))
-    if spike_samples.size == 0:
+    # Scale: small leads (III, aVL) are judged against the typical lead's QRS, so a tiny glitch is no spike.
+    scale = np.maximum(qrs_amplitude, max(float(np.median(qrs_amplitude)), 0.05)).astype(signals.dtype)
+    left = signals[:, h:-h] - signals[:, :-2 * h]   # x[n] - x[n-h]
+    right = signals[:, h:-h] - signals[:, 2 * h:]   # x[n] - x[n+h]
+    limit = (PACING_SPIKE_FRACTION * scale)[:, None]
+    # a spike stands out from both neighbours, on the same side, by at least the limit
+    steep = (np.abs(left) >= limit) & (np.abs(right) >= limit)
+    rows, cols = np.nonzero(steep)
+    same_side = left[rows, cols] * right[rows, cols] > 0
+    spike_samples = h + np.unique(cols[same_side])
+    if spike_samples.size < 2:
         return None
     starts = np.concatenate([[True], np.diff(spike_samples) > int(0.010 * fs)])
     events = spike_samples[starts]
