@@ -108,7 +108,16 @@ class Analyzer:
             from edge_runtime.model_bundle import load_bundle
 
             bundle = load_bundle(bundle_path or config.bundle_path or None, self.preprocess_config.to_dict())
-            predictor = load_predictor(bundle, backend=self.backend, precision=self.precision)
+            from edge_runtime.model_bundle import BundleError
+
+            try:
+                predictor = load_predictor(bundle, backend=self.backend, precision=self.precision)
+            except (BundleError, ImportError):
+                if backend is not None:
+                    raise  # the operator asked for this backend: say why it cannot be used
+                # Only the config default was asked: let the bundle's content pick an installed backend.
+                predictor = load_predictor(bundle, backend="auto", precision=self.precision)
+                self.backend = predictor.backend
             model = model_info_from_bundle(bundle)
         self.predictor = predictor
         self.model = model
