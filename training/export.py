@@ -159,6 +159,11 @@ def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.n
                              f"(limit {PARITY_TOLERANCE_G:g})")
         files[variant] = name
     document = {
+        "model_id": "elvmass-" + "-".join(x.replace("+", "_") for x in (
+            config["model"]["grouping"], config["model"]["features"], config["data_hash"][:8])),
+        "labels": config["labels"],
+        "holdout_note": "the final model trained on every usable subject of 'labels': no subject is held out "
+                        "(use the CV metrics, or another cohort, for unbiased numbers)",
         "model_files": files,
         "sex_specific": set(files) == {"male", "female"},
         "opset": OPSET,
