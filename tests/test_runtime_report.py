@@ -62,3 +62,13 @@ def test_report_module_does_not_import_matplotlib():
             "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_approximate_interval_is_labelled():
+    model = ModelInfo("demo-1", "cd" * 32, 41.2, 0.9, interval_method="approximate (from cv_mae_g, Gaussian residuals assumed)")
+    report = build_report(_ok_estimate(), PatientContext(60.0, "M", 180.0, 80.0), model, ClinicConfig())
+    assert report["lvm_interval_method"].startswith("approximate")
+    assert "approximate interval" in "\n".join(summary_lines(report))
+    calibrated = build_report(_ok_estimate(), PatientContext(60.0, "M", 180.0, 80.0), MODEL, ClinicConfig())
+    assert calibrated["lvm_interval_method"] == "split-conformal"
+    assert "approximate" not in "\n".join(summary_lines(calibrated))

@@ -183,7 +183,12 @@ def torch_eager_ms(bundle, beats, demographics, parameters) -> dict:
     import numpy as np
 
     training = bundle.manifest.get("training") or {}
-    config_dict = training.get("model_config") or training.get("config", {}).get("model") or {}
+    config_dict = dict(training.get("model_config") or (training.get("config") or {}).get("model") or {})
+    # Export metadata names the architecture choices as lead_grouping / features.
+    if "lead_grouping" in training:
+        config_dict.setdefault("grouping", training["lead_grouping"])
+    if "features" in training:
+        config_dict.setdefault("features", training["features"])
     known = set(ModelConfig.__dataclass_fields__)
     config = ModelConfig(**{k: v for k, v in config_dict.items() if k in known})
     torch.set_num_threads(1)

@@ -73,6 +73,7 @@ class ModelInfo:
     interval_coverage: float | None  # its nominal coverage (e.g. 0.9)
     trained_on: str = "synthetic data"  # the manifest's training_data text
     training_ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    interval_method: str = "split-conformal"  # how the half-width was obtained (see pipeline.interval_from_manifest)
 
 
 @dataclass

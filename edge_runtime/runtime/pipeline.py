@@ -63,7 +63,7 @@ def interval_from_manifest(manifest: dict) -> tuple[float | None, float | None, 
 def model_info_from_bundle(bundle: Any) -> ModelInfo:
     """:class:`ModelInfo` from a loaded :class:`edge_runtime.model_bundle.ModelBundle`."""
     manifest = bundle.manifest
-    halfwidth, coverage, _ = interval_from_manifest(manifest)
+    halfwidth, coverage, method = interval_from_manifest(manifest)
     manifest_bytes = (Path(bundle.path) / "manifest.json").read_bytes()
     ranges = {}
     for name, bounds in (manifest.get("training_ranges") or {}).items():
@@ -71,7 +71,8 @@ def model_info_from_bundle(bundle: Any) -> ModelInfo:
             ranges[name] = (float(bounds[0]), float(bounds[1]))
     return ModelInfo(model_id=bundle.model_id, sha256=hashlib.sha256(manifest_bytes).hexdigest(),
                      interval_halfwidth_g=halfwidth, interval_coverage=coverage,
-                     trained_on=str(manifest.get("training_data", "synthetic")), training_ranges=ranges)
+                     trained_on=str(manifest.get("training_data", "synthetic")), training_ranges=ranges,
+                     interval_method=method)
 
 
 def _quality_flags(analysis: Any) -> list[Flag]:

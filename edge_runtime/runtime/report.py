@@ -54,7 +54,8 @@ def build_report(estimate: Estimate, patient: PatientContext, model: ModelInfo |
         "status_text": STATUS_TEXT[estimate.estimate_status],
         "lvm_g": _round(estimate.lvm_g),
         "lvm_interval_g": None if interval is None else [_round(interval[0]), _round(interval[1])],
-        "lvm_interval_coverage": None if model is None else model.interval_coverage,
+        "lvm_interval_coverage": None if model is None or interval is None else model.interval_coverage,
+        "lvm_interval_method": None if model is None or interval is None else model.interval_method,
         "lvm_spread_g": _round(estimate.lvm_spread_g),
         "lvm_index_g_m2": _round(estimate.lvm_index_g_m2),
         "lvh": estimate.lvh,
@@ -82,8 +83,10 @@ def summary_lines(report: dict) -> list[str]:
     if report["lvm_g"] is not None:
         interval = report["lvm_interval_g"]
         coverage = report.get("lvm_interval_coverage")
-        band = "" if interval is None else (f"  ({coverage:.0%} interval {interval[0]:.0f}-{interval[1]:.0f} g)"
-                                            if coverage else f"  (interval {interval[0]:.0f}-{interval[1]:.0f} g)")
+        approximate = str(report.get("lvm_interval_method") or "").startswith("approximate")
+        kind = "approximate " if approximate else ""
+        band = "" if interval is None else (f"  ({coverage:.0%} {kind}interval {interval[0]:.0f}-{interval[1]:.0f} g)"
+                                            if coverage else f"  ({kind}interval {interval[0]:.0f}-{interval[1]:.0f} g)")
         lines.append(f"LV mass     {report['lvm_g']:.0f} g{band}, spread across {report['n_beats']} beats "
                      f"IQR {report['lvm_spread_g'] or 0:.0f} g")
         if report["lvm_index_g_m2"] is not None:
