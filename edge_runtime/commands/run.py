@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     def on_result(result) -> None:
         report = result.report
         if args.report_dir:
-            stem = f"result_{report.get('result_id', len(session.summary.results) + 1):05d}"
+            stem = f"result_{report.get('result_id', session.summary.windows):05d}"
             for path in write_outputs(result, report, args.report_dir, stem):
                 print(f"wrote {path}", file=sys.stderr)
         if not args.json:

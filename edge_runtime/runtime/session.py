@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,22 +45,29 @@ class SessionEvent:
 
 @dataclass
 class SessionSummary:
-    """What a session did (printed as JSON at the end of ``elvmass run``)."""
+    """What a session did (printed as JSON at the end of ``elvmass run``).
 
-    results: list[dict] = field(default_factory=list)  # report dicts, each with "result_id"
-    events: list[SessionEvent] = field(default_factory=list)
+    A device runs for days: only the last ``KEEP`` results and events stay in memory (the store
+    has them all); the counters cover the whole session.
+    """
+
+    KEEP = 500
+    results: deque = field(default_factory=lambda: deque(maxlen=SessionSummary.KEEP))  # reports + "result_id"
+    events: deque = field(default_factory=lambda: deque(maxlen=SessionSummary.KEEP))
     windows: int = 0
     samples: int = 0
+    n_estimates: int = 0  # windows with a number
     first_estimate_s: float | None = None  # seconds from the first clean samples to the first number
 
-    @property
-    def n_estimates(self) -> int:
-        return sum(1 for report in self.results if report["lvm_g"] is not None)
+    def add(self, report: dict) -> None:
+        self.windows += 1
+        self.n_estimates += report["lvm_g"] is not None
+        self.results.append(report)
 
     def to_dict(self) -> dict:
         return {"windows": self.windows, "samples": self.samples, "n_estimates": self.n_estimates,
                 "first_estimate_s": self.first_estimate_s, "events": [e.to_dict() for e in self.events],
-                "results": self.results}
+                "results": list(self.results)}
 
 
 _END = object()
@@ -250,13 +258,12 @@ class RuntimeSession:
         else:
             result = self.analyzer.analyze_12(signals, window.fs, self.patient, flags, source=self.source_name,
                                               recorded_utc=recorded)
-        self.summary.windows += 1
         if self.store is not None:
             result.report["result_id"] = self.store.add(result.report, signals, window.fs, window.lead_names,
                                                         recorded_utc=recorded)
         if result.report["lvm_g"] is not None and self.summary.first_estimate_s is None and self._clean_since:
             self.summary.first_estimate_s = round(time.monotonic() - self._clean_since, 3)
-        self.summary.results.append(result.report)
+        self.summary.add(result.report)
         if self.on_result:
             self.on_result(result)
         return result
