@@ -90,3 +90,17 @@ def test_mitdb_minutes(name):
     score = compare_detections(beat_samples(ann.sample, ann.symbol), peaks, 360.0, start=360,
                                stop=360 * 299, exclude=excluded_episodes(ann.sample, ann.symbol))
     assert score.sensitivity > 0.995 and score.positive_predictivity > 0.995, score
+
+
+def test_streaming_latency_is_bounded():
+    # After the 2 s learning phase every beat is final within ~335 ms of its R peak (docs/signal.md).
+    signals = read_record(PTBXL_RECORD).to_standard_12().signals_mv
+    conditioned = condition(signals, 500.0, 0.5, 40.0, 50.0)
+    detector = StreamingRPeakDetector(500.0, 12)
+    latencies = []
+    for start in range(0, conditioned.shape[1], 10):
+        chunk = conditioned[:, start:start + 10]
+        for r in detector.process(chunk):
+            if r > 2.0 * 500:
+                latencies.append((start + chunk.shape[1] - r) / 500.0)
+    assert len(latencies) >= 6 and max(latencies) < 0.4

@@ -91,7 +91,7 @@ def test_af_flag_on_persistent_af_not_on_sinus():
 
 
 @pytest.mark.shared
-@pytest.mark.parametrize("name", ["mitdb/109.hea", "mitdb/207.hea"])
+@pytest.mark.parametrize("name", ["mitdb/109.hea", "mitdb/118.hea", "mitdb/207.hea"])
 def test_wide_qrs_on_bundle_branch_block(name):
     found = [w for w in windows(name, 6, start_s=60.0)]
     assert sum("wide_qrs" in w.flag_names for w in found) >= 4

@@ -5,7 +5,10 @@ QRS boundaries (method ``"spatial-velocity"``): the spatial velocity ``sv[n] = s
 Per beat, the threshold is ``quiet + QRS_FRACTION * (peak - quiet)`` (peak: largest sv within
 60 ms of R; quiet: its 10th percentile over the whole window). The onset is the end of the last run of
 ``QUIET_RUN_MS`` below threshold before R, the offset the start of the first such run after R
-(a run, so the short velocity dip at the R apex is not taken for the end of the QRS).
+(a run, so the short velocity dip at the R apex is not taken for the end of the QRS) that is
+also back within ``OFFSET_DEVIATION`` of the QRS's spatial excursion from the onset level (the
+flat bottom of a broad S wave is slow but not over); if none settles within the search window
+(discordant ST-T of LBBB or paced beats), the first quiet run.
 
 Axes (degrees, -180..180] use the *net area* of the wave in leads I and aVF of the median beat,
 relative to the PR-segment level: ``atan2(area_aVF, area_I)``. P window: 220 ms to 20 ms before the
@@ -22,6 +25,7 @@ import math
 import numpy as np
 
 QRS_FRACTION = 0.08
+OFFSET_DEVIATION = 0.3
 WAVE_EDGE_FRACTION = 0.15
 T_END_FRACTION = 0.05
 QUIET_RUN_MS = 10.0
@@ -79,12 +83,26 @@ def qrs_boundaries(conditioned: np.ndarray, r_peaks: np.ndarray, fs: float) -> t
     width = quiet_run.shape[1]
     cols = np.arange(width)[None, :]
     before = quiet_run & (cols + run - 1 < pre)
-    after = quiet_run & (cols > pre)
     has_before = before.any(axis=1)
-    has_after = after.any(axis=1)
     last_before = width - 1 - np.argmax(before[:, ::-1], axis=1)
-    first_after = np.argmax(after, axis=1)
     onset[has_before] = (r_peaks - pre + last_before + run - 1)[has_before]
+    # The flat bottom of a broad S wave (bundle-branch block) is slow but far from the baseline:
+    # the offset must also be back near the level at QRS onset (spatial distance, every lead).
+    base_index = np.where(has_before, onset, r_peaks - pre)
+    base = np.asarray(conditioned, dtype=np.float32)[:, np.clip(base_index, 0, n - 1)]  # (leads, beats)
+    tail = index[:, pre - peak_half:]  # from just before R to the end of the offset search
+    samples = np.asarray(conditioned, dtype=np.float32)[:, np.clip(tail, 0, n - 1)]  # (leads, beats, L')
+    deviation = np.einsum("lbj,lbj->bj", samples - base[:, :, None], samples - base[:, :, None])
+    reach = deviation[:, :2 * peak_half + 1].max(axis=1)
+    near = np.zeros(windows.shape, dtype=np.int32)
+    near[:, pre - peak_half:] = deviation <= OFFSET_DEVIATION ** 2 * reach[:, None]  # squared distances
+    csum_near = np.concatenate([np.zeros((near.shape[0], 1), np.int32), np.cumsum(near, axis=1)], axis=1)
+    settled = quiet_run & ((csum_near[:, run:] - csum_near[:, :-run]) == run)
+    # ... unless it never settles within the search (discordant ST-T of LBBB / paced beats):
+    # then the first quiet run after R is the offset.
+    after = np.where(settled[:, pre + 1:].any(axis=1)[:, None], settled, quiet_run) & (cols > pre)
+    has_after = after.any(axis=1)
+    first_after = np.argmax(after, axis=1)
     offset[has_after] = (r_peaks - pre + first_after)[has_after]
     return onset, offset
 
