@@ -87,7 +87,7 @@ chroot_run() {
     "${isolate[@]}" chroot "$rootfs" /usr/bin/env -i \
         HOME=/root LANG=C.UTF-8 TERM=dumb QEMU_CPU="$QEMU_CPU" \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-        PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+        PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 ${PIP_NO_COMPILE:+PIP_NO_COMPILE=$PIP_NO_COMPILE} \
         /bin/bash -c "$*" || status=$?
     _chroot_umount
     return $status
