@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import shared_path
+from conftest import shared_path
 from training.synth.compare import compare_distributions, ks_statistic, real_records
 
 
