@@ -122,11 +122,11 @@ def _contiguous_in_loop(window_lead: np.ndarray, record_lead: np.ndarray) -> boo
     return False
 
 
-def test_dropped_frames_never_splice_a_window_and_recover(analyzer, tmp_path):
+def test_dropped_and_corrupted_frames_never_splice_a_window_and_recover(analyzer, tmp_path):
     from edge_runtime.runtime.store import ResultStore
 
     with EmulatorProcess(CINC_LVH_RECORD, *BACKLOG, "--fault-from", "10", "--fault-to", "13", "--drop-frame-prob", "0.05",
-                         speed=SPEED, loop=True) as port:
+                         "--bit-error-rate", "1e-4", "--garbage-bursts-per-s", "20", speed=SPEED, loop=True) as port:
         summary = run_session(port, analyzer, tmp_path / "r.sqlite", max_estimates=2)
     events = [event["name"] for event in summary["events"]]
     assert "dropped_frames" in events

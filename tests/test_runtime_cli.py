@@ -149,3 +149,13 @@ def test_demo_runs_end_to_end_and_writes_the_png(bundle_dir, tmp_path):
     png = tmp_path / "demo" / "demo-report.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert "done in" in out.stderr
+
+
+def test_bench_worker_runs_the_whole_chain_on_decoded_frames(bundle_dir):
+    # Only that it runs and counts right: speed targets are read from `elvmass bench`, not asserted.
+    out = elvmass("bench", "--worker", "--seconds", "20", "--bundle", str(bundle_dir), "--precision", "fp32")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["ecg_s"] == 20.0 and result["windows"] == 2 and result["estimates"] == 2
+    assert 0 < result["decode_cpu_s"] < result["cpu_s"] and 0 < result["window_cpu_s"] < result["cpu_s"]
+    assert result["peak_rss_mb"] > 0

@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--saturate", nargs="*", default=[], help="leads pinned at full scale (I II V1..V6)")
     parser.add_argument("--noise-uv", type=float, default=0.0)
     parser.add_argument("--drop-frame-prob", type=float, default=0.0)
+    parser.add_argument("--bit-error-rate", type=float, default=0.0, help="probability each sent bit flips")
+    parser.add_argument("--garbage-bursts-per-s", type=float, default=0.0, help="random-byte bursts per s of stream")
     parser.add_argument("--unplug-at", type=float, help="unplug at this many s of stream")
     parser.add_argument("--unplug-for", type=float, default=1.0, help="seconds unplugged")
     parser.add_argument("--backlog-bytes", type=int, default=1 << 16,
@@ -88,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     from firmware_bridge.emulator import PtyLink, serve
 
     options: dict[str, object] = {"lead_off": tuple(args.lead_off), "saturate": tuple(args.saturate),
-                                  "noise_uv": args.noise_uv, "drop_frame_prob": args.drop_frame_prob}
+                                  "noise_uv": args.noise_uv, "drop_frame_prob": args.drop_frame_prob,
+                                  "bit_error_rate": args.bit_error_rate, "garbage_bursts_per_s": args.garbage_bursts_per_s}
     if args.unplug_at is not None:
         options.update(unplug_at_s=args.unplug_at, unplug_for_s=args.unplug_for)
     emulator = build_emulator(args.record, loop=args.loop, seed=args.seed, fault_from_s=args.fault_from,
