@@ -159,3 +159,20 @@ def test_bench_worker_runs_the_whole_chain_on_decoded_frames(bundle_dir):
     assert result["ecg_s"] == 20.0 and result["windows"] == 2 and result["estimates"] == 2
     assert 0 < result["decode_cpu_s"] < result["cpu_s"] and 0 < result["window_cpu_s"] < result["cpu_s"]
     assert result["peak_rss_mb"] > 0
+
+
+@pytest.mark.slow
+def test_demo_on_embedded_defaults(tmp_path):
+    """`elvmass demo` with nothing but the package: the bundled demo model, or a clear refusal without it."""
+    from edge_runtime.model_bundle import DEMO_BUNDLE_DIR
+
+    out = elvmass("demo", "--speed", "10", "--out", str(tmp_path / "demo"), "--json", "--quiet", timeout=240)
+    assert "Traceback" not in out.stderr
+    if not (DEMO_BUNDLE_DIR / "manifest.json").exists():
+        assert out.returncode == 1 and "cannot load the bundled demo model" in out.stderr
+        return
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["estimate_status"] in ("ok", "outside_population") and report["lvm_g"] > 0
+    assert "not clinically validated" in report["disclaimer"]
+    assert (tmp_path / "demo" / "demo-report.json").exists()
