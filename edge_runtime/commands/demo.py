@@ -65,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
             with ResultStore(config.storage_file) as store:
                 session = RuntimeSession(analyzer, patient, store, on_result=results.append,
                                          on_status=None if display is None else display.update,
-                                         max_estimates=1, max_windows=3, duration_s=60.0 / args.speed + 30.0)
+                                         max_estimates=1, max_windows=3, duration_s=60.0 / args.speed + 30.0,
+                                         on_log=None if display is None else display.log)
                 session.run(SerialSource(port, stall_timeout_s=5.0))
     except RuntimeError as error:  # the emulator process did not start
         print(f"elvmass demo: {error}", file=sys.stderr)

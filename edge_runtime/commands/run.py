@@ -149,7 +149,8 @@ def run(args: argparse.Namespace) -> int:
     session = RuntimeSession(analyzer, patient, store, on_result=on_result,
                              on_status=None if display is None else display.update,
                              max_estimates=args.max_estimates, duration_s=args.duration,
-                             max_windows=args.max_windows)
+                             max_windows=args.max_windows,
+                             on_log=None if display is None else display.log)
     try:
         summary = session.run(source)
     except Exception as error:  # a transport that gives up (TransportError) ends the run with its reason

@@ -61,7 +61,10 @@ class LiveDisplay:
         off = sorted(getattr(session, "lead_off", ()))
         summary = session.summary  # type: ignore[attr-defined]
         bpm = None if self._meter is None else self._meter.bpm
-        leads = "electrodes ok" if not off else f"LEAD OFF {','.join(off)}"
+        if not getattr(session, "streaming", True):
+            leads = "NO SIGNAL (waiting for the device)"
+        else:
+            leads = "electrodes ok" if not off else f"LEAD OFF {','.join(off)}"
         last = summary.results[-1] if summary.results else None
         quality = "-" if last is None else ("ok" if last["estimate_status"] != "no_estimate"
                                             else ",".join(f["name"] for f in last["flags"][:2]))
@@ -88,6 +91,13 @@ class LiveDisplay:
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
+
+    def log(self, event: object) -> None:
+        """Print a session event (gap, lead-off, disconnect ...) on its own line."""
+        prefix = "\r" + " " * 160 + "\r" if self.tty else ""
+        self.stream.write(f"{prefix}{event.utc[11:19]} {event.name}: {event.reason}\n")  # type: ignore[attr-defined]
+        self.stream.flush()
+        self._last = 0.0  # redraw the status line at the next event
 
     def close(self) -> None:
         if self.tty:

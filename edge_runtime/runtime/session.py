@@ -122,6 +122,8 @@ class RuntimeSession:
         Stop after this many results with a number.
     max_windows : int, optional
         Stop after this many analyzed windows (with or without a number).
+    on_log : callable, optional
+        Called with each :class:`SessionEvent` (gap, lead-off, disconnect ...) as it happens.
     duration_s : float, optional
         Stop after this much wall time.
     """
@@ -129,7 +131,8 @@ class RuntimeSession:
     def __init__(self, analyzer: Analyzer, patient: PatientContext, store: ResultStore | None = None,
                  on_result: Callable[[WindowResult], None] | None = None,
                  on_status: Callable[..., None] | None = None, max_estimates: int | None = None,
-                 duration_s: float | None = None, max_windows: int | None = None) -> None:
+                 duration_s: float | None = None, max_windows: int | None = None,
+                 on_log: Callable[[SessionEvent], None] | None = None) -> None:
         self.analyzer = analyzer
         self.patient = patient
         self.store = store
@@ -137,6 +140,7 @@ class RuntimeSession:
         self.on_status = on_status
         self.max_estimates = max_estimates
         self.max_windows = max_windows
+        self.on_log = on_log
         self.duration_s = duration_s
         self.summary = SessionSummary()
         self.assembler: WindowAssembler | None = None
@@ -145,9 +149,13 @@ class RuntimeSession:
         self._clean_since: float | None = None
         self.full_scale_mv: float | None = None  # from the device's INFO (24-bit codes x LSB)
         self.leads_seen: set[str] = set()  # leads that carried signal in some window of this session
+        self.streaming = False  # samples are arriving (False before the first and after a disconnect)
 
     def _log(self, name: str, reason: str) -> None:
-        self.summary.events.append(SessionEvent(name, reason))
+        event = SessionEvent(name, reason)
+        self.summary.events.append(event)
+        if self.on_log:
+            self.on_log(event)
 
     def _drop_partial(self, name: str, reason: str, n_missing: int | None = None) -> None:
         dropped = 0 if self.assembler is None else self.assembler.gap(n_missing or 0)
@@ -204,6 +212,7 @@ class RuntimeSession:
             if event.reattached:
                 self._log("lead_on", f"electrode(s) reattached: {', '.join(sorted(event.reattached))}")
         elif isinstance(event, Disconnected):
+            self.streaming = False
             self._drop_partial("disconnected", f"link lost: {event.reason}")
         elif isinstance(event, Reconnecting):
             self._log("reconnecting", f"attempt {event.attempt} in {event.delay_s:g} s ({event.reason})")
@@ -217,6 +226,7 @@ class RuntimeSession:
         return []
 
     def _samples(self, event: Samples) -> list[WindowResult]:
+        self.streaming = True
         if self.assembler is None or self.assembler.fs != float(event.fs):
             if self.assembler is not None:
                 self._drop_partial("rate_changed", f"stream rate changed to {event.fs:g} Hz")
