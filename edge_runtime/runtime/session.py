@@ -117,7 +117,7 @@ class RuntimeSession:
     on_result : callable, optional
         Called with each :class:`WindowResult` after it is stored (report printing, PNG).
     on_status : callable, optional
-        Called with ``(session, assembler, event)`` for every event (the live display).
+        Called with ``(session, event)`` for every event (the live display).
     max_estimates : int, optional
         Stop after this many results with a number.
     max_windows : int, optional
