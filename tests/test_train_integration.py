@@ -203,3 +203,23 @@ def test_external_validation_recalibrates_on_a_subset_only(tiny_cohort, trained_
     assert result["before"]["n"] == result["after"]["n"] == len(ds) - 10
     with pytest.raises(ValueError, match="more than"):
         external_validation(TrainedModel(models, medians, {}, {}), ds, n_recalibration=len(ds))
+
+
+def test_clean_beats_follow_their_subjects(tiny_cohort, trained_run):
+    from edge_runtime.io import read_record
+    from edge_runtime.preprocess import analyze_record
+    from edge_runtime.runtime.estimate import clean_beats
+    from training.trainer import beat_groups
+
+    _, cache = trained_run
+    ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=cache, progress=False)
+    starts, counts = beat_groups(ds)
+    assert counts.sum() == len(ds.all_beats) and np.all(counts >= 1)
+    # subject 1's clean beats are the runtime's clean beats of its record, in order
+    analysis = analyze_record(read_record(tiny_cohort / "records" / f"{ds.subject_ids[1]}.hea"))
+    expected = analysis.beats[clean_beats(analysis.beats)]
+    assert np.array_equal(ds.all_beats[starts[1]:starts[1] + counts[1]], expected)
+    sub = ds.subset(np.array([3, 1]))
+    sub_starts, sub_counts = beat_groups(sub)
+    assert sub_counts.tolist() == [counts[3], counts[1]]
+    assert np.array_equal(sub.all_beats[sub_starts[1]:sub_starts[1] + sub_counts[1]], expected)

@@ -10,22 +10,26 @@ import numpy as np
 
 from training.metrics import LvhThresholds, paired_fold_test
 
-DEFAULT = {"input_mode": "beat", "grouping": "electrical", "features": "ecg+demo+params", "sex_specific": False}
+DEFAULT = {"input_mode": "beat", "beats": "clean", "grouping": "electrical", "features": "ecg+demo+params",
+           "sex_specific": False}
 TABLES: dict[str, tuple[str, list[dict]]] = {
     "1a": ("Table 1a: input mode", [{"input_mode": m} for m in ("beat", "full", "crop")]),
     "1b": ("Table 1b: lead grouping", [{"grouping": g} for g in ("electrical", "none", "anatomical")]),
     "1c": ("Table 1c: feature set", [{"features": f} for f in ("ecg", "ecg+params", "ecg+demo", "ecg+demo+params")]),
     "sex": ("Sex-specific models vs one model", [{"sex_specific": False}, {"sex_specific": True}]),
+    "beats": ("Beats used (single-beat input): median over clean beats vs middle beat only",
+              [{"beats": "clean"}, {"beats": "middle"}]),
 }
 ROW_METRICS = ("mae_g", "mape_pct", "c_statistic", "accuracy", "sensitivity", "specificity", "ppv", "f1")
 
 
 def variant_name(settings: dict) -> str:
     s = {**DEFAULT, **settings}
-    return f"{s['input_mode']}/{s['grouping']}/{s['features']}" + ("/sex-specific" if s["sex_specific"] else "")
+    mode = s["input_mode"] + ("" if s["input_mode"] != "beat" or s["beats"] == "clean" else "(middle)")
+    return f"{mode}/{s['grouping']}/{s['features']}" + ("/sex-specific" if s["sex_specific"] else "")
 
 
-def run_ablation(dataset, *, tables: tuple[str, ...] = ("1a", "1b", "1c", "sex", "baselines"), epochs: int = 60,
+def run_ablation(dataset, *, tables: tuple[str, ...] = ("1a", "1b", "1c", "sex", "beats", "baselines"), epochs: int = 60,
                  cnn_epochs: int = 40, seed: int = 0, n_folds: int = 5, workers: int = 2,
                  thresholds: LvhThresholds = LvhThresholds(), noise_floor_mae: float | None = None,
                  progress: bool = True, log=None) -> dict:
@@ -46,7 +50,7 @@ def run_ablation(dataset, *, tables: tuple[str, ...] = ("1a", "1b", "1c", "sex",
         start = time.perf_counter()
         cv = cross_validate(
             dataset, ModelConfig(grouping=settings["grouping"], features=settings["features"]),
-            TrainConfig(input_mode=settings["input_mode"], epochs=epochs, seed=seed),
+            TrainConfig(input_mode=settings["input_mode"], beats=settings["beats"], epochs=epochs, seed=seed),
             n_folds=n_folds, sex_specific=settings["sex_specific"], train_final=False, workers=workers,
             thresholds=thresholds, noise_floor_mae=noise_floor_mae, log=log, progress=progress)
         runs[name] = {"settings": settings, "folds": cv.fold_metrics, "summary": cv.summary,

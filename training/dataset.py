@@ -23,8 +23,9 @@ import numpy as np
 from edge_runtime.io import read_record
 from edge_runtime.io.labels import LabelEntry, read_label_table
 from edge_runtime.preprocess import PreprocessConfig, analyze_record
+from edge_runtime.runtime.estimate import clean_beats
 
-DATASET_VERSION = 1  # bump when the cached arrays change meaning
+DATASET_VERSION = 2  # bump when the cached arrays change meaning
 EXTRA_PARAMETERS = ("pr_ms", "qt_ms", "heart_rate_bpm")
 FULL_SECONDS = 10.0  # the 'full' input is the conditioned 10 s window, zero-padded/cut to this length
 
@@ -50,16 +51,29 @@ class EcgDataset:
     preprocess: PreprocessConfig
     data_hash: str
     excluded: list[tuple[str, str]] = field(default_factory=list)  # (subject_id, reason)
+    # Every clean beat of every subject (the runtime's clean_beats: shape matches the window's
+    # median beat), grouped by subject in order; beat_owner[j] = subject row of clean_beats[j].
+    all_beats: np.ndarray | None = None
+    beat_owner: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.lvm_g.size)
 
     def subset(self, index: np.ndarray) -> "EcgDataset":
         """The rows ``index`` (a copy of the per-subject arrays)."""
+        index = np.asarray(index)
+        all_beats = owner = None
+        if self.all_beats is not None:
+            new_row = np.full(len(self), -1)
+            new_row[index] = np.arange(index.size)
+            # keep the grouping by subject in the new order
+            keep = np.concatenate([np.flatnonzero(self.beat_owner == i) for i in index]) if index.size else np.zeros(0, int)
+            all_beats, owner = self.all_beats[keep], new_row[self.beat_owner[keep]]
         return EcgDataset(
             self.subject_ids[index], self.lvm_g[index], self.demographics[index], self.parameters[index],
             self.extra_parameters[index], self.beats[index], self.qrs_onset[index], self.qrs_offset[index],
             None if self.full is None else self.full[index], self.preprocess, self.data_hash, list(self.excluded),
+            all_beats, owner,
         )
 
     def describe(self) -> str:
@@ -113,8 +127,12 @@ def analyze_entry(entry: LabelEntry, config: PreprocessConfig, include_full: boo
         found = (analysis.qrs_onset >= 0) & (analysis.qrs_offset >= 0)
         onset = r_peak + int(np.median((analysis.qrs_onset - analysis.r_peaks)[found]))
         offset = r_peak + int(np.median((analysis.qrs_offset - analysis.r_peaks)[found]))
+    clean = clean_beats(analysis.beats)
+    if row not in clean:  # the middle beat is always one of the subject's beats
+        clean = np.sort(np.append(clean, row))
     out = {
         "beat": analysis.beats[row].astype(np.float32),
+        "clean_beats": analysis.beats[clean].astype(np.float32),
         "qrs_onset": onset + shift,
         "qrs_offset": offset + shift,
         "parameters": [analysis.parameters.get(name, math.nan) for name in ("qrs_ms", "p_axis", "r_axis", "t_axis")],
@@ -223,10 +241,14 @@ def _assemble(entries: list[LabelEntry], results: list[dict], config: Preprocess
         full=(np.stack([results[i]["full"] for i in keep]) if keep else np.zeros((0, 12, n_full), np.float32))
         if include_full else None,
         preprocess=config, data_hash=data_hash, excluded=excluded,
+        all_beats=np.concatenate([results[i]["clean_beats"] for i in keep]) if keep else np.zeros((0, 12, length), np.float32),
+        beat_owner=np.concatenate([np.full(len(results[i]["clean_beats"]), k) for k, i in enumerate(keep)]).astype(np.int64)
+        if keep else np.zeros(0, np.int64),
     )
 
 
-_ARRAYS = ("subject_ids", "lvm_g", "demographics", "parameters", "extra_parameters", "beats", "qrs_onset", "qrs_offset")
+_ARRAYS = ("subject_ids", "lvm_g", "demographics", "parameters", "extra_parameters", "beats", "qrs_onset", "qrs_offset",
+           "all_beats", "beat_owner")
 
 
 def _save_cache(path: Path, dataset: EcgDataset) -> None:

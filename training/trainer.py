@@ -32,6 +32,8 @@ class TrainConfig:
     """Optimization and protocol settings (saved with every run)."""
 
     input_mode: str = "beat"
+    beats: str = "clean"  # 'beat' mode: train on a random clean beat per subject per epoch, score the median
+    #                       over the clean beats (as the device does); 'middle': the middle beat only (paper)
     epochs: int = 60
     batch_size: int = 64
     lr: float = 3e-3
@@ -44,6 +46,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode {self.input_mode!r} not in {INPUT_MODES}")
+        if self.beats not in ("clean", "middle"):
+            raise ValueError(f"beats {self.beats!r} not in ('clean', 'middle')")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be >= 1")
 
@@ -87,6 +91,27 @@ def model_input(dataset: EcgDataset, mode: str) -> np.ndarray:
     return dataset.full
 
 
+def beat_groups(dataset: EcgDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Start and count of each subject's clean beats in ``dataset.all_beats`` (grouped by subject)."""
+    if dataset.all_beats is None:
+        raise ValueError("the dataset has no clean-beat arrays (rebuild its cache)")
+    counts = np.bincount(dataset.beat_owner, minlength=len(dataset))
+    if np.any(counts == 0):
+        raise ValueError("a subject has no clean beat")
+    return np.concatenate([[0], np.cumsum(counts)[:-1]]), counts
+
+
+def predict_subjects(model, dataset: EcgDataset, mode: str, beats: str, demographics: np.ndarray,
+                     parameters: np.ndarray) -> np.ndarray:
+    """One estimate per subject: the median over its clean beats, or the model on its single input."""
+    if mode != "beat" or beats == "middle":
+        return predict(model, model_input(dataset, mode), demographics, parameters)
+    owner = dataset.beat_owner
+    per_beat = predict(model, dataset.all_beats, demographics[owner], parameters[owner])
+    starts, counts = beat_groups(dataset)
+    return np.array([np.median(per_beat[a:a + c]) for a, c in zip(starts, counts)])
+
+
 def _random_crop(batch: np.ndarray, rng: np.random.Generator, fs: float, min_s: float) -> np.ndarray:
     """One random-length window, the same for all 12 leads and all rows of the batch (synchronized)."""
     n = batch.shape[2]
@@ -123,7 +148,10 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
                                                    steps_per_epoch=steps_per_epoch, pct_start=0.15)
     t_x, t_d, t_p = torch.from_numpy(x_fit), torch.from_numpy(d_fit), torch.from_numpy(p_fit)
     t_y = torch.from_numpy(fit.lvm_g.astype(np.float32))
-    v_x, v_d, v_p = torch.from_numpy(x_val), torch.from_numpy(d_val), torch.from_numpy(p_val)
+    per_beat = config.input_mode == "beat" and config.beats == "clean"
+    if per_beat:
+        t_all = torch.from_numpy(fit.all_beats)
+        starts, counts = beat_groups(fit)
     best = (math.inf, 0, copy.deepcopy(model.state_dict()))
     history = []
     for epoch in range(1, config.epochs + 1):
@@ -133,7 +161,11 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
         total = 0.0
         for i in range(0, len(fit), config.batch_size):
             rows = order[i:i + config.batch_size]
-            xb = t_x[rows]
+            if per_beat:  # one random clean beat of each subject in the batch
+                pick = starts[rows.numpy()] + (rng.random(len(rows)) * counts[rows.numpy()]).astype(np.int64)
+                xb = t_all[torch.from_numpy(pick)]
+            else:
+                xb = t_x[rows]
             if config.input_mode == "crop":
                 xb = torch.from_numpy(_random_crop(xb.numpy(), rng, fit.preprocess.fs, config.crop_min_s))
             loss = torch.nn.functional.l1_loss(model(xb, t_d[rows], t_p[rows]).squeeze(1), t_y[rows])
@@ -142,7 +174,8 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
             optimizer.step()
             schedule.step()
             total += loss.item() * len(rows)
-        val_mae = float(np.mean(np.abs(predict(model, x_val, d_val, p_val) - val.lvm_g)))
+        val_mae = float(np.mean(np.abs(predict_subjects(model, val, config.input_mode, config.beats, d_val, p_val)
+                                       - val.lvm_g)))
         record = {"epoch": epoch, "train_mae_g": total / len(fit), "val_mae_g": val_mae,
                   "seconds": time.perf_counter() - start}
         history.append(record)
@@ -150,7 +183,6 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
             best = (val_mae, epoch, copy.deepcopy(model.state_dict()))
         if on_epoch is not None:
             on_epoch(record)
-    del v_x, v_d, v_p
     model.load_state_dict(best[2])
     model.eval()
     return model, medians, history, best[1]
@@ -181,16 +213,15 @@ class TrainedModel:
     best_epochs: dict[str, int]
     histories: dict[str, list[dict]]
 
-    def predict(self, dataset: EcgDataset, mode: str) -> np.ndarray:
+    def predict(self, dataset: EcgDataset, mode: str, beats: str = "clean") -> np.ndarray:
         demo, params = impute(dataset.demographics, dataset.parameters, self.medians)
-        x = model_input(dataset, mode)
         if "combined" in self.models:
-            return predict(self.models["combined"], x, demo, params)
+            return predict_subjects(self.models["combined"], dataset, mode, beats, demo, params)
         out = np.full(len(dataset), np.nan)
         for name, code in (("male", 1.0), ("female", 0.0)):
-            rows = demo[:, 1] == code
-            if rows.any():
-                out[rows] = predict(self.models[name], x[rows], demo[rows], params[rows])
+            rows = np.flatnonzero(demo[:, 1] == code)
+            if rows.size:
+                out[rows] = predict_subjects(self.models[name], dataset.subset(rows), mode, beats, demo[rows], params[rows])
         return out
 
 
@@ -228,7 +259,7 @@ def _fold_job(args) -> dict:
               "cpu_s": time.process_time() - cpu}
     if test_index is not None:
         result["test_index"] = test_index
-        result["prediction"] = trained.predict(dataset.subset(test_index), config.input_mode)
+        result["prediction"] = trained.predict(dataset.subset(test_index), config.input_mode, config.beats)
     return result
 
 
@@ -258,6 +289,8 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
 
     if config.input_mode == "beat" and dataset.full is not None:  # do not ship 10 s windows to workers
         dataset = replace(dataset, full=None)
+    if (config.input_mode != "beat" or config.beats == "middle") and dataset.all_beats is not None:
+        dataset = replace(dataset, all_beats=None, beat_owner=None)
     folds = paper_folds(dataset.lvm_g, n_folds)
     jobs = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k), k) for k in range(n_folds)]
     if train_final:

@@ -8,8 +8,8 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", required=True, help="label table CSV")
     parser.add_argument("--out", required=True, help="folder for ablation.json, ablation.txt and ablate.log")
-    parser.add_argument("--tables", default="1a,1b,1c,sex,baselines",
-                        help="comma-separated subset of 1a,1b,1c,sex,baselines (default: all)")
+    parser.add_argument("--tables", default="1a,1b,1c,sex,beats,baselines",
+                        help="comma-separated subset of 1a,1b,1c,sex,beats,baselines (default: all)")
     parser.add_argument("--epochs", type=int, default=60, help="epochs per eLVMass-Net variant")
     parser.add_argument("--cnn-epochs", type=int, default=40, help="epochs of the LVM-AI-like CNN baseline")
     parser.add_argument("--folds", type=int, default=5)

@@ -14,6 +14,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="TCN encoder per lead group (default: limb | precordial)")
     parser.add_argument("--features", choices=("ecg", "ecg+params", "ecg+demo", "ecg+demo+params"),
                         default="ecg+demo+params", help="model inputs besides the ECG")
+    parser.add_argument("--beats", choices=("clean", "middle"), default="clean",
+                        help="beat mode: train on a random clean beat per subject and epoch and score the median over "
+                             "the clean beats, as the device does (default), or the middle beat only (the paper)")
     parser.add_argument("--sex-specific", action="store_true", help="separate male and female models")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--folds", type=int, default=5)
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         spec = RunSpec(
             labels=Path(args.labels), out=Path(args.out),
             model=ModelConfig(grouping=args.grouping, features=args.features),
-            train=TrainConfig(input_mode=args.input_mode, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+            train=TrainConfig(input_mode=args.input_mode, beats=args.beats, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed, threads=args.threads),
             sex_specific=args.sex_specific, n_folds=args.folds, workers=args.workers,
             thresholds=LvhThresholds(args.lvh_male, args.lvh_female),
