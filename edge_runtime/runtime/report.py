@@ -161,8 +161,10 @@ def render_report(report: dict, signals_mv: np.ndarray, fs: float, path: str | P
     segment = int(round(segment_s * fs))
     row_mm, width_mm = 30.0, 4 * segment_s * MM_PER_S  # 3 rows of 2.5 s + a 10 s rhythm strip of II
     height_mm = 4 * row_mm
-    figure = plt.figure(figsize=(11.69, 8.27))  # A4 landscape
-    trace_axis = figure.add_axes([0.03, 0.36, 0.94, 0.56])
+    page_w_mm, page_h_mm = 297.0, 210.0  # A4 landscape; axes sized in page mm so a 100 % print is true scale
+    figure = plt.figure(figsize=(page_w_mm / 25.4, page_h_mm / 25.4))
+    trace_axis = figure.add_axes([(page_w_mm - width_mm) / 2 / page_w_mm, 0.355, width_mm / page_w_mm,
+                                  height_mm / page_h_mm])
     _ecg_grid(trace_axis, width_mm, height_mm)
     for row, names in enumerate(_LAYOUT):
         baseline = height_mm - (row + 0.5) * row_mm
@@ -196,10 +198,9 @@ def render_report(report: dict, signals_mv: np.ndarray, fs: float, path: str | P
 
     text = "\n".join(summary_lines(report))
     figure.text(0.03, 0.01, text, fontsize=7.5, family="monospace", va="bottom")
-    patient = report["patient"]
-    figure.text(0.03, 0.955, f"eLVMass-style LV mass report   id {patient.get('patient_id') or '-'}   "
-                f"age {patient.get('age_years') or '-'}  sex {patient.get('sex') or '-'}  "
-                f"height {patient.get('height_cm') or '-'} cm  weight {patient.get('weight_kg') or '-'} kg   "
+    patient = {k: ("-" if v is None else (f"{v:g}" if isinstance(v, float) else v)) for k, v in report["patient"].items()}
+    figure.text(0.03, 0.955, f"eLVMass-style LV mass report   id {patient['patient_id']}   age {patient['age_years']}  "
+                f"sex {patient['sex']}  height {patient['height_cm']} cm  weight {patient['weight_kg']} kg   "
                 f"{report.get('recorded_utc') or ''}", fontsize=9, weight="bold")
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=150)
