@@ -121,3 +121,29 @@ def test_missing_sex_gives_named_no_estimate(bundle_dir):
     best, _ = analyze_file_record(analyzer, record, PatientContext(age_years=28.0))
     assert best.report["estimate_status"] == "no_estimate" and best.report["lvm_g"] is None
     assert "sex_unknown" in [f["name"] for f in best.report["flags"]]
+
+
+def test_both_backends_see_the_same_beats_and_agree_on_the_demo_bundle():
+    from edge_runtime.inference import available_backends
+    from edge_runtime.io import read_record
+    from edge_runtime.model_bundle import DEMO_BUNDLE_DIR, load_bundle
+    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
+
+    if not (DEMO_BUNDLE_DIR / "manifest.json").exists():
+        pytest.skip("the bundled demo model has not been built into edge_runtime/assets/model yet")
+    if "litert" not in available_backends():
+        pytest.skip("LiteRT is not installed (pip install 'elvmass[litert]')")
+    formats = {model.format for model in load_bundle().models if model.precision == "fp32"}
+    if formats != {"onnx", "tflite"}:
+        pytest.skip(f"demo bundle has fp32 formats {sorted(formats)}, not both")
+    record = read_record(CINC_LVH_RECORD)
+    patient = PatientContext(77.0, "F", 160.0, 68.0)
+    reports = {}
+    for backend in ("onnxruntime", "litert"):
+        analyzer = Analyzer(ClinicConfig(), backend=backend, precision="fp32")
+        best, _ = analyze_file_record(analyzer, record, patient)
+        reports[backend] = best
+    onnx, litert = reports["onnxruntime"], reports["litert"]
+    assert onnx.estimate.beat_rows == litert.estimate.beat_rows  # identical preprocessing
+    np.testing.assert_array_equal(onnx.analysis.beats, litert.analysis.beats)
+    assert litert.report["lvm_g"] == pytest.approx(onnx.report["lvm_g"], abs=0.5)
