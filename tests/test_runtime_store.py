@@ -49,6 +49,8 @@ def test_store_round_trip_permissions_and_wal(tmp_path):
         assert stored.lead_names == LEADS and stored.fs == 500.0
         np.testing.assert_allclose(stored.signals_mv, window, atol=0.0006)
         assert store.integrity_ok()
+        for side_file in path.parent.glob("results.sqlite-*"):  # WAL and shared-memory files hold data too
+            assert stat.S_IMODE(os.stat(side_file).st_mode) == 0o600, side_file
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(path.parent).st_mode) & 0o077 == 0
     with sqlite3.connect(path) as db:
