@@ -141,45 +141,65 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
     Parameters and returns as :func:`analyze_window`; ``lead_names`` names the rows.
     """
     signals = _validated(signals_mv, fs, config)
+    lead_names = tuple(lead_names)
     if len(lead_names) != signals.shape[0]:
         raise ValueError(f"{signals.shape[0]} rows but {len(lead_names)} lead names")
-    flags: list[QualityFlag] = []
-    raw = signals.astype(np.float32)  # the quality checks need no more precision (and run 2x faster)
-    for check in (quality.flat_leads, quality.saturated_leads):
-        found = check(raw, fs, tuple(lead_names))
-        if found:
-            flags.append(found)
-    if fs != config.fs:
+    # Amplifier problems are judged on the raw samples, before any filtering or resampling.
+    raw32 = signals.astype(np.float32)  # the checks need no more precision (and run 2x faster)
+    flags = [flag for check in (quality.flat_leads, quality.saturated_leads)
+             if (flag := check(raw32, fs, lead_names)) is not None]
+    fs_a = config.fs
+    if fs != fs_a:
         # Start each lead at 0 so the resampler's zero padding adds no edge step (a constant
         # offset does not change the conditioned output: the high-pass comes first).
-        raw = resample_signals(signals - signals[:, :1], fs, config.fs)
-    else:
-        raw = signals
-    fs_a = config.fs
-    conditioned = condition(raw, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz)
-    # III, aVR, aVL, aVF are combinations of I and II: detect on the independent leads when present.
-    independent = [lead_names.index(name) for name in INDEPENDENT_LEADS if name in lead_names]
-    rows = independent if len(independent) == len(INDEPENDENT_LEADS) else list(range(len(lead_names)))
-    detector = StreamingRPeakDetector(fs_a, len(rows))
-    r_peaks = np.unique(np.concatenate([detector.process(conditioned[rows]), detector.flush()]))
+        raw32 = resample_signals(signals - signals[:, :1], fs, fs_a)
+    conditioned = condition(raw32, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz)
+    r_peaks = _detect(conditioned, lead_names, fs_a)
     onset, offset = qrs_boundaries(conditioned, r_peaks, fs_a)
     beats, beat_r_peaks = extract_beats(conditioned, r_peaks, fs_a, config.beat_pre_ms, config.beat_post_ms)
     middle = middle_beat_index(beat_r_peaks, conditioned.shape[1])
+    template = np.median(beats, axis=0) if beats.shape[0] else None
+    parameters = _parameters(r_peaks, onset, offset, template, lead_names, config)
+    flags += _window_guards(raw32, r_peaks, beats, template, middle, parameters, lead_names, config)
+    return BeatAnalysis(fs=fs_a, conditioned=conditioned, r_peaks=r_peaks, beats=beats, beat_r_peaks=beat_r_peaks,
+                        middle_beat=middle, qrs_onset=onset, qrs_offset=offset, parameters=parameters, flags=flags)
+
+
+def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> np.ndarray:
+    """R peaks; III, aVR, aVL, aVF are combinations of I and II, so a 12-lead window uses the 8 independent leads."""
+    independent = [lead_names.index(name) for name in INDEPENDENT_LEADS if name in lead_names]
+    rows = independent if len(independent) == len(INDEPENDENT_LEADS) else list(range(len(lead_names)))
+    detector = StreamingRPeakDetector(fs, len(rows))
+    return np.unique(np.concatenate([detector.process(conditioned[rows]), detector.flush()]))
+
+
+def _parameters(r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray, template: np.ndarray | None,
+                lead_names: tuple[str, ...], config: PreprocessConfig) -> dict[str, float]:
+    """Heart rate, QRS duration (median over beats) and the median beat's axes, PR and QT."""
+    fs = config.fs
     parameters = dict.fromkeys(PARAMETER_NAMES, float("nan"))
-    rr_s = float(np.median(np.diff(r_peaks))) / fs_a if r_peaks.size >= 2 else float("nan")
+    rr_s = float(np.median(np.diff(r_peaks))) / fs if r_peaks.size >= 2 else float("nan")
     if math.isfinite(rr_s) and rr_s > 0:
         parameters["heart_rate_bpm"] = 60.0 / rr_s
     found = (onset >= 0) & (offset >= 0)
-    if found.any():
-        parameters["qrs_ms"] = float(np.median(offset[found] - onset[found])) * 1000.0 / fs_a
-    template = np.median(beats, axis=0) if beats.shape[0] else None
-    if template is not None and found.any():
+    if not found.any():
+        return parameters
+    parameters["qrs_ms"] = float(np.median(offset[found] - onset[found])) * 1000.0 / fs
+    if template is not None:
         pre = config.beat_r_index
         t_onset = pre + int(round(np.median((onset - r_peaks)[found])))
         t_offset = pre + int(round(np.median((offset - r_peaks)[found])))
-        parameters.update(beat_parameters(template, pre, t_onset, t_offset, fs_a, rr_s, tuple(lead_names)))
+        parameters.update(beat_parameters(template, pre, t_onset, t_offset, fs, rr_s, lead_names))
+    return parameters
+
+
+def _window_guards(raw: np.ndarray, r_peaks: np.ndarray, beats: np.ndarray, template: np.ndarray | None,
+                   middle: int | None, parameters: dict[str, float], lead_names: tuple[str, ...],
+                   config: PreprocessConfig) -> list[QualityFlag]:
+    """Flags that need the beats: pacing, delineation, beat count, noise/morphology, AF, wide QRS."""
+    flags: list[QualityFlag] = []
     if template is not None:
-        spikes = quality.pacing_spikes(raw.astype(np.float32), fs_a, np.ptp(template, axis=1), r_peaks)
+        spikes = quality.pacing_spikes(raw, config.fs, np.ptp(template, axis=1), r_peaks)
         if spikes:
             flags.append(spikes)
     if not ("I" in lead_names and "aVF" in lead_names):
@@ -188,15 +208,14 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
         flags.append(QualityFlag("too_few_beats", f"{beats.shape[0]} complete beats in the window "
                                                   f"(need {quality.MIN_BEATS})"))
     if template is not None:
-        flags.extend(quality.template_checks(beats, template, middle, fs_a, config.beat_r_index))
-    irregular, reason = af_suspected(r_peaks, fs_a)
+        flags.extend(quality.template_checks(beats, template, middle, config.fs, config.beat_r_index))
+    irregular, reason = af_suspected(r_peaks, config.fs)
     if irregular:
         flags.append(QualityFlag("af_suspected", reason))
     if parameters["qrs_ms"] >= quality.WIDE_QRS_MS:
         flags.append(QualityFlag("wide_qrs", f"QRS {parameters['qrs_ms']:.0f} ms >= {quality.WIDE_QRS_MS:g} ms "
                                              "(bundle-branch block suspected)"))
-    return BeatAnalysis(fs=fs_a, conditioned=conditioned, r_peaks=r_peaks, beats=beats, beat_r_peaks=beat_r_peaks,
-                        middle_beat=middle, qrs_onset=onset, qrs_offset=offset, parameters=parameters, flags=flags)
+    return flags
 
 
 def analyze_window(signals_mv: np.ndarray, fs: float, config: PreprocessConfig = PreprocessConfig()) -> BeatAnalysis:
