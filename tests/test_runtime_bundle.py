@@ -147,3 +147,18 @@ def test_both_backends_see_the_same_beats_and_agree_on_the_demo_bundle():
     assert onnx.estimate.beat_rows == litert.estimate.beat_rows  # identical preprocessing
     np.testing.assert_array_equal(onnx.analysis.beats, litert.analysis.beats)
     assert litert.report["lvm_g"] == pytest.approx(onnx.report["lvm_g"], abs=0.5)
+
+
+def test_windows_the_signal_core_refuses_become_named_no_estimates(bundle_dir):
+    from edge_runtime.runtime.pipeline import Analyzer
+
+    analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, precision="fp32")
+    patient = PatientContext(60.0, "M", 180.0, 80.0)
+    short = analyzer.analyze_12(np.zeros((12, 100), dtype=np.float32), 500.0, patient)  # 0.2 s < one beat window
+    assert short.report["estimate_status"] == "no_estimate" and short.report["lvm_g"] is None
+    assert "analysis_error" in {f["name"] for f in short.report["flags"]}
+    broken = np.zeros((12, 5000), dtype=np.float32)
+    broken[3, 100] = np.nan
+    result = analyzer.analyze_12(broken, 500.0, patient)
+    assert result.report["estimate_status"] == "no_estimate"
+    assert "non_finite_samples" in {f["name"] for f in result.report["flags"]}

@@ -33,7 +33,7 @@ STATUS_NONE = "no_estimate"
 NO_ESTIMATE_FLAGS = frozenset({
     "lead_off", "saturation", "noise", "too_few_beats", "inconsistent_morphology", "gap", "dropped_frames",
     "needs_12_leads", "no_clean_beats", "flat_line", "no_model", "normalized_amplitudes", "sex_unknown",
-    "non_finite_samples",
+    "non_finite_samples", "analysis_error",
 })
 # Rhythm/conduction the model was never trained on but where a number is still informative.
 OUTSIDE_POPULATION_FLAGS = frozenset({"af_suspected", "wide_qrs", "outside_training_range"})

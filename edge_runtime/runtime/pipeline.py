@@ -134,11 +134,15 @@ class Analyzer:
         analysis = None
         if not np.all(np.isfinite(signals_mv)):
             flags.append(Flag("non_finite_samples", "window contains NaN or infinite samples"))
-            estimate = estimate_window(np.zeros((0, 12, 1)), {}, flags + [Flag("noise", "non-finite samples")],
-                                       False, patient, self.predictor, self.model,
+        else:
+            try:
+                analysis = analyze_window(signals_mv, fs, self.preprocess_config)
+            except ValueError as error:  # the signal core refuses a window it cannot analyze (too short, ...)
+                flags.append(Flag("analysis_error", str(error)))
+        if analysis is None:
+            estimate = estimate_window(np.zeros((0, 12, 1)), {}, flags, False, patient, self.predictor, self.model,
                                        self.config.lvh_threshold_male_g_m2, self.config.lvh_threshold_female_g_m2)
         else:
-            analysis = analyze_window(signals_mv, fs, self.preprocess_config)
             estimate = self._estimate(analysis, flags, patient)
         report = build_report(estimate, patient, self.model, self.config,
                               parameters=None if analysis is None else analysis.parameters, source=source,
@@ -158,9 +162,12 @@ class Analyzer:
         rows = [STANDARD_LEADS.index(name) for name in present]
         analysis = None
         if rows:
-            analysis = analyze_leads(np.asarray(signals_mv)[rows], fs, tuple(present), self.preprocess_config)
-            # Flat leads are the absent ones already named; keep the rhythm findings.
-            flags += [f for f in _quality_flags(analysis) if f.name not in ("no_delineation",)]
+            try:
+                analysis = analyze_leads(np.asarray(signals_mv)[rows], fs, tuple(present), self.preprocess_config)
+            except ValueError as error:
+                flags.append(Flag("analysis_error", str(error)))
+            else:  # flat leads are the absent ones already named; keep the rhythm findings
+                flags += [f for f in _quality_flags(analysis) if f.name not in ("no_delineation",)]
         estimate = estimate_window(np.zeros((0, 12, 1), dtype=np.float32), {}, flags, False, patient, self.predictor,
                                    self.model, self.config.lvh_threshold_male_g_m2,
                                    self.config.lvh_threshold_female_g_m2)
