@@ -92,3 +92,11 @@ chroot_run() {
     _chroot_umount
     return $status
 }
+
+# Unmount whatever a killed chroot_run left mounted under ROOTFS (deepest first).
+release_mounts() {
+    local rootfs="$1" target
+    awk -v p="$rootfs/" 'index($2 "/", p) == 1 { print $2 }' /proc/mounts | sort -r | while read -r target; do
+        umount -l "$target" 2>/dev/null || true
+    done
+}
