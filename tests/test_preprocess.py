@@ -119,3 +119,20 @@ def test_non_finite_and_rate_errors(clean):
 
 def test_standard_leads_order_is_the_contract():
     assert STANDARD_LEADS[0] == "I" and STANDARD_LEADS[5] == "aVF"
+
+
+@pytest.mark.parametrize("angle", [-60.0, 0.0, 45.0, 90.0, 150.0])
+def test_axes_follow_a_known_frontal_dipole(angle):
+    # One waveform projected onto a known frontal direction: P, QRS and T axes all equal it.
+    from edge_runtime.record import derive_limb_leads
+
+    waveform = read_record(PTBXL_RECORD).to_standard_12().lead("II").astype(np.float64)
+    lead_i = waveform * np.cos(np.radians(angle))
+    lead_avf = waveform * np.sin(np.radians(angle))
+    lead_ii = lead_avf + lead_i / 2.0
+    limb = derive_limb_leads(lead_i, lead_ii)
+    rows = [lead_i, lead_ii, limb["III"], limb["aVR"], limb["aVL"], limb["aVF"]] + [waveform] * 6
+    analysis = analyze_window(np.stack(rows), 500.0)
+    for name in ("p_axis", "r_axis", "t_axis"):
+        difference = (analysis.parameters[name] - angle + 180.0) % 360.0 - 180.0
+        assert abs(difference) < 1.0, (name, analysis.parameters[name])
