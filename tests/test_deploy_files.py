@@ -270,3 +270,15 @@ def test_compare_outputs_fails_when_a_step_fails_only_on_the_device(tmp_path):
     result = compare.compare(tmp_path / "x86", tmp_path / "aarch64", atol=0.05, rtol=1e-4)
     assert not result["ok"]
     assert "status differs" in result["steps"][0]["problems"][0]
+
+
+def test_compare_outputs_ignores_install_locations_and_wall_clock_but_not_estimates():
+    compare = _load_compare_outputs()
+    x86 = {"reason": "/tmp/elvmass-emu-ab12/ttyECG0 (attempt 1)", "first_estimate_s": 1.0, "recorded_utc": "17:14",
+           "message": "bundle /root/x86-venv/lib/python3.11/site-packages/edge_runtime/assets/model", "lvm_g": 218.1}
+    device = {"reason": "/tmp/elvmass-emu-cd34/ttyECG0 (attempt 1)", "first_estimate_s": 10.8, "recorded_utc": "17:16",
+              "message": "bundle /opt/elvmass-device/venv/lib/python3.11/site-packages/edge_runtime/assets/model",
+              "lvm_g": 218.1}
+    assert compare.json_differences(x86, device, atol=0.05, rtol=1e-4)[0] == []
+    problems, _ = compare.json_differences(x86, dict(device, lvm_g=219.0), atol=0.05, rtol=1e-4)
+    assert [p for p in problems if "lvm_g" in p]

@@ -19,7 +19,20 @@ import sys
 from pathlib import Path
 
 # Keys whose values legitimately differ between two runs or two machines.
-UNCOMPARED_KEY = re.compile(r"(^|_)(source|path|paths|time|timestamp|created|created_at|date|elapsed|seconds|id|db|pty|port)$|_ms_wall$")
+UNCOMPARED_KEY = re.compile(
+    r"(^|_)(source|path|paths|time|timestamp|created|created_at|date|utc|elapsed|seconds|id|db|pty|port)$"
+    r"|^first_estimate_s$"  # wall-clock latency: emulation is slow by design; speed is not compared here
+)
+# Machine-specific parts inside strings: where the package is installed, the emulator's temporary pty directory.
+MACHINE_SPECIFIC_TEXT = [(re.compile(r"\S*/site-packages/"), "<site-packages>/"),
+                         (re.compile(r"/tmp/elvmass-emu-[A-Za-z0-9_]+"), "<emulator-pty-dir>")]
+
+
+def normalized(text: str) -> str:
+    """``text`` with install locations and temporary pty directories replaced by placeholders."""
+    for pattern, placeholder in MACHINE_SPECIFIC_TEXT:
+        text = pattern.sub(placeholder, text)
+    return text
 PLATFORM_FILES = {"platform.json"}  # describes the machine: reported, not compared
 
 
@@ -74,6 +87,8 @@ def json_differences(reference, candidate, atol: float, rtol: float, where: str 
             return ([] if math.isnan(a) and math.isnan(b) else [f"{where}: {a} vs {b}"]), 0.0
         difference = abs(a - b)
         return ([] if difference <= atol + rtol * abs(a) else [f"{where}: {a} on x86, {b} on aarch64 (|diff| {difference:.3g})"]), difference
+    if isinstance(reference, str) and isinstance(candidate, str):
+        reference, candidate = normalized(reference), normalized(candidate)
     if reference != candidate:
         return [f"{where}: {reference!r} on x86, {candidate!r} on aarch64"], 0.0
     return [], 0.0

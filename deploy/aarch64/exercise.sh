@@ -8,13 +8,20 @@
 # whose command is not part of this build yet (e.g. `elvmass analyze` before the runtime lands) is "skipped" with
 # that reason; everything else that goes wrong is "failed". Exit status: 1 when any step failed.
 set -uo pipefail
-bin="$1"
-out="$2"
-mkdir -p "$out"
+here="$(cd "$(dirname "$0")" && pwd)"
+bin="$(cd "$1" && pwd)"
+mkdir -p "$2"
+out="$(cd "$2" && pwd)"
+# Away from any source checkout: `python -c` puts the working directory first on sys.path, and the installed
+# package (not a checkout's edge_runtime/) is what is being tested.
+cd "$out"
 : > "$out/steps.tsv"
 python="$bin/python"
 elvmass="$bin/elvmass"
 failed=0
+# Replay speed of the emulated front-end. Under qemu the runtime cannot drain a 10x stream (the emulator reports
+# overruns and every window has a gap), so the emulated device replays in real time, as a real front-end does.
+emulate_speed="${ELVMASS_EMULATE_SPEED:-10}"
 # The patient of the bundled PTB-XL record (HR06004: man, 28 y, 177 cm, 76 kg), typed in by the operator in live use.
 patient=(--age 28 --sex M --height 177 --weight 76)
 
@@ -64,7 +71,7 @@ bundle="$("$python" -c 'import edge_runtime.assets as a; print(a.ASSETS_DIR / "m
 no_bundle=""
 [ -f "$bundle/manifest.json" ] || no_bundle="no bundled demo model (edge_runtime/assets/model) in this build yet"
 if [ -z "$no_bundle" ]; then
-    run_step model_outputs model_outputs.json "$python" "$(dirname "$0")/model_outputs.py" "$bundle"
+    run_step model_outputs model_outputs.json "$python" "$here/model_outputs.py" "$bundle"
 else
     record_step model_outputs skipped 0 "$no_bundle"
 fi
@@ -94,7 +101,7 @@ else
     t0=$SECONDS
     rm -f "$out/run.db"
     rm -f "$out/emulate.stdout"
-    "$elvmass" emulate "$record" --pty --speed 10 --loop > "$out/emulate.stdout" 2> "$out/emulate.stderr" &
+    "$elvmass" emulate "$record" --pty --speed "$emulate_speed" --loop > "$out/emulate.stdout" 2> "$out/emulate.stderr" &
     emulator_pid=$!
     pty=""
     for _ in $(seq 1200); do  # the emulator prints the pty path as its first stdout line (up to 120 s emulated)
