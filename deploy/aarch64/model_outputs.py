@@ -67,12 +67,13 @@ def run_onnx(path: Path) -> dict[str, list]:
 
 
 def run_tflite(path: Path) -> dict[str, list]:
-    """Outputs of a TFLite model on :func:`fixed_input` through the LiteRT interpreter (int8 I/O quantized)."""
+    """Outputs of a TFLite model on :func:`fixed_input` through the LiteRT interpreter (int8 I/O quantized).
+
+    Uses the graph's own input shapes (batch as exported); resizing a graph with baked reshapes can fail.
+    """
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)
-    for detail in interpreter.get_input_details():
-        interpreter.resize_tensor_input(detail["index"], concrete_shape(tuple(detail["shape_signature"])))
     interpreter.allocate_tensors()
     for detail in interpreter.get_input_details():
         # A signature-less converter names inputs like "serving_default_beat:0": match on the interface-5 name.
