@@ -30,6 +30,8 @@ record_step() {  # name status seconds detail
     [ "$2" = failed ] && failed=1
     printf '%-28s %-8s %6ss  %s\n' "$1" "$2" "$3" "${4:0:160}" >&2
 }
+# The end of a stderr file without onnxruntime's cpuinfo complaints (no /sys in the chroot, by design).
+stderr_tail() { grep -v -i cpuinfo "$1" | tail -c 300; }
 # run_step NAME OUTFILE COMMAND...: stdout -> OUT/OUTFILE, stderr -> OUT/NAME.stderr
 run_step() {
     local name="$1" outfile="$2"; shift 2
@@ -37,7 +39,7 @@ run_step() {
     if "$@" > "$out/$outfile" 2> "$out/$name.stderr"; then
         record_step "$name" ok $((SECONDS - t0)) "$outfile"
     else
-        record_step "$name" failed $((SECONDS - t0)) "exit $?: $(tail -c 300 "$out/$name.stderr")"
+        record_step "$name" failed $((SECONDS - t0)) "exit $?: $(stderr_tail "$out/$name.stderr")"
     fi
 }
 has_module() { "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)" 2>/dev/null; }
@@ -110,7 +112,7 @@ else
         sleep 0.1
     done
     if [ -z "$pty" ] || [ ! -e "$pty" ]; then
-        record_step run_loop failed $((SECONDS - t0)) "emulator gave no pty path: $(tail -c 300 "$out/emulate.stderr")"
+        record_step run_loop failed $((SECONDS - t0)) "emulator gave no pty path: $(stderr_tail "$out/emulate.stderr")"
     elif timeout 600 "$elvmass" run --port "$pty" "${patient[@]}" --backend onnxruntime --quiet --json \
             --max-estimates 1 --db "$out/run.db" > "$out/run_loop.json" 2> "$out/run_loop.stderr"; then
         record_step run_loop ok $((SECONDS - t0)) "run_loop.json"
@@ -118,7 +120,7 @@ else
             run_step run_results run_results.json "$elvmass" results --db "$out/run.db" --format json
         fi
     else
-        record_step run_loop failed $((SECONDS - t0)) "elvmass run exit $?: $(tail -c 300 "$out/run_loop.stderr")"
+        record_step run_loop failed $((SECONDS - t0)) "elvmass run exit $?: $(stderr_tail "$out/run_loop.stderr")"
     fi
     kill "$emulator_pid" 2>/dev/null
     wait "$emulator_pid" 2>/dev/null
