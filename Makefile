@@ -22,7 +22,7 @@ env-edge: $(EDGE_VENV)/.installed
 env-dev: $(DEV_VENV)/.installed
 
 demo: env-edge
-	$(EDGE_VENV)/bin/elvmass info edge_runtime/assets/records/HR06004.hea
+	$(EDGE_VENV)/bin/elvmass demo
 
 test: env-dev
 	$(DEV_VENV)/bin/python -m pytest -q
