@@ -43,7 +43,6 @@ run_step() {
     fi
 }
 has_module() { "$python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('$1') is None)" 2>/dev/null; }
-has_option() { "$elvmass" "$1" --help 2>/dev/null | grep -q -- "$2"; }
 
 record="$("$python" -c 'from edge_runtime.assets import PTBXL_RECORD; print(PTBXL_RECORD)')"
 
@@ -78,20 +77,18 @@ else
     record_step model_outputs skipped 0 "$no_bundle"
 fi
 
-# 4. `elvmass analyze` with each backend.
+# 4. `elvmass analyze` with each backend and precision (fp32: tight parity; int8: kernels differ by ISA).
 for backend in onnxruntime litert; do
-    if [ -n "$no_bundle" ]; then
-        record_step "analyze_$backend" skipped 0 "$no_bundle"
-    elif ! has_module edge_runtime.commands.analyze; then
-        record_step "analyze_$backend" skipped 0 "elvmass analyze is not in this build yet"
-    elif has_option analyze --backend; then
-        run_step "analyze_$backend" "analyze_$backend.json" "$elvmass" analyze "$record" --json --backend "$backend"
-    elif has_option analyze --config; then
-        printf 'backend = "%s"\n' "$backend" > "$out/config_$backend.toml"
-        run_step "analyze_$backend" "analyze_$backend.json" "$elvmass" analyze "$record" --json --config "$out/config_$backend.toml"
-    else
-        record_step "analyze_$backend" failed 0 "elvmass analyze has neither --backend nor --config"
-    fi
+    for precision in int8 fp32; do
+        step="analyze_${backend}_$precision"
+        if [ -n "$no_bundle" ]; then
+            record_step "$step" skipped 0 "$no_bundle"
+        elif ! has_module edge_runtime.commands.analyze; then
+            record_step "$step" skipped 0 "elvmass analyze is not in this build yet"
+        else
+            run_step "$step" "$step.json" "$elvmass" analyze "$record" --json --backend "$backend" --precision "$precision"
+        fi
+    done
 done
 
 # 5. Live loop: emulated front-end on a pseudo-terminal -> `elvmass run` -> stored result.
