@@ -4,8 +4,8 @@ Every beat, R peak, QRS boundary and ECG parameter comes from
 :func:`edge_runtime.preprocess.analyze_record` (the device runs the same chain); nothing here
 filters or delineates. Records the chain refuses (unreadable, quality flags that exclude the
 window, no middle beat) are left out with their reason, as the device would give no estimate.
-The arrays are cached in an ``.npz`` keyed by the data hash (label table + every record file)
-and the preprocessing settings.
+The arrays are cached in an ``.npz`` keyed by the data hash (label table + every record file),
+the preprocessing settings and the signal core's source hash.
 """
 
 from __future__ import annotations
@@ -100,6 +100,18 @@ def hash_label_table(entries: list[LabelEntry], labels_path: Path) -> str:
     return digest.hexdigest()
 
 
+def signal_core_version() -> str:
+    """SHA-256 of the signal core's source (preprocess, signal/, clean_beats): a code change invalidates caches."""
+    import edge_runtime
+
+    root = Path(edge_runtime.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted([root / "preprocess.py", root / "runtime" / "estimate.py", *(root / "signal").glob("*.py")]):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _sex_code(sex: str | None) -> float:
     return {"M": 1.0, "F": 0.0}.get(sex or "", math.nan)
 
@@ -182,7 +194,8 @@ def build_dataset(labels_path: str | Path, config: PreprocessConfig = Preprocess
     entries = read_label_table(labels_path)
     data_hash = hash_label_table(entries, labels_path)
     # The cache always holds the 10 s windows too, so every input mode shares one analysis pass.
-    key = hashlib.sha256(json.dumps([DATASET_VERSION, data_hash, config.to_dict()]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([DATASET_VERSION, data_hash, config.to_dict(),
+                                     signal_core_version()]).encode()).hexdigest()
     cache_path = Path(cache_dir) / f"dataset_{key[:20]}.npz" if cache_dir is not None else None
     if cache_path is not None and cache_path.exists():
         return _load_cache(cache_path, config, data_hash, include_full)
