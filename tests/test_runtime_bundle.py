@@ -162,3 +162,22 @@ def test_windows_the_signal_core_refuses_become_named_no_estimates(bundle_dir):
     result = analyzer.analyze_12(broken, 500.0, patient)
     assert result.report["estimate_status"] == "no_estimate"
     assert "non_finite_samples" in {f["name"] for f in result.report["flags"]}
+
+
+def test_interval_check_on_a_label_table(bundle_dir, tmp_path):
+    from edge_runtime.io import read_record
+    from edge_runtime.runtime.calibration import interval_check
+    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
+
+    analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, precision="fp32")
+    patient = PatientContext(28.0, "M", 177.0, 76.0)
+    predicted = analyze_file_record(analyzer, read_record(PTBXL_RECORD), patient)[0].estimate.lvm_g
+    # Labels 10 g and 40 g away from what the model says: the 31.5 g interval covers one of the two.
+    offsets = (10, -40, 1, 2, 3, 4, 5, 6, 7, 8)
+    rows = [f"{PTBXL_RECORD},{predicted + k:.3f},28,M,177,76,s{i}" for i, k in enumerate(offsets)]
+    labels = tmp_path / "labels.csv"
+    labels.write_text("record,lvm_g,age_years,sex,height_cm,weight_kg,subject_id\n" + "\n".join(rows) + "\n")
+    check = interval_check(analyzer, labels, coverage=0.5)
+    assert check.n_records == check.n_with_number == 10 and check.statuses == {"ok": 10}
+    assert check.current_halfwidth_g == 31.5 and check.current_coverage == pytest.approx(0.9)
+    assert check.conformal_halfwidth_g == pytest.approx(6.0, abs=0.01)  # rank ceil(11 * 0.5) = 6 of |1..8, 10, 40|

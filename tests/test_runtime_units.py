@@ -255,3 +255,19 @@ def test_heart_rate_meter_and_status_line_on_a_real_record():
     display._meter = meter
     line = display.line(Session())
     assert "LEAD OFF V3" in line and f"HR {meter.bpm:.0f} bpm" in line and " 5.0/10 s" in line
+
+
+# --- interval calibration ---------------------------------------------------------------------
+
+def test_conformal_halfwidth_rank_and_coverage():
+    from edge_runtime.runtime.calibration import conformal_halfwidth
+
+    residuals = np.arange(1, 20, dtype=float)  # n = 19 -> rank ceil(20 * 0.9) = 18
+    assert conformal_halfwidth(residuals, 0.9) == 18.0
+    assert conformal_halfwidth(-residuals, 0.5) == 10.0  # absolute values
+    with pytest.raises(ValueError, match="too few"):
+        conformal_halfwidth(np.ones(5), 0.9)
+    # On fresh draws from the same distribution the conformal half-width covers >= 90 %.
+    rng = np.random.default_rng(0)
+    q = conformal_halfwidth(rng.laplace(0, 10, 400), 0.9)
+    assert np.mean(np.abs(rng.laplace(0, 10, 20000)) <= q) >= 0.88

@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="seconds of ECG for the throughput run")
     parser.add_argument("--edge-venv", default=".venv-edge", help="venv with only the edge deps (make env-edge)")
     parser.add_argument("--skip-realtime", action="store_true", help="skip the 10 s real-time first-estimate run")
+    parser.add_argument("--labels", help="held-out label table (labels.csv): coverage of the interval and the "
+                                         "split-conformal half-width for the manifest's calibration field")
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--backend", default="onnxruntime", help=argparse.SUPPRESS)
@@ -254,6 +256,14 @@ def run(args: argparse.Namespace) -> int:
         return 1
     results["edge_venv_mb"] = venv_size_mb(args.edge_venv)
     results["first_estimate_s"] = None if args.skip_realtime else first_estimate_s(args.bundle)
+    if args.labels:
+        from dataclasses import asdict
+
+        from edge_runtime.config import ClinicConfig
+        from edge_runtime.runtime.calibration import interval_check
+        from edge_runtime.runtime.pipeline import Analyzer
+
+        results["interval"] = asdict(interval_check(Analyzer(ClinicConfig(), bundle_path=args.bundle), args.labels))
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -294,6 +304,14 @@ def table(results: dict, args: argparse.Namespace) -> list[str]:
                  "<= 300 MB"))
     rows.append(("electrodes-on to first estimate (real-time replay)", _fmt(results["first_estimate_s"], "{:.2f} s"),
                  "<= 12 s"))
+    interval = results.get("interval")
+    if interval:
+        current = interval["current_halfwidth_g"]
+        rows.append((f"interval on {interval['n_with_number']} held-out subjects (of {interval['n_records']})",
+                     ("no interval in the bundle" if current is None else
+                      f"+-{current:.1f} g covers {interval['current_coverage']:.1%}")
+                     + f"; split-conformal {interval['coverage']:.0%} half-width {interval['conformal_halfwidth_g']:.1f} g"
+                     + f"; MAE {interval['mae_g']:.1f} g", f">= {interval['coverage']:.0%}"))
     width = max(len(r[0]) for r in rows)
     value_width = max(len(r[1]) for r in rows)
     lines = [f"{'measurement'.ljust(width)}  {'value'.ljust(value_width)}  target", "-" * (width + value_width + 12)]
