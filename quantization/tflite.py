@@ -79,8 +79,8 @@ def strip_tensor_names(path: Path) -> None:
     flatbuffer_utils.write_model(model, str(path))
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calibration: dict[str, np.ndarray]) -> Path:
-    """Full-integer INT8 (int8 weights and activations) with min/max calibration.
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: dict[str, np.ndarray], activation_bits: int = 8) -> Path:
+    """Integer-only quantization with int8 weights and int8 (or int16) activations, min/max calibration.
 
     Parameters
     ----------
@@ -91,6 +91,9 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: dict[str, np.nda
     calibration
         Interface name (``beat``, ``demographics``, ``parameters``) -> calibration arrays
         (raw units, no NaN); fed one row at a time, as the graph has batch 1.
+    activation_bits
+        8 (full INT8, ``static_wi8_ai8``) or 16 (LiteRT's 16x8 mode, ``static_wi8_ai16``: same
+        int8 weights and file size, int16 activations and inputs).
 
     Returns
     -------
@@ -108,7 +111,10 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: dict[str, np.nda
         {signature_names[names[key]]: np.ascontiguousarray(calibration[key][i:i + 1], dtype=np.float32) for key in INPUT_ORDER}
         for i in range(n)
     ]
-    quant = quantizer.Quantizer(str(fp32_path), recipe.static_wi8_ai8())
+    recipes = {8: recipe.static_wi8_ai8, 16: recipe.static_wi8_ai16}
+    if activation_bits not in recipes:
+        raise ValueError("activation_bits must be 8 or 16")
+    quant = quantizer.Quantizer(str(fp32_path), recipes[activation_bits]())
     # Min/max over all samples: the default moving average shrinks ranges with batch-1 samples.
     calib = calibrator.Calibrator(bytes(Path(fp32_path).read_bytes()), num_threads=1,
                                   qsv_update_func=qsv_utils.min_max_update)
