@@ -10,6 +10,7 @@ gaps as :class:`~firmware_bridge.events.Gap`, per-electrode lead-off changes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -18,10 +19,11 @@ from firmware_bridge.crc import crc32
 from firmware_bridge.events import Event, Gap, InfoReceived, LeadOffChanged, Reply, Samples
 from firmware_bridge.frames import (
     CRC_SIZE, ELECTRODES, HEADER_SIZE, SYNC, DeviceInfo, Frame, FrameError, FrameType,
-    decode_data_payload, decode_info_payload, header_problem, lead_off_matrix,
+    decode_data_payloads, decode_info_payload, header_problem, lead_off_matrix,
 )
 
 _HEADER = struct.Struct("<BBHH")  # version, type, seq, length (after the 2 sync bytes)
+_CRC = struct.Struct("<I")
 _COUNTER_MOD = 1 << 32
 
 
@@ -66,42 +68,55 @@ class FrameScanner:
 
     def feed(self, chunk: bytes | bytearray | memoryview) -> list[Frame]:
         """Add bytes; return every frame completed by them, in order."""
+        return [Frame(frame_type, seq, payload) for frame_type, seq, payload in self.scan(chunk)]
+
+    def scan(self, chunk: bytes | bytearray | memoryview) -> list[tuple[int, int, bytes]]:
+        """:meth:`feed` without the :class:`Frame` objects: ``(type, seq, payload)`` tuples.
+
+        The hot path of a 100-frames-per-second stream: per frame only a sync search, one header
+        unpack and one CRC in C over a memoryview (no copy of the checked bytes).
+        """
         buffer = self._buffer
         buffer += chunk
-        self.stats.bytes_in += len(chunk)
-        frames: list[Frame] = []
+        stats = self.stats
+        stats.bytes_in += len(chunk)
+        frames: list[tuple[int, int, bytes]] = []
         pos = 0
         counted_until = self._counted_head
         end = len(buffer)
-        while True:
-            start = buffer.find(SYNC, pos)
-            if start < 0:
-                # keep a trailing first sync byte: its partner may arrive in the next chunk
-                pos = max(pos, end - 1 if end and buffer[end - 1] == SYNC[0] else end)
-                break
-            if end - start < HEADER_SIZE:
-                pos = start
-                break
-            version, frame_type, seq, length = _HEADER.unpack_from(buffer, start + 2)
-            if header_problem(frame_type, version, length) is not None:
-                self.stats.header_rejects += 1
-                pos = start + 1
-                continue
-            total = HEADER_SIZE + length + CRC_SIZE
-            if end - start < total:
-                pos = start
-                break
-            body_end = start + HEADER_SIZE + length
-            received = int.from_bytes(buffer[body_end:body_end + CRC_SIZE], "little")
-            if crc32(bytes(buffer[start + 2:body_end])) != received:
-                self.stats.crc_errors += 1
-                pos = start + 1
-                continue
-            frames.append(Frame(frame_type, seq, bytes(buffer[start + HEADER_SIZE:body_end])))
-            self.stats.frames_ok += 1
-            self.stats.frame_bytes += start + total - max(start, counted_until)
-            counted_until = start + total
-            pos = start + total - (CRC_SIZE - 1)
+        view = memoryview(buffer)
+        try:
+            while True:
+                start = buffer.find(SYNC, pos)
+                if start < 0:
+                    # keep a trailing first sync byte: its partner may arrive in the next chunk
+                    pos = max(pos, end - 1 if end and buffer[end - 1] == SYNC[0] else end)
+                    break
+                if end - start < HEADER_SIZE:
+                    pos = start
+                    break
+                version, frame_type, seq, length = _HEADER.unpack_from(buffer, start + 2)
+                if header_problem(frame_type, version, length) is not None:
+                    stats.header_rejects += 1
+                    pos = start + 1
+                    continue
+                total = HEADER_SIZE + length + CRC_SIZE
+                if end - start < total:
+                    pos = start
+                    break
+                body_end = start + HEADER_SIZE + length
+                received = _CRC.unpack_from(buffer, body_end)[0]
+                if crc32(view[start + 2:body_end]) != received:
+                    stats.crc_errors += 1
+                    pos = start + 1
+                    continue
+                frames.append((frame_type, seq, bytes(view[start + HEADER_SIZE:body_end])))
+                stats.frames_ok += 1
+                stats.frame_bytes += start + total - max(start, counted_until)
+                counted_until = start + total
+                pos = start + total - (CRC_SIZE - 1)
+        finally:
+            view.release()  # a bytearray with an exported view cannot be resized
         del buffer[:pos]
         self._counted_head = max(0, counted_until - pos)
         return frames
@@ -132,6 +147,11 @@ class StreamDecoder:
         The device's announcement when it is known in advance; otherwise DATA frames are dropped
         (and counted in ``stats.data_without_info``) until an INFO frame arrives, because without
         the LSB and channel map no millivolt value would be right.
+    coalesce : bool
+        False (default): one :class:`~firmware_bridge.events.Samples` per DATA frame. True: one
+        per run of frames with contiguous sample counters inside a fed chunk (what a consumer that
+        only buffers samples wants: ~30x fewer events at 4 kB reads). The samples, gaps and
+        lead-off events are the same either way; a block never spans a gap.
 
     Examples
     --------
@@ -141,8 +161,9 @@ class StreamDecoder:
     ...         handle(event)
     """
 
-    def __init__(self, info: DeviceInfo | None = None) -> None:
+    def __init__(self, info: DeviceInfo | None = None, coalesce: bool = False) -> None:
         self.scanner = FrameScanner()
+        self.coalesce = coalesce
         self.info: DeviceInfo | None = None
         self._scale: np.ndarray | None = None
         self._order: np.ndarray | None = None
@@ -176,16 +197,22 @@ class StreamDecoder:
     def feed(self, chunk: bytes | bytearray | memoryview) -> list[Event]:
         """Add bytes; return the events they complete, in stream order."""
         events: list[Event] = []
-        for frame in self.scanner.feed(chunk):
-            self._track_seq(frame.seq)
-            if frame.type == FrameType.DATA:
-                self._on_data(frame, events)
-            elif frame.type == FrameType.INFO:
+        data: list[bytes] = []  # consecutive DATA payloads, decoded together
+        for frame_type, seq, payload in self.scanner.scan(chunk):
+            self._track_seq(seq)
+            if frame_type == FrameType.DATA:
+                data.append(payload)
+                continue
+            self._on_data(data, events)  # earlier samples first: events stay in stream order
+            data = []
+            frame = Frame(frame_type, seq, payload)
+            if frame_type == FrameType.INFO:
                 self._on_info(frame, events)
-            elif frame.type in (FrameType.PONG, FrameType.ACK, FrameType.NAK):
-                events.append(Reply(FrameType(frame.type).name.lower(), frame.seq, frame.payload))
+            elif frame_type in (FrameType.PONG, FrameType.ACK, FrameType.NAK):
+                events.append(Reply(FrameType(frame_type).name.lower(), seq, payload))
             else:  # a host -> device command echoed back (loopback wiring): not ours to act on
                 self._counts.malformed_payloads += 1
+        self._on_data(data, events)
         return events
 
     def _track_seq(self, seq: int) -> None:
@@ -218,28 +245,50 @@ class StreamDecoder:
         self._counts.gaps += 1
         self._next_sample = None
 
-    def _on_data(self, frame: Frame, events: list[Event]) -> None:
+    def _on_data(self, payloads: list[bytes], events: list[Event]) -> None:
+        """Decode consecutive DATA payloads in one numpy pass, then split them at counter gaps."""
+        if not payloads:
+            return
         if self.info is None:
-            self._counts.data_without_info += 1
+            self._counts.data_without_info += len(payloads)
             return
-        try:
-            first, codes, status = decode_data_payload(frame.payload)
-        except FrameError:
-            self._counts.malformed_payloads += 1
+        accepted, firsts, counts, codes, status = decode_data_payloads(payloads)
+        self._counts.malformed_payloads += len(payloads) - len(accepted)
+        if not accepted:
             return
-        if self._next_sample is not None and first != self._next_sample:
-            ahead = (first - self._next_sample) % _COUNTER_MOD
-            if ahead < _COUNTER_MOD // 2:
-                self._emit_gap(events, first, "sample counter jumped (frames lost)", ahead)
-            else:
-                self._emit_gap(events, first, "sample counter went back (device restarted)")
-        signals = codes[:, self._order].T.astype(np.float32) * self._scale
+        signals = np.ascontiguousarray(codes[:, self._order].T, dtype=np.float32) * self._scale
         lead_off = lead_off_matrix(status)
-        n = codes.shape[0]
-        events.append(Samples(first, signals, lead_off, float(self.info.sample_rate_hz)))
-        self._report_lead_off(first, lead_off, events)
-        self._next_sample = (first + n) % _COUNTER_MOD
-        self._counts.samples += n
+        row = 0
+        for first, rows in self._runs(firsts, counts, events):
+            block = slice(row, row + rows)
+            events.append(Samples(first, signals[:, block], lead_off[block], float(self.info.sample_rate_hz)))
+            self._report_lead_off(first, lead_off[block], events)
+            row += rows
+        self._counts.samples += row
+
+    def _runs(self, firsts: list[int], counts: list[int], events: list[Event]) -> Iterator[tuple[int, int]]:
+        """``(first_sample, n_samples)`` per Samples block, emitting a Gap where the counter jumps.
+
+        A generator, so each Gap lands in ``events`` right before the block it precedes.
+        """
+        run_first, run_rows = None, 0
+        for first, count in zip(firsts, counts):
+            continues = self._next_sample is None or first == self._next_sample
+            if run_rows and (not continues or not self.coalesce):
+                yield run_first, run_rows
+                run_rows = 0
+            if not continues:
+                ahead = (first - self._next_sample) % _COUNTER_MOD
+                if ahead < _COUNTER_MOD // 2:
+                    self._emit_gap(events, first, "sample counter jumped (frames lost)", ahead)
+                else:
+                    self._emit_gap(events, first, "sample counter went back (device restarted)")
+            if not run_rows:
+                run_first = first
+            run_rows += count
+            self._next_sample = (first + count) % _COUNTER_MOD
+        if run_rows:
+            yield run_first, run_rows
 
     def _report_lead_off(self, first: int, lead_off: np.ndarray, events: list[Event]) -> None:
         previous = self._lead_off

@@ -92,6 +92,7 @@ MAX_FRAME_SIZE = HEADER_SIZE + max(MAX_PAYLOAD.values()) + CRC_SIZE
 
 _HEADER = struct.Struct("<2sBBHH")
 _CRC = struct.Struct("<I")
+_DATA_PREFIX = struct.Struct("<IB")
 
 
 class FrameError(ValueError):
@@ -254,6 +255,57 @@ def decode_data_payload(payload: bytes) -> tuple[int, np.ndarray, np.ndarray]:
         raise FrameError("status word without the ADS129x 1100 marker")
     codes = (words[:, 1:] ^ 0x800000) - 0x800000  # sign-extend 24-bit two's complement
     return int(first_sample), codes, status
+
+
+def decode_data_payloads(payloads: list[bytes]) -> tuple[list[int], list[int], list[int], np.ndarray, np.ndarray]:
+    """Batch form of :func:`decode_data_payload`: many DATA payloads, one numpy pass.
+
+    A serial read of a few kB holds dozens of frames; decoding each with its own numpy calls costs
+    more than the samples are worth, so all blocks are joined and unpacked at once. A payload that
+    :func:`decode_data_payload` would reject is rejected here too (its index is left out).
+
+    Returns
+    -------
+    accepted : list of int
+        Indices into ``payloads`` of the well-formed ones, in order.
+    first_samples : list of int
+        Device sample counter of each accepted frame's first sample.
+    counts : list of int
+        Samples in each accepted frame.
+    codes : ndarray of int32, shape (sum(counts), 8)
+        The accepted frames' samples, concatenated.
+    status : ndarray of int64, shape (sum(counts),)
+    """
+    accepted, firsts, counts, blocks = [], [], [], [b"\0"]  # leading byte: see the strided view below
+    for index, payload in enumerate(payloads):
+        if len(payload) < DATA_PREFIX_SIZE:
+            continue
+        first_sample, count = _DATA_PREFIX.unpack_from(payload)
+        if 1 <= count <= MAX_SAMPLES_PER_FRAME and len(payload) == DATA_PREFIX_SIZE + count * BLOCK_SIZE:
+            accepted.append(index)
+            firsts.append(first_sample)
+            counts.append(count)
+            blocks.append(payload[DATA_PREFIX_SIZE:])
+    joined = b"".join(blocks)
+    n_samples = sum(counts)
+    # Same trick as decode_data_payload: each 24-bit word is the low 3 bytes of a big-endian u32
+    # starting one byte earlier (hence the leading pad byte), masked.
+    words = np.ndarray((n_samples * 9,), dtype=">u4", buffer=joined, offset=0, strides=(3,))
+    words = (words.astype(np.int32) & 0xFFFFFF).reshape(n_samples, 9)
+    status = words[:, 0].astype(np.int64)
+    counts_array = np.array(counts, dtype=np.int64)
+    bad_sample = (status & STATUS_MARKER_MASK) != STATUS_MARKER
+    if bad_sample.any():  # rare (a corrupted frame whose CRC matched by chance): drop whole frames
+        frame_of_sample = np.repeat(np.arange(len(counts)), counts_array)
+        bad_frames = np.zeros(len(counts), dtype=bool)
+        bad_frames[frame_of_sample[bad_sample]] = True
+        keep_samples = ~bad_frames[frame_of_sample]
+        words, status = words[keep_samples], status[keep_samples]
+        accepted = [a for a, bad in zip(accepted, bad_frames) if not bad]
+        firsts = [f for f, bad in zip(firsts, bad_frames) if not bad]
+        counts = [c for c, bad in zip(counts, bad_frames) if not bad]
+    codes = (words[:, 1:] ^ 0x800000) - 0x800000  # sign-extend 24-bit two's complement
+    return accepted, firsts, counts, codes, status
 
 
 # ---------------------------------------------------------------------------------------- INFO

@@ -163,3 +163,67 @@ def test_fuzz_100k_corrupted_frames():
     assert report.intact_lost == 0, "an intact frame after a corruption was not decoded (resync > 1 frame)"
     assert report.intact_altered == 0
     assert report.gaps_reported == report.gaps_expected
+
+
+def _flatten(events) -> list[tuple]:
+    """Events as comparable tuples, with Samples split into per-sample columns (granularity-free)."""
+    flat = []
+    for event in events:
+        if isinstance(event, Samples):
+            for column in range(event.n_samples):
+                flat.append(("sample", (event.first_sample + column) % 2**32, event.signals_mv[:, column].tobytes(),
+                             event.lead_off[column].tobytes()))
+        else:
+            flat.append((type(event).__name__, repr(event)))
+    return flat
+
+
+def test_coalesced_blocks_carry_the_same_samples_gaps_and_lead_off_as_per_frame():
+    rng = np.random.default_rng(21)
+    codes = rng.integers(-2**20, 2**20, size=(60 * 5, 8))
+    frames = [data_frame(k, 5 * k + (40 if k >= 30 else 0), codes[5 * k:5 * k + 5],
+                         lead_off=("V3",) if 12 <= k < 15 else ()) for k in range(60)]
+    frames[20] = frames[20][:30] + bytes([frames[20][30] ^ 0xFF]) + frames[20][31:]  # CRC failure -> gap
+    stream = b"".join(frames)
+    per_frame, coalesced = StreamDecoder(INFO), StreamDecoder(INFO, coalesce=True)
+    a = [e for i in range(0, len(stream), 333) for e in per_frame.feed(stream[i:i + 333])]
+    b = [e for i in range(0, len(stream), 333) for e in coalesced.feed(stream[i:i + 333])]
+    # Samples and gaps in the same order; lead-off changes (each stamped with its sample number)
+    # come after their block instead of after their frame, so they are compared as a sequence of their own.
+    changes = lambda events: [e for e in events if isinstance(e, LeadOffChanged)]  # noqa: E731
+    others = lambda events: [e for e in events if not isinstance(e, LeadOffChanged)]  # noqa: E731
+    assert _flatten(others(a)) == _flatten(others(b))
+    assert changes(a) == changes(b) and [e.sample for e in changes(a)] == [60, 75]
+    assert len(samples_of(b)) < len(samples_of(a)) == 59
+    # a block never spans a gap: each block's counters are consecutive and a Gap separates blocks
+    kinds = [type(e).__name__ for e in b if not isinstance(e, LeadOffChanged)]
+    assert kinds.count("Gap") == 2 and "Samples" in kinds
+    assert per_frame.stats.samples == coalesced.stats.samples == 59 * 5
+
+
+def test_batch_payload_decode_equals_single_payload_decode():
+    from firmware_bridge.frames import FrameError, decode_data_payload, decode_data_payloads
+
+    rng = np.random.default_rng(3)
+    payloads = []
+    for k in range(40):
+        n = int(rng.integers(1, 21))
+        payload = encode_data_payload(k * 100, rng.integers(-2**23, 2**23, size=(n, 8)),
+                                      np.full(n, status_word(("LA",) if k % 7 == 0 else ())))
+        if k % 9 == 4:
+            payload = payload[:-1]  # length does not match the count
+        elif k % 9 == 5:
+            payload = payload[:5] + b"\x00" + payload[6:]  # status word without the ADS marker
+        payloads.append(payload)
+    payloads.append(b"\x01\x02")  # shorter than the prefix
+    accepted, firsts, counts, codes, status = decode_data_payloads(payloads)
+    expected = []
+    for index, payload in enumerate(payloads):
+        try:
+            expected.append((index, *decode_data_payload(payload)))
+        except FrameError:
+            pass
+    assert accepted == [e[0] for e in expected] and firsts == [e[1] for e in expected]
+    assert counts == [len(e[2]) for e in expected] and len(expected) < len(payloads) - 3
+    np.testing.assert_array_equal(codes, np.concatenate([e[2] for e in expected]))
+    np.testing.assert_array_equal(status, np.concatenate([e[3] for e in expected]))

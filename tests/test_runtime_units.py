@@ -271,3 +271,18 @@ def test_conformal_halfwidth_rank_and_coverage():
     rng = np.random.default_rng(0)
     q = conformal_halfwidth(rng.laplace(0, 10, 400), 0.9)
     assert np.mean(np.abs(rng.laplace(0, 10, 20000)) <= q) >= 0.88
+
+
+def test_per_sample_lead_off_is_attributed_to_the_window_that_contains_it():
+    from edge_runtime.runtime.window import WindowAssembler
+
+    assembler = WindowAssembler(fs=100.0, window_s=1.0)  # 100-sample windows
+    lead_off = np.zeros((150, 9), dtype=bool)
+    lead_off[120, 4] = True  # V2 off at sample 120: the second window only
+    windows = assembler.push(np.zeros((8, 150), dtype=np.float32), lead_off=lead_off)
+    windows += assembler.push(np.zeros((8, 60), dtype=np.float32), lead_off=np.zeros((60, 9), dtype=bool))
+    assert len(windows) == 2
+    assert windows[0].lead_off == frozenset() and not windows[0].flags
+    assert windows[1].lead_off == {"V2"} and windows[1].flags[0].name == "lead_off"
+    with pytest.raises(ValueError):
+        assembler.push(np.zeros((8, 5), dtype=np.float32), lead_off=np.zeros((4, 9), dtype=bool))

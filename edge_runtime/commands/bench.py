@@ -85,7 +85,7 @@ def worker(args: argparse.Namespace) -> dict:
                 analysis_cpu[0] += time.process_time() - start
 
         session.analyze = timed_analyze  # type: ignore[method-assign]
-        decoder = StreamDecoder()
+        decoder = StreamDecoder(coalesce=True)  # as SerialSource configures it
         cpu_start, wall_start = time.process_time(), time.perf_counter()
         decode_cpu = 0.0
         for offset in range(0, len(wire), 4096):  # serial reads arrive in chunks

@@ -103,6 +103,18 @@ def railed_leads(signals_mv: np.ndarray, fs: float, full_scale_mv: float | None)
     return found
 
 
+def _lead_off_of(event: Samples) -> np.ndarray | frozenset[str] | None:
+    """What :meth:`WindowAssembler.push` needs: ``None`` when all electrodes are on (the common
+    case, kept cheap), else the per-sample (n, 9) matrix, so that a window gets only the electrodes
+    off within its own samples even when one block of samples straddles two windows."""
+    off_columns = np.asarray(event.lead_off, dtype=bool)
+    if not (off_columns.size and off_columns.any()):
+        return None
+    if off_columns.shape == (event.n_samples, len(ELECTRODES)):
+        return off_columns
+    return frozenset(ELECTRODES[i] for i in np.flatnonzero(off_columns.reshape(-1, len(ELECTRODES)).any(axis=0)))
+
+
 class RuntimeSession:
     """Run the runtime on one source.
 
@@ -231,21 +243,17 @@ class RuntimeSession:
             if self.assembler is not None:
                 self._drop_partial("rate_changed", f"stream rate changed to {event.fs:g} Hz")
             self.assembler = WindowAssembler(fs=float(event.fs))
-        off_columns = np.asarray(event.lead_off, dtype=bool)
-        if off_columns.size and off_columns.any():
-            off = frozenset(ELECTRODES[i] for i in np.flatnonzero(off_columns.any(axis=0)))
-            self.lead_off = frozenset(ELECTRODES[i] for i in np.flatnonzero(off_columns[-1]))
-        else:  # the common case, kept cheap: this runs for every frame
-            off = self.lead_off = frozenset()
-        if self._clean_since is None and not off:
-            self._clean_since = time.monotonic()
-        elif off:
+        off = _lead_off_of(event)
+        if off is None:  # the common case, kept cheap: this runs for every block of samples
+            self.lead_off = frozenset()
+        else:  # the electrodes off at the block's last sample (the live display's state)
+            self.lead_off = off if isinstance(off, frozenset) else frozenset(ELECTRODES[i] for i in np.flatnonzero(off[-1]))
+        if off is not None:
             self._clean_since = None
+        elif self._clean_since is None:
+            self._clean_since = time.monotonic()
         self.summary.samples += event.n_samples
-        results = []
-        for window in self.assembler.push(event.signals_mv, lead_off=off):
-            results.append(self.analyze(window))
-        return results
+        return [self.analyze(window) for window in self.assembler.push(event.signals_mv, lead_off=off)]
 
     def analyze(self, window: Window) -> WindowResult:
         """Analyze, store and report one complete window."""

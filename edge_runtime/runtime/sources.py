@@ -27,10 +27,15 @@ class SerialSource:
     """Events from a front-end on ``url`` (``/dev/ttyUSB0``, a pty path, ``socket://host:port``)."""
 
     def __init__(self, url: str, reconnect: bool = True, **transport_options: object) -> None:
+        from firmware_bridge.decoder import StreamDecoder
         from firmware_bridge.transport import SerialTransport
 
         self.url = url
         self.transport = SerialTransport(url, reconnect=reconnect, **transport_options)  # type: ignore[arg-type]
+        # The runtime only buffers samples: one Samples event per run of contiguous frames in a
+        # serial read instead of one per 5-sample frame (same samples, gaps and lead-off events).
+        if isinstance(self.transport.decoder, StreamDecoder):
+            self.transport.decoder.coalesce = True
 
     def events(self) -> Iterator[Event]:
         return self.transport.events()

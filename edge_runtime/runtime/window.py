@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from firmware_bridge.frames import ELECTRODES
 from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, derive_limb_leads
 from edge_runtime.runtime.estimate import Flag
 
@@ -80,23 +81,33 @@ class WindowAssembler:
         """Fraction of the current window already buffered (0..1)."""
         return self._filled / self.window_length
 
-    def push(self, samples_mv: np.ndarray, lead_off: set[str] | frozenset[str] | None = None) -> list[Window]:
+    def push(self, samples_mv: np.ndarray,
+             lead_off: set[str] | frozenset[str] | np.ndarray | None = None) -> list[Window]:
         """Add a chunk (8, n) in mV; returns the windows it completed (usually none or one).
 
-        ``lead_off`` names the channels the front-end reported off during this chunk.
+        ``lead_off`` is either the set of electrodes the front-end reported off during this chunk,
+        or the per-sample matrix (n, 9) of :class:`firmware_bridge.events.Samples` (columns in
+        ``ELECTRODES`` order): then each window gets exactly the electrodes off within its own
+        samples, however large the chunk (a decoder that coalesces frames delivers ~140-sample
+        chunks that may straddle a window boundary).
         """
         samples_mv = np.asarray(samples_mv, dtype=np.float32)
         if samples_mv.ndim != 2 or samples_mv.shape[0] != self._buffer.shape[0]:
             raise ValueError(f"chunk must be ({self._buffer.shape[0]}, n), got {samples_mv.shape}")
+        per_sample = isinstance(lead_off, np.ndarray)
+        if per_sample and lead_off.shape != (samples_mv.shape[1], len(ELECTRODES)):
+            raise ValueError(f"lead_off must be ({samples_mv.shape[1]}, {len(ELECTRODES)}), got {lead_off.shape}")
         windows = []
         position = 0
         while position < samples_mv.shape[1]:
             if self._filled == 0:
                 self._window_start = self._stream_position + position
                 self._lead_off = set()
-            if lead_off:
-                self._lead_off |= set(lead_off)
             take = min(self.window_length - self._filled, samples_mv.shape[1] - position)
+            if per_sample:
+                self._lead_off |= _electrodes_off(lead_off[position:position + take])
+            elif lead_off:
+                self._lead_off |= set(lead_off)
             self._buffer[:, self._filled:self._filled + take] = samples_mv[:, position:position + take]
             self._filled += take
             position += take
@@ -124,3 +135,10 @@ class WindowAssembler:
         self._filled = 0
         self._lead_off = set()
         return window
+
+
+def _electrodes_off(lead_off: np.ndarray) -> set[str]:
+    """Electrodes reported off in any row of a per-sample (n, 9) lead-off matrix."""
+    if not lead_off.any():  # the usual case, kept cheap
+        return set()
+    return {ELECTRODES[i] for i in np.flatnonzero(lead_off.any(axis=0))}
