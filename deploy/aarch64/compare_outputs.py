@@ -32,6 +32,7 @@ from pathlib import Path
 UNCOMPARED_KEY = re.compile(
     r"(^|_)(source|path|paths|time|timestamp|created|created_at|date|utc|elapsed|seconds|id|db|pty|port)$"
     r"|^first_estimate_s$"  # wall-clock latency: emulation is slow by design; speed is not compared here
+    r"|^samples$"  # samples a live session read before it stopped: depends on replay speed and scheduling
 )
 # Machine-specific parts inside strings: where the package is installed, the emulator's temporary pty directory.
 MACHINE_SPECIFIC_TEXT = [(re.compile(r"\S*/site-packages/"), "<site-packages>/"),
