@@ -1,7 +1,9 @@
 """Run every ``.onnx`` and ``.tflite`` file of a model bundle on fixed inputs and print the outputs as JSON.
 
 The same inputs on the x86 host and on the emulated aarch64 device must give the same outputs within tolerance
-(``compare_outputs.py``): this checks the inference backends themselves, independent of preprocessing.
+(``compare_outputs.py``): this checks the inference backends themselves, independent of preprocessing. The values
+are for that comparison only: a converted TFLite graph whose inputs lost their interface-5 names gets the generic
+waveform in every input, so its output is not a plausible LV mass.
 
     python model_outputs.py BUNDLE_DIR > model_outputs.json
 """
