@@ -25,6 +25,7 @@ from firmware_bridge.frames import (
 _HEADER = struct.Struct("<BBHH")  # version, type, seq, length (after the 2 sync bytes)
 _CRC = struct.Struct("<I")
 _COUNTER_MOD = 1 << 32
+_NO_ROWS = np.zeros(0, dtype=np.intp)
 
 
 @dataclass
@@ -169,7 +170,8 @@ class StreamDecoder:
         self._order: np.ndarray | None = None
         self._next_sample: int | None = None
         self._last_seq: int | None = None
-        self._lead_off = np.zeros(len(ELECTRODES), dtype=bool)
+        self._lead_off = np.zeros(len(ELECTRODES), dtype=bool)  # at the last decoded sample
+        self._lead_off_at_batch_start = self._lead_off
         self._counts = DecoderStats()
         if info is not None:
             self._set_info(info)
@@ -258,11 +260,20 @@ class StreamDecoder:
             return
         signals = np.ascontiguousarray(codes[:, self._order].T, dtype=np.float32) * self._scale
         lead_off = lead_off_matrix(status)
+        # Rows where the set of electrodes off differs from the row before (the state carries over
+        # gaps, as it did frame by frame): found once per batch, usually none.
+        self._lead_off_at_batch_start = self._lead_off
+        if (lead_off == self._lead_off).all():  # the usual case: every row as before the batch
+            changed = _NO_ROWS
+        else:
+            changed = np.flatnonzero(np.any(lead_off != np.vstack([self._lead_off, lead_off[:-1]]), axis=1))
+            self._lead_off = lead_off[-1].copy()
+        fs = float(self.info.sample_rate_hz)
         row = 0
         for first, rows in self._runs(firsts, counts, events):
-            block = slice(row, row + rows)
-            events.append(Samples(first, signals[:, block], lead_off[block], float(self.info.sample_rate_hz)))
-            self._report_lead_off(first, lead_off[block], events)
+            events.append(Samples(first, signals[:, row:row + rows], lead_off[row:row + rows], fs))
+            if changed.size:
+                self._report_lead_off(first, row, lead_off, changed[(changed >= row) & (changed < row + rows)], events)
             row += rows
         self._counts.samples += row
 
@@ -290,18 +301,16 @@ class StreamDecoder:
         if run_rows:
             yield run_first, run_rows
 
-    def _report_lead_off(self, first: int, lead_off: np.ndarray, events: list[Event]) -> None:
-        previous = self._lead_off
-        if not (lead_off != previous).any():  # the usual case: nothing changed within this frame
-            return
-        changed = np.any(lead_off != np.vstack([previous, lead_off[:-1]]), axis=1)
-        for row in np.flatnonzero(changed):
-            now = lead_off[row]
-            events.append(LeadOffChanged((first + int(row)) % _COUNTER_MOD, _names(now),
+    def _report_lead_off(self, first: int, block_row: int, lead_off: np.ndarray, changed_rows: np.ndarray,
+                         events: list[Event]) -> None:
+        """A :class:`LeadOffChanged` for each changed row of the block starting at ``block_row``."""
+        for row in changed_rows:
+            now, previous = lead_off[row], self._lead_off_before(lead_off, row)
+            events.append(LeadOffChanged((first + int(row) - block_row) % _COUNTER_MOD, _names(now),
                                          _names(now & ~previous), _names(previous & ~now)))
-            previous = now
-        self._lead_off = lead_off[-1].copy()
 
+    def _lead_off_before(self, lead_off: np.ndarray, row: int) -> np.ndarray:
+        return lead_off[row - 1] if row else self._lead_off_at_batch_start
 
 def _names(mask: np.ndarray) -> frozenset[str]:
     return frozenset(electrode for electrode, flag in zip(ELECTRODES, mask) if flag)
