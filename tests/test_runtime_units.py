@@ -286,3 +286,11 @@ def test_per_sample_lead_off_is_attributed_to_the_window_that_contains_it():
     assert windows[1].lead_off == {"V2"} and windows[1].flags[0].name == "lead_off"
     with pytest.raises(ValueError):
         assembler.push(np.zeros((8, 5), dtype=np.float32), lead_off=np.zeros((4, 9), dtype=bool))
+
+
+def test_serial_source_asks_the_binary_decoder_for_coalesced_blocks():
+    from edge_runtime.runtime.sources import SerialSource
+    from firmware_bridge.text_mode import TextLineDecoder
+
+    assert SerialSource("loop://", reconnect=False).transport.decoder.coalesce is True
+    assert isinstance(SerialSource("loop://", reconnect=False, text_mode=True).transport.decoder, TextLineDecoder)
