@@ -10,20 +10,23 @@ gaps as :class:`~firmware_bridge.events.Gap`, per-electrode lead-off changes.
 from __future__ import annotations
 
 import struct
+from binascii import crc32 as _crc32  # = firmware_bridge.crc.crc32 (tested there), minus a call
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from firmware_bridge.crc import crc32
 from firmware_bridge.events import Event, Gap, InfoReceived, LeadOffChanged, Reply, Samples
 from firmware_bridge.frames import (
-    CRC_SIZE, ELECTRODES, HEADER_SIZE, SYNC, DeviceInfo, Frame, FrameError, FrameType,
-    decode_data_payloads, decode_info_payload, header_problem, lead_off_matrix,
+    CRC_SIZE, ELECTRODES, HEADER_SIZE, MAX_PAYLOAD, PROTOCOL_VERSION, SYNC, DeviceInfo, Frame, FrameError, FrameType,
+    decode_data_payloads, decode_info_payload, lead_off_matrix,
 )
 
 _HEADER = struct.Struct("<BBHH")  # version, type, seq, length (after the 2 sync bytes)
 _CRC = struct.Struct("<I")
+# Largest payload per type byte, -1 for unknown types (any length is then too long): the scanner's
+# inlined form of frames.header_problem().
+_PAYLOAD_LIMIT = tuple(MAX_PAYLOAD.get(frame_type, -1) for frame_type in range(256))
 _COUNTER_MOD = 1 << 32
 _NO_ROWS = np.zeros(0, dtype=np.intp)
 
@@ -85,6 +88,7 @@ class FrameScanner:
         pos = 0
         counted_until = self._counted_head
         end = len(buffer)
+        ok = header_rejects = crc_errors = frame_bytes = 0  # written back once, not per frame
         view = memoryview(buffer)
         try:
             while True:
@@ -97,8 +101,8 @@ class FrameScanner:
                     pos = start
                     break
                 version, frame_type, seq, length = _HEADER.unpack_from(buffer, start + 2)
-                if header_problem(frame_type, version, length) is not None:
-                    stats.header_rejects += 1
+                if version != PROTOCOL_VERSION or length > _PAYLOAD_LIMIT[frame_type]:  # = header_problem()
+                    header_rejects += 1
                     pos = start + 1
                     continue
                 total = HEADER_SIZE + length + CRC_SIZE
@@ -106,18 +110,21 @@ class FrameScanner:
                     pos = start
                     break
                 body_end = start + HEADER_SIZE + length
-                received = _CRC.unpack_from(buffer, body_end)[0]
-                if crc32(view[start + 2:body_end]) != received:
-                    stats.crc_errors += 1
+                if _crc32(view[start + 2:body_end]) != _CRC.unpack_from(buffer, body_end)[0]:
+                    crc_errors += 1
                     pos = start + 1
                     continue
                 frames.append((frame_type, seq, bytes(view[start + HEADER_SIZE:body_end])))
-                stats.frames_ok += 1
-                stats.frame_bytes += start + total - max(start, counted_until)
+                ok += 1
+                frame_bytes += start + total - max(start, counted_until)
                 counted_until = start + total
                 pos = start + total - (CRC_SIZE - 1)
         finally:
             view.release()  # a bytearray with an exported view cannot be resized
+            stats.frames_ok += ok
+            stats.header_rejects += header_rejects
+            stats.crc_errors += crc_errors
+            stats.frame_bytes += frame_bytes
         del buffer[:pos]
         self._counted_head = max(0, counted_until - pos)
         return frames

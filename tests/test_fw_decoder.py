@@ -227,3 +227,14 @@ def test_batch_payload_decode_equals_single_payload_decode():
     assert counts == [len(e[2]) for e in expected] and len(expected) < len(payloads) - 3
     np.testing.assert_array_equal(codes, np.concatenate([e[2] for e in expected]))
     np.testing.assert_array_equal(status, np.concatenate([e[3] for e in expected]))
+
+
+def test_scanner_header_check_equals_header_problem():
+    from firmware_bridge.decoder import _PAYLOAD_LIMIT
+    from firmware_bridge.frames import PROTOCOL_VERSION, header_problem
+
+    for version in (0, PROTOCOL_VERSION, 2):
+        for frame_type in range(256):
+            for length in (0, 1, 2, 32, 36, 37, 545, 546, 65535):
+                rejected = version != PROTOCOL_VERSION or length > _PAYLOAD_LIMIT[frame_type]
+                assert rejected == (header_problem(frame_type, version, length) is not None)
