@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.commands.train", "train and cross-validate one eLVMass-Net configuration"),
     "ablate": ("training.commands.ablate", "run the paper's ablation tables and baselines on the same folds"),
     "saliency": ("training.commands.saliency", "gradient saliency per ECG segment, limb vs precordial"),
+    "external": ("training.commands.external", "external validation of a trained run on a shifted cohort, with linear recalibration"),
     "export": ("training.commands.export", "export a trained run to ONNX with its preprocessing constants"),
     "quantize": ("quantization.commands.quantize", "INT8 ONNX / TFLite conversion into a verified model bundle"),
 }
