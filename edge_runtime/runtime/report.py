@@ -7,6 +7,7 @@ unless a printable report is asked for.
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -196,7 +197,8 @@ def render_report(report: dict, signals_mv: np.ndarray, fs: float, path: str | P
         figure.text(0.03, 0.33, f"synchronized beats used by the model (n={beats.shape[0]}; black = median)",
                     fontsize=7)
 
-    text = "\n".join(summary_lines(report))
+    # Wrap long lines (the disclaimer) so nothing runs off the printed page.
+    text = "\n".join(textwrap.fill(line, width=150, subsequent_indent=" " * 12) for line in summary_lines(report))
     figure.text(0.03, 0.01, text, fontsize=7.5, family="monospace", va="bottom")
     patient = {k: ("-" if v is None else (f"{v:g}" if isinstance(v, float) else v)) for k, v in report["patient"].items()}
     figure.text(0.03, 0.955, f"eLVMass-style LV mass report   id {patient['patient_id']}   age {patient['age_years']}  "
