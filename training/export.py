@@ -9,6 +9,7 @@ exporter (eval mode + constant folding). Opset 17, batch dimension dynamic, beat
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import warnings
@@ -139,6 +140,27 @@ def label_table_parity_inputs(labels: Path, config, medians: dict[str, float], n
     return np.concatenate(beats).astype(np.float32), np.array(demo, np.float32), np.array(params, np.float32)
 
 
+def interval_calibration(run_dir: Path, coverage: float = 0.9) -> dict | None:
+    """Split-conformal half-width of the LV-mass interval from the run's out-of-fold predictions.
+
+    Every subject's cross-validation prediction comes from a model that never saw it, so the
+    ``coverage`` conformal quantile of |label - prediction| is the device's interval half-width
+    (the runtime reports ``median +- halfwidth``). ``None`` when the run has no predictions.
+    """
+    from edge_runtime.runtime.calibration import conformal_halfwidth
+
+    path = Path(run_dir) / "predictions.csv"
+    if not path.exists():
+        return None
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    residuals = np.array([float(row["lvm_g"]) - float(row["lvm_g_predicted"]) for row in rows])
+    return {"method": "split-conformal", "coverage": coverage,
+            "lvm_halfwidth_g": round(conformal_halfwidth(np.abs(residuals), coverage), 3),
+            "n_calibration": int(residuals.size),
+            "data": "out-of-fold predictions of the run's cross-validation (models that never saw the subject)"}
+
+
 def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.ndarray | None = None) -> dict:
     """Export a trained run directory; returns (and writes) ``export.json``.
 
@@ -217,6 +239,7 @@ def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.n
         "training_data": config["training_data"],
         "final_model": config["final_model"],
         "metrics": {"cv_summary": metrics["summary"], "n_folds": len(metrics["folds"])},
+        "calibration": interval_calibration(run_dir),
         "seed": config["train"]["seed"],
         "data_hash": config["data_hash"],
         "code_version_train": config["code_version"],
