@@ -177,9 +177,10 @@ def beat_latencies(bundle: str | None) -> tuple[list[dict], dict]:
 def torch_eager_ms(bundle, beats, demographics, parameters) -> dict:
     """torch eager fp32, batch of 1, one thread, of the architecture the bundle was trained with."""
     try:
-        import torch
+        # lazy and optional: the reference row needs the train extra; the device never has it.
+        import torch  # lazy
 
-        from training.model import ElvMassNet, ModelConfig
+        from training.model import ElvMassNet, ModelConfig  # lazy
     except ImportError as error:
         return {"ms": None, "note": f"torch/training not installed ({error.name})"}
     import numpy as np

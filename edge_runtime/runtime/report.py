@@ -151,10 +151,10 @@ def render_report(report: dict, signals_mv: np.ndarray, fs: float, path: str | P
     ImportError
         When matplotlib (the ``report`` extra) is not installed.
     """
-    import matplotlib
+    import matplotlib  # lazy: the report extra; the device loop never loads it
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
+    from matplotlib import pyplot as plt  # lazy
 
     path = Path(path)
     signals_mv = np.asarray(signals_mv, dtype=np.float64)
