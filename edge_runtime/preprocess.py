@@ -1,8 +1,8 @@
 """The preprocessing chain shared by the device and training: raw window -> beats + parameters + flags.
 
 ``analyze_window`` resamples to ``config.fs``, conditions from a deterministic cold start (exactly
-what :class:`edge_runtime.signal.filters.StreamingConditioner` computes), detects R peaks with
-:class:`edge_runtime.signal.detect.StreamingRPeakDetector`, cuts the same window around every R
+what :class:`edge_runtime.signal_core.filters.StreamingConditioner` computes), detects R peaks with
+:class:`edge_runtime.signal_core.detect.StreamingRPeakDetector`, cuts the same window around every R
 peak in all 12 leads, delineates the QRS and runs the quality/rhythm guards. See docs/signal.md.
 """
 
@@ -16,13 +16,13 @@ import numpy as np
 
 from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, EcgRecord
 from edge_runtime.resample import resample_signals
-from edge_runtime.signal import quality
-from edge_runtime.signal.beats import beat_window, extract_beats, middle_beat_index
-from edge_runtime.signal.delineate import beat_parameters, qrs_boundaries
-from edge_runtime.signal.detect import StreamingRPeakDetector
-from edge_runtime.signal.filters import check_fs, condition, group_delay_s
-from edge_runtime.signal.quality import QualityFlag
-from edge_runtime.signal.rhythm import af_suspected
+from edge_runtime.signal_core import quality
+from edge_runtime.signal_core.beats import beat_window, extract_beats, middle_beat_index
+from edge_runtime.signal_core.delineate import beat_parameters, qrs_boundaries
+from edge_runtime.signal_core.detect import StreamingRPeakDetector
+from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s
+from edge_runtime.signal_core.quality import QualityFlag
+from edge_runtime.signal_core.rhythm import af_suspected
 
 __all__ = ["PreprocessConfig", "BeatAnalysis", "QualityFlag", "analyze_window", "analyze_record", "analyze_leads"]
 

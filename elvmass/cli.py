@@ -20,10 +20,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("edge_runtime.commands.run", "live LV mass / LVH from a serial ECG stream or a replayed file"),
     "results": ("edge_runtime.commands.results", "list or export stored results"),
     "demo": ("edge_runtime.commands.demo", "end-to-end demo: emulated device -> runtime -> report"),
-    "bench": ("edge_runtime.commands.bench", "benchmark the device runtime (speed, latency, memory, size)"),
-    "bench-signal": ("edge_runtime.commands.bench_signal", "score beat detection, delineation and AF flag on real data"),
+    "bench": ("evaluation.commands.bench", "benchmark the device runtime (speed, latency, memory, size)"),
+    "bench-signal": ("evaluation.commands.bench_signal", "score beat detection, delineation and AF flag on real data"),
     "emulate": ("edge_runtime.commands.emulate", "emulate an acquisition front-end on a pseudo-terminal or socket"),
-    "fuzz-decoder": ("firmware_bridge.commands.fuzz", "fuzz and benchmark the serial frame decoder"),
+    "fuzz-decoder": ("evaluation.commands.fuzz_decoder", "fuzz and benchmark the serial frame decoder"),
     # training side (torch; install the train extra)
     "synth": ("training.commands.synth", "generate a synthetic cohort (WFDB records + label table)"),
     "synth-compare": ("training.commands.synth_compare", "compare synthetic and real ECG feature distributions"),

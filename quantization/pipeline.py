@@ -16,7 +16,7 @@ import numpy as np
 from edge_runtime.model_bundle import DEMOGRAPHIC_FEATURES, PARAMETER_FEATURES, BundleError, ModelBundle, ModelFile
 from quantization import onnx_int8, verify
 from quantization.bundle import BundleModel, write_bundle
-from quantization.calibrate import ModelInputs, default_real_records, fill_missing, lvm_range_rows, real_record_inputs
+from quantization.calibration_data import ModelInputs, default_real_records, fill_missing, lvm_range_rows, real_record_inputs
 from quantization.run_export import RunExport, RunExportError
 
 LATENCY_BEATS = 64

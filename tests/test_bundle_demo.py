@@ -12,7 +12,7 @@ import pytest
 
 from edge_runtime.assets import CINC_LVH_RECORD, PTBXL_RECORD
 from edge_runtime.inference import load_predictor
-from edge_runtime.io import read_record
+from edge_runtime.formats import read_record
 from edge_runtime.model_bundle import DEMO_BUNDLE_DIR, load_bundle
 from edge_runtime.preprocess import analyze_record
 from quantization import verify

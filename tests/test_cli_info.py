@@ -11,10 +11,10 @@ import pytest
 
 from conftest import REPO_ROOT
 from edge_runtime.assets import LUDB_ANNOTATED_RECORD, PTBXL_RECORD
-from edge_runtime.io.hl7_aecg import write_hl7_aecg
-from edge_runtime.io.muse_xml import write_muse_xml
-from edge_runtime.io.tabular import write_csv, write_npz
-from edge_runtime.io.wfdb_reader import read_wfdb
+from edge_runtime.formats.hl7_aecg import write_hl7_aecg
+from edge_runtime.formats.muse_xml import write_muse_xml
+from edge_runtime.formats.tabular import write_csv, write_npz
+from edge_runtime.formats.wfdb_reader import read_wfdb
 
 RUN_CLI = "import sys; from elvmass.cli import main; sys.exit(main(sys.argv[1:]))"
 

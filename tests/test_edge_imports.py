@@ -45,3 +45,12 @@ def test_probe_detects_a_heavy_import():
     assert "json" not in HEAVY
     assert imported_heavy("import scipy.signal") == []
     assert "torch" in imported_heavy("import torch")
+
+
+def test_device_side_never_imports_upward():
+    # Arrows point one way: the device packages import nothing from training, quantization or evaluation.
+    modules = edge_modules()
+    code = "import importlib\n" + "\n".join(f"importlib.import_module({name!r})" for name in modules)
+    code += "\nimport sys, json\nprint(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('training', 'quantization', 'evaluation'))))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

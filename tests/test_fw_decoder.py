@@ -10,7 +10,7 @@ from firmware_bridge.events import Gap, InfoReceived, LeadOffChanged, Reply, Sam
 from firmware_bridge.frames import (
     CHANNEL_LEADS, DeviceInfo, FrameType, encode_data_payload, encode_frame, encode_info_payload, status_word,
 )
-from firmware_bridge.fuzz import run_fuzz
+from evaluation.fuzz_decoder import run_fuzz
 from firmware_bridge.text_mode import TextLineDecoder, format_text_line
 
 INFO = DeviceInfo(samples_per_frame=5)

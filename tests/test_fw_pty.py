@@ -18,7 +18,7 @@ import pytest
 from conftest import REPO_ROOT
 from edge_runtime.assets import PTBXL_RECORD
 from edge_runtime.commands.emulate import independent_leads_mv
-from edge_runtime.io import read_record
+from edge_runtime.formats import read_record
 from firmware_bridge.events import Connected, Disconnected, Gap, LeadOffChanged, Samples
 from firmware_bridge.frames import CHANNEL_LEADS, DeviceInfo
 from firmware_bridge.transport import SerialTransport

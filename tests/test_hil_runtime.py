@@ -20,7 +20,7 @@ import pytest
 from conftest import REPO_ROOT, shared_path
 from edge_runtime.assets import CINC_LVH_RECORD
 from edge_runtime.record import PatientContext
-from edge_runtime.runtime.emulated import EmulatorProcess, device_channels
+from edge_runtime.runtime.emulator_process import EmulatorProcess, device_channels
 from test_runtime_bundle import make_runtime_bundle
 
 pytestmark = pytest.mark.slow
@@ -68,7 +68,7 @@ def flag_names(report: dict) -> set[str]:
 
 def offline_lvm(bundle) -> dict:
     from edge_runtime.config import ClinicConfig
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
 
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle, backend="onnxruntime", precision="fp32")

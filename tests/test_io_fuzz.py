@@ -7,14 +7,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_runtime.io import read_record
-from edge_runtime.io.hl7_aecg import read_hl7_aecg, write_hl7_aecg
-from edge_runtime.io.labels import read_label_table
-from edge_runtime.io.muse_xml import read_muse_xml, write_muse_xml
-from edge_runtime.io.tabular import read_csv, read_npy, write_csv, write_npz
-from edge_runtime.io.wfdb_native import parse_header
-from edge_runtime.io.wfdb_reader import read_wfdb
-from edge_runtime.io.xml_safe import parse_xml_bytes
+from edge_runtime.formats import read_record
+from edge_runtime.formats.hl7_aecg import read_hl7_aecg, write_hl7_aecg
+from edge_runtime.formats.labels import read_label_table
+from edge_runtime.formats.muse_xml import read_muse_xml, write_muse_xml
+from edge_runtime.formats.tabular import read_csv, read_npy, write_csv, write_npz
+from edge_runtime.formats.wfdb_native import parse_header
+from edge_runtime.formats.wfdb_reader import read_wfdb
+from edge_runtime.formats.xml_safe import parse_xml_bytes
 from edge_runtime.record import STANDARD_LEADS, EcgRecord, PatientContext, RecordError
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

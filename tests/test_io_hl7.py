@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from edge_runtime.assets import CINC_LVH_RECORD
-from edge_runtime.io import detect_format, read_record
-from edge_runtime.io.hl7_aecg import read_hl7_aecg, write_hl7_aecg
-from edge_runtime.io.wfdb_reader import read_wfdb
+from edge_runtime.formats import detect_format, read_record
+from edge_runtime.formats.hl7_aecg import read_hl7_aecg, write_hl7_aecg
+from edge_runtime.formats.wfdb_reader import read_wfdb
 from edge_runtime.record import STANDARD_LEADS, RecordError
 
 

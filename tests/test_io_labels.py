@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from edge_runtime.io.labels import LabelEntry, LabelTableError, read_label_table
+from edge_runtime.formats.labels import LabelEntry, LabelTableError, read_label_table
 from edge_runtime.record import PatientContext
 
 HEADER = "record,lvm_g,age_years,sex,height_cm,weight_kg"

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from edge_runtime.assets import PTBXL_RECORD
-from edge_runtime.io import detect_format, read_record
-from edge_runtime.io import limits
-from edge_runtime.io.muse_xml import read_muse_xml, write_muse_xml
-from edge_runtime.io.wfdb_reader import read_wfdb
+from edge_runtime.formats import detect_format, read_record
+from edge_runtime.formats import limits
+from edge_runtime.formats.muse_xml import read_muse_xml, write_muse_xml
+from edge_runtime.formats.wfdb_reader import read_wfdb
 from edge_runtime.record import STANDARD_LEADS, RecordError
 
 UV_PER_BIT = 4.88

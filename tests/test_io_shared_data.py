@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
-from edge_runtime.io import read_record
+from edge_runtime.formats import read_record
 from edge_runtime.record import STANDARD_LEADS
 from edge_runtime.resample import resample_record
 

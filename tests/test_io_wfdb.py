@@ -10,8 +10,8 @@ import pytest
 
 from conftest import REPO_ROOT, SHARED_DATA
 from edge_runtime.assets import CINC_LVH_RECORD, LUDB_ANNOTATED_RECORD, PTBXL_RECORD, RECORDS_DIR
-from edge_runtime.io.wfdb_native import INVALID_SAMPLE, UnsupportedWfdbFeature, _decode, parse_header, read_physical
-from edge_runtime.io.wfdb_reader import read_wfdb
+from edge_runtime.formats.wfdb_native import INVALID_SAMPLE, UnsupportedWfdbFeature, _decode, parse_header, read_physical
+from edge_runtime.formats.wfdb_reader import read_wfdb
 from edge_runtime.record import RecordError
 
 
@@ -120,7 +120,7 @@ def test_auto_backend_works_without_wfdb_installed():
     # The device has no wfdb: block the import and read the bundled records anyway.
     code = (
         "import sys; sys.modules['wfdb'] = None\n"
-        "from edge_runtime.io import read_record\n"
+        "from edge_runtime.formats import read_record\n"
         f"r = read_record({str(PTBXL_RECORD)!r}); print(r.format, r.fs, r.signals_mv.shape)\n"
         "print('pandas' in sys.modules)\n"
     )
@@ -131,7 +131,7 @@ def test_auto_backend_works_without_wfdb_installed():
 def test_auto_backend_imports_nothing_heavy_even_with_wfdb_installed():
     code = (
         "import sys\n"
-        "from edge_runtime.io import read_record\n"
+        "from edge_runtime.formats import read_record\n"
         f"read_record({str(CINC_LVH_RECORD)!r})\n"
         "print(sorted(m for m in ('wfdb', 'pandas', 'matplotlib') if m in sys.modules))\n"
     )

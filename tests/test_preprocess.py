@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from edge_runtime.assets import CINC_LVH_RECORD, LUDB_ANNOTATED_RECORD, PTBXL_RECORD
-from edge_runtime.io import read_record
+from edge_runtime.formats import read_record
 from edge_runtime.preprocess import BeatAnalysis, PreprocessConfig, analyze_leads, analyze_record, analyze_window
 from edge_runtime.record import STANDARD_LEADS
 from edge_runtime.resample import resample_signals
-from edge_runtime.signal.filters import StreamingConditioner
+from edge_runtime.signal_core.filters import StreamingConditioner
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ onnx = pytest.importorskip("onnx", reason="the train extra (onnx) is needed for 
 
 from edge_runtime.assets import CINC_LVH_RECORD, LUDB_ANNOTATED_RECORD, PTBXL_RECORD  # noqa: E402
 from quantization import onnx_int8, verify  # noqa: E402
-from quantization.calibrate import lvm_range_rows, real_record_inputs  # noqa: E402
+from quantization.calibration_data import lvm_range_rows, real_record_inputs  # noqa: E402
 
 IMPUTATION = {"age_years": 60.0, "height_cm": 170.0, "weight_kg": 75.0,
               "qrs_ms": 95.0, "p_axis": 50.0, "r_axis": 40.0, "t_axis": 45.0}

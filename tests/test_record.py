@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edge_runtime.io.limits import amplitudes_look_normalized, note_normalized_amplitudes
+from edge_runtime.formats.limits import amplitudes_look_normalized, note_normalized_amplitudes
 from edge_runtime.record import (
     NORMALIZED_AMPLITUDE_NOTE,
     STANDARD_LEADS,

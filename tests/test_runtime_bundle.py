@@ -81,7 +81,7 @@ def bundle_dir(tmp_path_factory) -> Path:
 
 
 def test_analyzer_loads_bundle_and_reports_calibrated_interval(bundle_dir):
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
 
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, backend="onnxruntime", precision="fp32")
@@ -113,7 +113,7 @@ def test_interval_falls_back_to_mae_and_says_so(tmp_path):
 
 
 def test_missing_sex_gives_named_no_estimate(bundle_dir):
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
 
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, backend="onnxruntime", precision="fp32")
@@ -125,7 +125,7 @@ def test_missing_sex_gives_named_no_estimate(bundle_dir):
 
 def test_both_backends_see_the_same_beats_and_agree_on_the_demo_bundle():
     from edge_runtime.inference import available_backends
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.model_bundle import DEMO_BUNDLE_DIR, load_bundle
     from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
 
@@ -165,8 +165,8 @@ def test_windows_the_signal_core_refuses_become_named_no_estimates(bundle_dir):
 
 
 def test_interval_check_on_a_label_table(bundle_dir, tmp_path):
-    from edge_runtime.io import read_record
-    from edge_runtime.runtime.calibration import interval_check
+    from edge_runtime.formats import read_record
+    from evaluation.interval_check import interval_check
     from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
 
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, precision="fp32")

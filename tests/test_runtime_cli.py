@@ -57,7 +57,7 @@ def test_analyze_unreadable_file_is_a_clear_error(bundle_dir, tmp_path):
 
 
 def test_streamed_replay_gives_the_offline_estimate(bundle_dir):
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
     from edge_runtime.runtime.session import RuntimeSession
     from edge_runtime.runtime.sources import ReplaySource
@@ -75,8 +75,8 @@ def test_streamed_replay_gives_the_offline_estimate(bundle_dir):
 
 
 def test_muse_xml_of_the_same_ecg_gives_the_same_estimate(bundle_dir, tmp_path):
-    from edge_runtime.io import read_record
-    from edge_runtime.io.muse_xml import write_muse_xml
+    from edge_runtime.formats import read_record
+    from edge_runtime.formats.muse_xml import write_muse_xml
 
     xml = write_muse_xml(read_record(PTBXL_RECORD), tmp_path / "cart.xml")
     results = []
@@ -123,7 +123,7 @@ def test_run_needs_exactly_one_source_and_valid_config(bundle_dir, tmp_path):
 
 def test_clinic_thresholds_reach_the_verdict(bundle_dir, tmp_path):
     from edge_runtime.config import load_config
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
 
     config_path = tmp_path / "clinic.toml"

@@ -234,7 +234,7 @@ def test_channels_from_a_two_lead_record_report_the_missing_electrodes_off():
 
 def test_heart_rate_meter_and_status_line_on_a_real_record():
     from edge_runtime.assets import PTBXL_RECORD
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.runtime.display import HeartRateMeter, LiveDisplay
     from edge_runtime.runtime.session import SessionSummary
 
@@ -260,7 +260,7 @@ def test_heart_rate_meter_and_status_line_on_a_real_record():
 # --- interval calibration ---------------------------------------------------------------------
 
 def test_conformal_halfwidth_rank_and_coverage():
-    from edge_runtime.runtime.calibration import conformal_halfwidth
+    from training.conformal import conformal_halfwidth
 
     residuals = np.arange(1, 20, dtype=float)  # n = 19 -> rank ceil(20 * 0.9) = 18
     assert conformal_halfwidth(residuals, 0.9) == 18.0

@@ -33,7 +33,7 @@ def test_beats_json_has_exactly_the_agreed_keys(capsys):
 def test_beats_r_peaks_are_in_record_time(capsys):
     import wfdb
 
-    from edge_runtime.signal.scoring import wave_boundaries
+    from evaluation.scoring import wave_boundaries
 
     out = beats_json(LUDB_ANNOTATED_RECORD, capsys)
     ann = wfdb.rdann(str(LUDB_ANNOTATED_RECORD.with_suffix("")), "ii")

@@ -7,11 +7,11 @@ import pytest
 from conftest import shared_path
 
 from edge_runtime.assets import LUDB_ANNOTATED_RECORD, PTBXL_RECORD
-from edge_runtime.io import read_record
+from edge_runtime.formats import read_record
 from edge_runtime.resample import resample_signals
-from edge_runtime.signal.detect import StreamingRPeakDetector, detect_r_peaks
-from edge_runtime.signal.filters import condition
-from edge_runtime.signal.scoring import beat_samples, compare_detections, excluded_episodes, wave_boundaries
+from edge_runtime.signal_core.detect import StreamingRPeakDetector, detect_r_peaks
+from edge_runtime.signal_core.filters import condition
+from evaluation.scoring import beat_samples, compare_detections, excluded_episodes, wave_boundaries
 
 
 def ludb_reference() -> tuple[np.ndarray, np.ndarray]:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from edge_runtime.assets import PTBXL_RECORD
-from edge_runtime.io import read_record
-from edge_runtime.signal.filters import StreamingConditioner, condition, design_conditioner, group_delay_s
+from edge_runtime.formats import read_record
+from edge_runtime.signal_core.filters import StreamingConditioner, condition, design_conditioner, group_delay_s
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 from conftest import shared_path
 
 from edge_runtime.assets import PTBXL_RECORD
-from edge_runtime.io import read_record
+from edge_runtime.formats import read_record
 from edge_runtime.preprocess import analyze_leads, analyze_record, analyze_window
 
 

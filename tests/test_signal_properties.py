@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from edge_runtime.preprocess import analyze_leads, analyze_window
-from edge_runtime.signal.detect import detect_r_peaks
+from edge_runtime.signal_core.detect import detect_r_peaks
 
 
 def check_structure(analysis, n_leads: int) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge_runtime.io import read_record
-from edge_runtime.io.labels import read_label_table
+from edge_runtime.formats import read_record
+from edge_runtime.formats.labels import read_label_table
 from edge_runtime.record import STANDARD_LEADS
 from training.synth.cohort import CohortConfig, generate_cohort, simulate_subject, write_cohort_json
 

@@ -37,7 +37,7 @@ def trained_run(tiny_cohort, tmp_path_factory):
 
 
 def test_dataset_comes_from_the_signal_core_and_is_cached(tiny_cohort, tmp_path):
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.preprocess import analyze_record
 
     ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=tmp_path, progress=False)
@@ -123,8 +123,8 @@ def test_sex_specific_run_exports_two_models(tiny_cohort, trained_run, tmp_path)
 
 
 def test_label_table_pointing_at_site_muse_files(tiny_cohort, tmp_path):
-    from edge_runtime.io import read_record
-    from edge_runtime.io.muse_xml import write_muse_xml
+    from edge_runtime.formats import read_record
+    from edge_runtime.formats.muse_xml import write_muse_xml
 
     site = tmp_path / "site"
     (site / "ecg").mkdir(parents=True)
@@ -206,7 +206,7 @@ def test_external_validation_recalibrates_on_a_subset_only(tiny_cohort, trained_
 
 
 def test_clean_beats_follow_their_subjects(tiny_cohort, trained_run):
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.preprocess import analyze_record
     from edge_runtime.runtime.estimate import clean_beats
     from training.trainer import beat_groups

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.io import read_record
-from edge_runtime.io.labels import LabelEntry, read_label_table
+from edge_runtime.formats import read_record
+from edge_runtime.formats.labels import LabelEntry, read_label_table
 from edge_runtime.preprocess import PreprocessConfig, analyze_record
 from edge_runtime.runtime.estimate import clean_beats
 

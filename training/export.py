@@ -95,7 +95,7 @@ def parity(model, onnx_path: Path, beats: np.ndarray, demographics: np.ndarray, 
 def real_parity_inputs(config, medians: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Beats of the bundled real records (through the signal core) with their own demographics."""
     from edge_runtime.assets import CINC_LVH_RECORD, PTBXL_RECORD
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.preprocess import analyze_record
 
     beats, demo, params = [], [], []
@@ -115,7 +115,7 @@ def label_table_parity_inputs(labels: Path, config, medians: dict[str, float], n
     """Beats of the first usable records of the run's own label table (e.g. the synthetic cohort), or None."""
     from training.dataset import analyze_entry
 
-    from edge_runtime.io.labels import read_label_table
+    from edge_runtime.formats.labels import read_label_table
 
     try:
         entries = read_label_table(labels)
@@ -147,7 +147,7 @@ def interval_calibration(run_dir: Path, coverage: float = 0.9) -> dict | None:
     ``coverage`` conformal quantile of |label - prediction| is the device's interval half-width
     (the runtime reports ``median +- halfwidth``). ``None`` when the run has no predictions.
     """
-    from edge_runtime.runtime.calibration import conformal_halfwidth
+    from training.conformal import conformal_halfwidth
 
     path = Path(run_dir) / "predictions.csv"
     if not path.exists():

@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_runtime.io import RecordError, read_record
+    from edge_runtime.formats import RecordError, read_record
     from edge_runtime.runtime.patient import merge_patient
     from edge_runtime.runtime.pipeline import analyze_file_record
     from edge_runtime.runtime.report import summary_lines

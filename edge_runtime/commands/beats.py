@@ -50,7 +50,7 @@ def beats_summary(record, mains_hz: float = 50.0) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_runtime.io import RecordError, read_record
+    from edge_runtime.formats import RecordError, read_record
 
     try:
         record = read_record(args.record, fs=args.fs)

@@ -1,6 +1,6 @@
 """``elvmass demo``: emulated device on a pty -> the live runtime -> the report, on embedded defaults.
 
-The emulator (a separate process, :mod:`edge_runtime.runtime.emulated`) replays the bundled real
+The emulator (a separate process, :mod:`edge_runtime.runtime.emulator_process`) replays the bundled real
 12-lead record ``CINC_LVH_RECORD`` (CinC 2021 E07505: woman, 77 y, ECG read as LVH) over a
 pseudo-terminal exactly as a front-end on a USB serial port would; the runtime reads it through the
 firmware bridge, analyzes the first clean 10 s window with the bundled demo model, stores the
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from edge_runtime.config import ClinicConfig
     from edge_runtime.model_bundle import BundleError
     from edge_runtime.runtime.display import LiveDisplay
-    from edge_runtime.runtime.emulated import EmulatorProcess
+    from edge_runtime.runtime.emulator_process import EmulatorProcess
     from edge_runtime.runtime.patient import patient_from_operator
     from edge_runtime.runtime.pipeline import Analyzer
     from edge_runtime.runtime.report import summary_lines

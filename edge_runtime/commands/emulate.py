@@ -78,7 +78,7 @@ def independent_leads_mv(record) -> "np.ndarray":  # noqa: F821 - numpy imported
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_runtime.io import RecordError, read_record
+    from edge_runtime.formats import RecordError, read_record
     from firmware_bridge.emulator import DeviceEmulator, PtyLink, SocketLink, counters_dict, serve
     from firmware_bridge.frames import DeviceInfo
 

@@ -40,7 +40,7 @@ def summarize(record) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from edge_runtime.io import RecordError, read_record
+    from edge_runtime.formats import RecordError, read_record
 
     try:
         lead_names = [name.strip() for name in args.lead_names.split(",")] if args.lead_names else None

@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _open_source(args: argparse.Namespace, config):
-    from edge_runtime.io import RecordError
+    from edge_runtime.formats import RecordError
     from edge_runtime.runtime.sources import ReplaySource, SerialSource
 
     if args.replay:

@@ -21,8 +21,8 @@ class HeartRateMeter:
     """Streaming heart rate (bpm) from one lead: median of the last RR intervals."""
 
     def __init__(self, fs: float, mains_hz: float = 50.0) -> None:
-        from edge_runtime.signal.detect import StreamingRPeakDetector
-        from edge_runtime.signal.filters import StreamingConditioner
+        from edge_runtime.signal_core.detect import StreamingRPeakDetector
+        from edge_runtime.signal_core.filters import StreamingConditioner
 
         self.fs = fs
         self._conditioner = StreamingConditioner(fs, 0.5, 40.0, mains_hz if mains_hz < fs / 2 else None)

@@ -78,7 +78,7 @@ class ReplaySource:
     Parameters
     ----------
     path : str or Path
-        Any file :func:`edge_runtime.io.read_record` reads.
+        Any file :func:`edge_runtime.formats.read_record` reads.
     speed : float
         1 = real time; larger is faster (tests), ``inf`` = as fast as possible.
     chunk_s : float
@@ -88,7 +88,7 @@ class ReplaySource:
     """
 
     def __init__(self, path: str | Path, speed: float = 1.0, chunk_s: float = 0.1, max_s: float | None = None) -> None:
-        from edge_runtime.io import read_record
+        from edge_runtime.formats import read_record
 
         if not speed > 0:
             raise ValueError(f"speed must be > 0, got {speed}")

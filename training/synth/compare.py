@@ -52,7 +52,7 @@ def measure_real(records: list[RealRecord], progress: bool = True) -> list[dict]
     """Features of each real record; amplitudes of LUDB records set to NaN."""
     from tqdm import tqdm
 
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from training.synth.features import FEATURE_NAMES, measure_record
 
     out = []

@@ -88,7 +88,7 @@ def measure_cohort(out_dir: str | Path, rows: list[dict], progress: bool = True)
     """ECG features of every written record, through the signal core."""
     from tqdm import tqdm
 
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from training.synth.features import FEATURE_NAMES, measure_record
 
     measures = []

@@ -16,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from firmware_bridge.fuzz import measure_throughput, run_fuzz
+    from evaluation.fuzz_decoder import measure_throughput, run_fuzz
 
     if args.frames < 1 or not 1 <= args.samples_per_frame <= 20:
         print("elvmass fuzz-decoder: --frames must be >= 1 and --samples-per-frame 1..20")

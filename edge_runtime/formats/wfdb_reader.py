@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.io.limits import note_normalized_amplitudes, read_limited
-from edge_runtime.io.wfdb_native import UnsupportedWfdbFeature, read_physical
+from edge_runtime.formats.limits import note_normalized_amplitudes, read_limited
+from edge_runtime.formats.wfdb_native import UnsupportedWfdbFeature, read_physical
 from edge_runtime.record import EcgRecord, PatientContext, RecordError, normalize_sex
 
 _UNIT_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3, "nv": 1e-6}
@@ -66,7 +66,7 @@ def read_wfdb(header_path: str | Path, *, backend: str = "auto") -> EcgRecord:
     header_path : str or Path
         The record's ``.hea`` file.
     backend : {"auto", "wfdb", "native"}
-        ``native`` is the pure-numpy reader in :mod:`edge_runtime.io.wfdb_native` (the device has no
+        ``native`` is the pure-numpy reader in :mod:`edge_runtime.formats.wfdb_native` (the device has no
         wfdb), ``wfdb`` the wfdb library. ``auto`` reads natively, so the device and a workstation
         run the same code and nothing heavy (wfdb pulls pandas) is imported, and falls back to the
         library only for WFDB features the native reader lacks (other formats, multi-segment

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.io.limits import note_normalized_amplitudes, read_limited
+from edge_runtime.formats.limits import note_normalized_amplitudes, read_limited
 from edge_runtime.record import EcgRecord, RecordError
 
 UNITS_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_runtime.io.limits import read_limited
+from edge_runtime.formats.limits import read_limited
 from edge_runtime.record import PatientContext, RecordError
 
 REQUIRED_COLUMNS = ("record", "lvm_g", "age_years", "sex", "height_cm", "weight_kg")

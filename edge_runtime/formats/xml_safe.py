@@ -13,7 +13,7 @@ from xml.etree.ElementTree import Element, ParseError
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from edge_runtime.io.limits import read_limited
+from edge_runtime.formats.limits import read_limited
 from edge_runtime.record import RecordError
 
 

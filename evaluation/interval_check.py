@@ -9,28 +9,12 @@ the coverage the bundle's current interval actually has there.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-
-def conformal_halfwidth(abs_residuals: np.ndarray, coverage: float = 0.9) -> float:
-    """Split-conformal half-width: the ``ceil((n + 1) * coverage)``-th smallest absolute residual.
-
-    Raises
-    ------
-    ValueError
-        When there are too few residuals for this coverage (``ceil((n + 1) * coverage) > n``).
-    """
-    values = np.sort(np.abs(np.asarray(abs_residuals, dtype=np.float64)))
-    if not 0 < coverage < 1:
-        raise ValueError(f"coverage must be in (0, 1), got {coverage}")
-    rank = math.ceil((values.size + 1) * coverage)
-    if rank > values.size:
-        raise ValueError(f"{values.size} residuals are too few for {coverage:.0%} coverage")
-    return float(values[rank - 1])
+from training.conformal import conformal_halfwidth
 
 
 @dataclass
@@ -58,8 +42,8 @@ def interval_check(analyzer: object, label_table: str | Path, coverage: float = 
     coverage : float
         Nominal coverage of the conformal half-width.
     """
-    from edge_runtime.io import read_record
-    from edge_runtime.io.labels import read_label_table
+    from edge_runtime.formats import read_record
+    from edge_runtime.formats.labels import read_label_table
     from edge_runtime.runtime.pipeline import analyze_file_record
 
     entries = read_label_table(Path(label_table))

@@ -63,7 +63,7 @@ def real_record_inputs(record_paths: Iterable[Path], imputation: Mapping[str, fl
     Parameters
     ----------
     record_paths
-        Record files ``edge_runtime.io.read_record`` reads.
+        Record files ``edge_runtime.formats.read_record`` reads.
     imputation
         Values for unknown demographics/parameters. Unknown sex gives one copy of each beat per sex.
     config
@@ -77,7 +77,7 @@ def real_record_inputs(record_paths: Iterable[Path], imputation: Mapping[str, fl
         The rows and the records left out with why (unreadable, not 12-lead, normalized
         amplitudes (LUDB), quality flags, no beats).
     """
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.preprocess import PreprocessConfig, analyze_record
 
     config = config or PreprocessConfig()

@@ -21,8 +21,8 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from edge_runtime.io.limits import note_normalized_amplitudes
-from edge_runtime.io.xml_safe import local_name, parse_xml_file
+from edge_runtime.formats.limits import note_normalized_amplitudes
+from edge_runtime.formats.xml_safe import local_name, parse_xml_file
 from edge_runtime.record import (
     INDEPENDENT_LEADS,
     STANDARD_LEADS,

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _encoded_stream(seconds: float) -> tuple[bytes, int]:
     """The bundled record, looped to ``seconds``, as the wire bytes a front-end sends."""
     from edge_runtime.assets import CINC_LVH_RECORD
-    from edge_runtime.runtime.emulated import build_emulator
+    from edge_runtime.runtime.emulator_process import build_emulator
     from firmware_bridge.frames import FrameType, encode_frame
 
     emulator = build_emulator(CINC_LVH_RECORD, loop=True)
@@ -144,7 +144,7 @@ def beat_latencies(bundle: str | None) -> tuple[list[dict], dict]:
 
     from edge_runtime.assets import CINC_LVH_RECORD
     from edge_runtime.inference import BACKENDS, available_backends, load_predictor
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.model_bundle import load_bundle
     from edge_runtime.preprocess import analyze_record
 
@@ -261,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
         from dataclasses import asdict
 
         from edge_runtime.config import ClinicConfig
-        from edge_runtime.runtime.calibration import interval_check
+        from evaluation.interval_check import interval_check
         from edge_runtime.runtime.pipeline import Analyzer
 
         results["interval"] = asdict(interval_check(Analyzer(ClinicConfig(), bundle_path=args.bundle), args.labels))

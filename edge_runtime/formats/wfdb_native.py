@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.io.limits import read_limited
+from edge_runtime.formats.limits import read_limited
 from edge_runtime.record import RecordError
 
 DEFAULT_FS = 250.0  # WFDB's default when the record line gives no rate

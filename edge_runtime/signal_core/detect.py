@@ -19,7 +19,7 @@ Latency: a beat is reported once the integrated-energy maximum that marks it has
 1.66 x (mean RR, capped at 2 s) = 3.3 s after the previous beat; nothing is reported during
 the first 2 s learning phase (those beats are reported when it ends).
 
-Input is the conditioned signal of :mod:`edge_runtime.signal.filters`; R-peak indices refer
+Input is the conditioned signal of :mod:`edge_runtime.signal_core.filters`; R-peak indices refer
 to it. :func:`detect_r_peaks` is the batch wrapper (same object, one chunk, then flush).
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
 
-from edge_runtime.signal.filters import check_fs, condition, group_delay_s
+from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s
 
 METHODS = ("pan-tompkins-multilead",)
 DIFF_HALF_SPAN_S = 0.014

@@ -1,6 +1,6 @@
 """An emulated front-end in a separate process, on a real pty (the demo and the HIL tests).
 
-``python -m edge_runtime.runtime.emulated RECORD [--speed S] [--loop] [faults]`` replays a record
+``python -m edge_runtime.runtime.emulator_process RECORD [--speed S] [--loop] [faults]`` replays a record
 through :class:`firmware_bridge.emulator.DeviceEmulator` over a :class:`~firmware_bridge.emulator.PtyLink`
 and prints the port path on its first stdout line. Faults can be limited to a span of stream time
 (``--fault-from/--fault-to``, seconds of record replayed) so tests see the fault *and* the recovery.
@@ -26,7 +26,7 @@ DEVICE_FS = 500
 
 def device_channels(record_path: str | Path) -> tuple[np.ndarray, tuple[str, ...]]:
     """The record as the front-end would measure it: (8, n) mV at 500 Hz, and the electrodes off."""
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.resample import resample_record
     from edge_runtime.runtime.sources import channels_from_record
     from firmware_bridge.frames import ELECTRODES
@@ -67,7 +67,7 @@ def build_emulator(record_path: str | Path, *, loop: bool = False, seed: int = 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge_runtime.runtime.emulated", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m edge_runtime.runtime.emulator_process", description=__doc__.split("\n")[0])
     parser.add_argument("record")
     parser.add_argument("--link", help="stable symlink path for the pty (default: a temp dir)")
     parser.add_argument("--speed", type=float, default=1.0)
@@ -128,7 +128,7 @@ class EmulatorProcess:
 
     def __init__(self, record: str | Path, *options: str, speed: float = 1.0, loop: bool = False,
                  startup_timeout_s: float = 60.0) -> None:
-        self.command = [sys.executable, "-m", "edge_runtime.runtime.emulated", str(record), "--speed", str(speed),
+        self.command = [sys.executable, "-m", "edge_runtime.runtime.emulator_process", str(record), "--speed", str(speed),
                         *(["--loop"] if loop else []), *options]
         self.startup_timeout_s = startup_timeout_s
         self.process: subprocess.Popen | None = None

@@ -22,7 +22,7 @@ def detect_format(path: str | Path) -> str:
     if not path.exists():
         raise RecordError(str(path), "file not found")
     if suffix == ".xml":
-        from edge_runtime.io.xml_sniff import sniff_xml_format
+        from edge_runtime.formats.xml_sniff import sniff_xml_format
 
         return sniff_xml_format(path)
     if suffix in (".csv", ".txt"):
@@ -59,23 +59,23 @@ def read_record(path: str | Path, *, fs: float | None = None, lead_names: list[s
     path = Path(path)
     kind = detect_format(path)
     if kind == "wfdb":
-        from edge_runtime.io.wfdb_reader import read_wfdb
+        from edge_runtime.formats.wfdb_reader import read_wfdb
 
         return read_wfdb(_wfdb_header(path))
     if kind == "muse-xml":
-        from edge_runtime.io.muse_xml import read_muse_xml
+        from edge_runtime.formats.muse_xml import read_muse_xml
 
         return read_muse_xml(path)
     if kind == "hl7-aecg":
-        from edge_runtime.io.hl7_aecg import read_hl7_aecg
+        from edge_runtime.formats.hl7_aecg import read_hl7_aecg
 
         return read_hl7_aecg(path)
     if kind == "csv":
-        from edge_runtime.io.tabular import read_csv
+        from edge_runtime.formats.tabular import read_csv
 
         return read_csv(path, fs=fs, lead_names=lead_names)
     if kind == "npy":
-        from edge_runtime.io.tabular import read_npy
+        from edge_runtime.formats.tabular import read_npy
 
         return read_npy(path, fs=fs, lead_names=lead_names)
     raise RecordError(str(path), f"no reader for format {kind!r}")

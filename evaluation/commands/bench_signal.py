@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------- detectors under comparison
 def _ours(signals: np.ndarray, fs: float, notch_hz: float) -> np.ndarray:
-    from edge_runtime.signal.detect import detect_r_peaks
+    from edge_runtime.signal_core.detect import detect_r_peaks
 
     return detect_r_peaks(signals, fs, notch_hz=notch_hz)
 
@@ -65,7 +65,7 @@ def _fmt(score) -> str:
 # ---------------------------------------------------------------- tables
 def detection_table(title: str, items, fs_of, methods: dict) -> dict:
     """Print per-record Se/+P for each method; ``items`` yields (name, signals, fs, reference, start, stop, exclude)."""
-    from edge_runtime.signal.scoring import DetectionScore, compare_detections
+    from evaluation.scoring import DetectionScore, compare_detections
 
     print(f"\n## {title}\n")
     print(f"{'record':>10} {'beats':>6} " + " ".join(f"{name:>15}" for name in methods))
@@ -97,7 +97,7 @@ def detection_table(title: str, items, fs_of, methods: dict) -> dict:
 def mitdb_items(data: Path, minutes: float | None):
     import wfdb
 
-    from edge_runtime.signal.scoring import beat_samples, excluded_episodes
+    from evaluation.scoring import beat_samples, excluded_episodes
 
     for name in MITDB_RECORDS:
         path = data / "mitdb" / name
@@ -115,7 +115,7 @@ def mitdb_items(data: Path, minutes: float | None):
 def cpsc_items(data: Path):
     import wfdb
 
-    from edge_runtime.signal.scoring import beat_samples
+    from evaluation.scoring import beat_samples
 
     for header in sorted((data / "cpsc2021").glob("*.hea")):
         record = wfdb.rdrecord(str(header.with_suffix("")))
@@ -133,7 +133,7 @@ def ludb_headers(data: Path) -> list[Path]:
 def ludb_lead_ii_items(data: Path):
     import wfdb
 
-    from edge_runtime.signal.scoring import wave_boundaries
+    from evaluation.scoring import wave_boundaries
 
     for header in ludb_headers(data):
         record = wfdb.rdrecord(str(header.with_suffix("")))
@@ -151,9 +151,9 @@ def ludb_lead_ii_items(data: Path):
 def delineation_table(data: Path, reference_tools: bool) -> None:
     import wfdb
 
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.preprocess import PreprocessConfig, analyze_record
-    from edge_runtime.signal.scoring import boundary_errors, wave_boundaries
+    from evaluation.scoring import boundary_errors, wave_boundaries
 
     config = PreprocessConfig()
     shift = int(round(config.delay_s * config.fs))
@@ -212,7 +212,7 @@ def delineation_table(data: Path, reference_tools: bool) -> None:
 
 def _interval_errors(ann, parameters: dict, fs: float) -> dict[str, float]:
     """QRS, PR and QT of one LUDB record from its lead II annotations vs our parameters."""
-    from edge_runtime.signal.scoring import wave_boundaries
+    from evaluation.scoring import wave_boundaries
 
     qrs = wave_boundaries(ann.sample, ann.symbol, "N")
     p_waves = wave_boundaries(ann.sample, ann.symbol, "p")
@@ -235,7 +235,7 @@ def _interval_errors(ann, parameters: dict, fs: float) -> dict[str, float]:
 def af_table(data: Path) -> None:
     import wfdb
 
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.preprocess import analyze_leads
 
     counts = {"tp": 0, "fn": 0, "tn": 0, "fp": 0, "mixed": 0}
@@ -271,7 +271,7 @@ def af_table(data: Path) -> None:
 
 
 def throughput_table(data: Path, reference_tools: bool) -> None:
-    from edge_runtime.io import read_record
+    from edge_runtime.formats import read_record
     from edge_runtime.preprocess import analyze_window
 
     windows = []

@@ -1,0 +1,1 @@
+"""``elvmass`` subcommands that evaluate rather than run: ``bench``, ``bench-signal``, ``fuzz-decoder``."""
