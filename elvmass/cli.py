@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fuzz-decoder": ("evaluation.commands.fuzz_decoder", "fuzz and benchmark the serial frame decoder"),
     # training side (torch; install the train extra)
     "synth": ("training.commands.synth", "generate a synthetic cohort (WFDB records + label table)"),
+    "synth-check": ("evaluation.commands.synth_check", "measure a cohort against the published voltage/LV-mass target bands"),
     "synth-compare": ("training.commands.synth_compare", "compare synthetic and real ECG feature distributions"),
     "train": ("training.commands.train", "train and cross-validate one eLVMass-Net configuration"),
     "ablate": ("training.commands.ablate", "run the paper's ablation tables and baselines on the same folds"),

@@ -25,9 +25,8 @@ SHIFTED_RECORDING = {"noise_level": 1.6, "mains_hz": 60.0}
 def write_shifted_cohort(out_dir: Path, n: int = 400, seed: int = 11, workers: int = 1) -> dict:
     """Generate the shifted synthetic cohort with the cohort engineer's API; returns its settings."""
     from training.synth.cohort import CohortConfig, generate_cohort, write_cohort_json
-    from training.synth.subjects import SubjectModel
 
-    subjects = dataclasses.replace(SubjectModel(), **SHIFTED_SUBJECTS)
+    subjects = dataclasses.replace(CohortConfig().subjects, **SHIFTED_SUBJECTS)  # the default difficulty, shifted
     config = CohortConfig(n=n, seed=seed, subjects=subjects, **SHIFTED_RECORDING)
     rows = generate_cohort(out_dir, config, workers=workers, progress=False)
     write_cohort_json(out_dir, config, rows, {"shift": {**SHIFTED_SUBJECTS, **SHIFTED_RECORDING}})
