@@ -167,7 +167,7 @@ def _analyze_chunk(args: tuple[list[LabelEntry], dict, bool]) -> list[dict]:
 
 def build_dataset(labels_path: str | Path, config: PreprocessConfig = PreprocessConfig(), *,
                   include_full: bool = False, cache_dir: str | Path | None = "runs/cache", workers: int = 1,
-                  progress: bool = True) -> EcgDataset:
+                  progress: bool = True, closest_ecg: bool = False) -> EcgDataset:
     """Read a label table and analyze every record (or load the cached arrays).
 
     Parameters
@@ -184,6 +184,9 @@ def build_dataset(labels_path: str | Path, config: PreprocessConfig = Preprocess
         Processes analyzing records (results do not depend on it).
     progress : bool
         Show a tqdm bar.
+    closest_ecg : bool
+        The paper's rule: one ECG per LV-mass measurement, the closest in time
+        (:func:`edge_runtime.formats.labels.read_label_table`).
 
     Returns
     -------
@@ -191,11 +194,11 @@ def build_dataset(labels_path: str | Path, config: PreprocessConfig = Preprocess
         The usable subjects in label-table order; ``excluded`` lists the others with reasons.
     """
     labels_path = Path(labels_path)
-    entries = read_label_table(labels_path)
+    entries = read_label_table(labels_path, closest_ecg=closest_ecg)
     data_hash = hash_label_table(entries, labels_path)
     # The cache always holds the 10 s windows too, so every input mode shares one analysis pass.
-    key = hashlib.sha256(json.dumps([DATASET_VERSION, data_hash, config.to_dict(),
-                                     signal_core_version()]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([DATASET_VERSION, data_hash, config.to_dict(), signal_core_version()]
+                                    + (["closest_ecg"] if closest_ecg else [])).encode()).hexdigest()
     cache_path = Path(cache_dir) / f"dataset_{key[:20]}.npz" if cache_dir is not None else None
     if cache_path is not None and cache_path.exists():
         return _load_cache(cache_path, config, data_hash, include_full)

@@ -30,6 +30,7 @@ class RunSpec:
     cache_dir: Path | None = Path("runs/cache")
     progress: bool = True
     verbose: bool = False
+    closest_ecg: bool = False  # the paper's rule: one ECG per LV-mass measurement, the closest in time
 
 
 def cohort_info(labels: Path) -> dict:
@@ -56,7 +57,8 @@ def load_dataset(spec: RunSpec):
     from training.dataset import build_dataset
 
     return build_dataset(spec.labels, PreprocessConfig(), include_full=spec.train.input_mode != "beat",
-                         cache_dir=spec.cache_dir, workers=spec.workers, progress=spec.progress)
+                         cache_dir=spec.cache_dir, workers=spec.workers, progress=spec.progress,
+                         closest_ecg=spec.closest_ecg)
 
 
 def train_run(spec: RunSpec, dataset=None) -> dict:

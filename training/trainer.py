@@ -234,14 +234,16 @@ def train_variant(dataset: EcgDataset, train_index: np.ndarray, model_config, co
         groups = {"male": train_index[sex == 1.0], "female": train_index[sex == 0.0]}
     models, histories, best_epochs, medians = {}, {}, {}, None
     for name, index in groups.items():
-        fit_index, val_index = validation_split(dataset.lvm_g, index, config.val_fraction, config.seed)
+        fit_index, val_index = validation_split(dataset.lvm_g, index, config.val_fraction, config.seed,
+                                                 groups=dataset.subject_ids)  # patients, never ECGs
         fit, val = dataset.subset(fit_index), dataset.subset(val_index)
         callback = None if on_epoch is None else (lambda record, name=name: on_epoch({**record, "model": name}))
         model, fitted_medians, history, best_epoch = train_model(model_config, config, fit, val, callback)
         models[name], histories[name], best_epochs[name] = model, history, best_epoch
         medians = fitted_medians if medians is None else medians
     if sex_specific:  # one imputation table for the bundle: medians of the whole training set
-        fit_index, _ = validation_split(dataset.lvm_g, train_index, config.val_fraction, config.seed)
+        fit_index, _ = validation_split(dataset.lvm_g, train_index, config.val_fraction, config.seed,
+                                        groups=dataset.subject_ids)
         medians = fit_medians(dataset.demographics[fit_index], dataset.parameters[fit_index])
     return TrainedModel(models, medians, best_epochs, histories)
 
@@ -291,7 +293,7 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
         dataset = replace(dataset, full=None)
     if (config.input_mode != "beat" or config.beats == "middle") and dataset.all_beats is not None:
         dataset = replace(dataset, all_beats=None, beat_owner=None)
-    folds = paper_folds(dataset.lvm_g, n_folds)
+    folds = paper_folds(dataset.lvm_g, n_folds, groups=dataset.subject_ids)  # every ECG of a patient in one fold
     jobs = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k), k) for k in range(n_folds)]
     if train_final:
         jobs.append((np.arange(len(dataset)), None, "final"))
