@@ -31,6 +31,7 @@ class RunSpec:
     progress: bool = True
     verbose: bool = False
     closest_ecg: bool = False  # the paper's rule: one ECG per LV-mass measurement, the closest in time
+    augment_copies: int = 0  # augmented copies of each raw record for training (training/augment.py)
 
 
 def cohort_info(labels: Path) -> dict:
@@ -56,9 +57,16 @@ def load_dataset(spec: RunSpec):
     from edge_runtime.preprocess import PreprocessConfig
     from training.dataset import build_dataset
 
-    return build_dataset(spec.labels, PreprocessConfig(), include_full=spec.train.input_mode != "beat",
-                         cache_dir=spec.cache_dir, workers=spec.workers, progress=spec.progress,
-                         closest_ecg=spec.closest_ecg)
+    dataset = build_dataset(spec.labels, PreprocessConfig(), include_full=spec.train.input_mode != "beat",
+                            cache_dir=spec.cache_dir, workers=spec.workers, progress=spec.progress,
+                            closest_ecg=spec.closest_ecg)
+    if spec.augment_copies and spec.train.input_mode == "beat" and spec.train.beats == "clean":
+        from training.dataset import add_augmented_beats
+
+        dataset = add_augmented_beats(dataset, spec.labels, copies=spec.augment_copies, seed=spec.train.seed,
+                                      cache_dir=spec.cache_dir, workers=spec.workers, progress=spec.progress,
+                                      closest_ecg=spec.closest_ecg)
+    return dataset
 
 
 def train_run(spec: RunSpec, dataset=None) -> dict:
@@ -101,6 +109,11 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
         "train": spec.train.to_dict(),
         "sex_specific": spec.sex_specific,
         "n_folds": spec.n_folds,
+        "closest_ecg": spec.closest_ecg,
+        "augmentation": {"copies": spec.augment_copies,
+                         "n_augmented_beats": 0 if dataset.aug_beats is None else int(dataset.aug_beats.shape[0]),
+                         "note": "raw-signal augmentation (training/augment.py) before the shared signal core; "
+                                 "training beats only, never scored"},
         "preprocess": dataset.preprocess.to_dict(),
         "lvh_thresholds": spec.thresholds.to_dict(),
         "data_hash": dataset.data_hash,

@@ -149,9 +149,9 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
     t_x, t_d, t_p = torch.from_numpy(x_fit), torch.from_numpy(d_fit), torch.from_numpy(p_fit)
     t_y = torch.from_numpy(fit.lvm_g.astype(np.float32))
     per_beat = config.input_mode == "beat" and config.beats == "clean"
-    if per_beat:
-        t_all = torch.from_numpy(fit.all_beats)
-        starts, counts = beat_groups(fit)
+    if per_beat:  # the subject's clean beats and, when built, its augmented copies' (dataset.add_augmented_beats)
+        pool, starts, counts = fit.training_beat_pool()
+        t_all = torch.from_numpy(pool)
     best = (math.inf, 0, copy.deepcopy(model.state_dict()))
     history = []
     for epoch in range(1, config.epochs + 1):
