@@ -77,6 +77,11 @@ class PhenotypeModel:
     precordial_log_sd: float = 0.0
     precordial_bmi_per_unit: float = 0.0  # extra precordial attenuation per kg/m2 of BMI above 26
     precordial_log_sd_female_extra: float = 0.0  # breast tissue: more variable chest-lead voltage in women
+    # P and T amplitudes vary between people for reasons of their own (atrial size, repolarization
+    # heterogeneity). With 0 (easy) they are fixed, so P/QRS and T/QRS ratios cancel the body's
+    # attenuation and hand a waveform model the QRS force, i.e. the LV mass.
+    p_amplitude_log_sd: float = 0.0
+    t_amplitude_log_sd: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -125,6 +130,8 @@ class Phenotype:
     pr_ms: float
     n_ectopic: int
     latents: dict[str, float]
+    p_gain: float = 1.0  # P-wave amplitude factor
+    t_gain: float = 1.0  # normal T-wave amplitude factor
 
 
 def draw_phenotype(subject: dict, rng: np.random.Generator, model: PhenotypeModel = PhenotypeModel()) -> Phenotype:
@@ -161,6 +168,8 @@ def draw_phenotype(subject: dict, rng: np.random.Generator, model: PhenotypeMode
     precordial_gain = float(np.clip(math.exp(precordial_sd * rng.normal(0.0, 1.0)
                                              - model.precordial_bmi_per_unit * (subject["bmi"] - 26.0)),
                                     0.4, 2.0))  # beyond these a cart's chest leads would be implausible
+    p_gain = float(np.clip(math.exp(model.p_amplitude_log_sd * rng.normal(0.0, 1.0)), 0.3, 3.0))
+    t_gain = float(np.clip(math.exp(model.t_amplitude_log_sd * rng.normal(0.0, 1.0)), 0.3, 3.0))
     latents = {
         "mass_ratio": mass_ratio, "conduction_factor": conduction, "voltage_attenuation": attenuation,
         "qrs_vector_mv": qrs_mv * attenuation, "qrs_ms_model": qrs_ms, "conduction_delay_ms": delay, "frontal_axis_deg_model": axis,
@@ -168,8 +177,9 @@ def draw_phenotype(subject: dict, rng: np.random.Generator, model: PhenotypeMode
         "orientation_x_deg": orientation_deg[0], "orientation_y_deg": orientation_deg[1],
         "orientation_z_deg": orientation_deg[2], "hr_bpm_model": hr, "qtc_ms_model": qtc,
         "pr_ms_model": pr, "n_ectopic": n_ectopic, "precordial_gain": precordial_gain,
+        "p_gain": p_gain, "t_gain": t_gain,
     }
     return Phenotype(qrs_mv=qrs_mv, qrs_ms=qrs_ms, frontal_axis_deg=axis, posterior_deg=posterior,
                      attenuation=attenuation, strain=strain, rotation=rotation_matrix(orientation_deg),
-                     precordial_gain=precordial_gain,
+                     precordial_gain=precordial_gain, p_gain=p_gain, t_gain=t_gain,
                      hr_bpm=hr, qtc_ms=float(qtc), pr_ms=pr, n_ectopic=n_ectopic, latents=latents)

@@ -21,6 +21,8 @@ What the paper preset changes, and why (docs/synthetic_cohort.md has the measure
 * QRS duration lengthens less with mass (8 ms per doubling, SD 9 ms, instead of 16 and 8) and
   strain appears later (20 g/m2 above the LVH threshold instead of 12): in population cohorts QRS
   duration and repolarization changes are weak, late markers;
+* P- and T-wave amplitudes with their own per-subject spread (log-SD 0.35): otherwise QRS/P and
+  QRS/T ratios cancel the body's attenuation and a network reads LV mass off them;
 * more individual LV-mass variation that no demographic explains (h_norm SD 0.15 instead of 0.11):
   sex, age, height and weight explain about half the variance of imaging LV mass (MESA-like), not
   two thirds.
@@ -37,7 +39,8 @@ from training.synth.subjects import SubjectModel
 PAPER_SUBJECTS = SubjectModel(h_norm_sd=0.15)
 PAPER_PHENOTYPE = PhenotypeModel(mass_voltage_exponent=0.45, voltage_log_sd=0.30, precordial_log_sd=0.25,
                                  precordial_log_sd_female_extra=0.25, axis_deg_per_doubling=-40.0,
-                                 qrs_ms_per_doubling=8.0, qrs_ms_sd=9.0, strain_onset_g_m2=20.0)
+                                 qrs_ms_per_doubling=8.0, qrs_ms_sd=9.0, strain_onset_g_m2=20.0,
+                                 p_amplitude_log_sd=0.35, t_amplitude_log_sd=0.35)
 
 DIFFICULTIES: dict[str, tuple[SubjectModel, PhenotypeModel]] = {
     "paper": (PAPER_SUBJECTS, PAPER_PHENOTYPE),
