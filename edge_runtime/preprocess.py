@@ -21,10 +21,10 @@ from edge_runtime.signal_core.beats import beat_window, extract_beats, middle_be
 from edge_runtime.signal_core.delineate import beat_parameters, qrs_boundaries
 from edge_runtime.signal_core.detect import StreamingRPeakDetector
 from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s
-from edge_runtime.signal_core.quality import QualityFlag
+from edge_runtime.flags import Flag
 from edge_runtime.signal_core.rhythm import af_suspected
 
-__all__ = ["PreprocessConfig", "BeatAnalysis", "QualityFlag", "analyze_window", "analyze_record", "analyze_leads"]
+__all__ = ["PreprocessConfig", "BeatAnalysis", "Flag", "analyze_window", "analyze_record", "analyze_leads"]
 
 PARAMETER_NAMES = ("qrs_ms", "p_axis", "r_axis", "t_axis", "pr_ms", "qt_ms", "heart_rate_bpm")
 
@@ -104,7 +104,7 @@ class BeatAnalysis:
     qrs_onset: np.ndarray
     qrs_offset: np.ndarray
     parameters: dict[str, float]
-    flags: list[QualityFlag] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -195,25 +195,25 @@ def _parameters(r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray, temp
 
 def _window_guards(raw: np.ndarray, r_peaks: np.ndarray, beats: np.ndarray, template: np.ndarray | None,
                    middle: int | None, parameters: dict[str, float], lead_names: tuple[str, ...],
-                   config: PreprocessConfig) -> list[QualityFlag]:
+                   config: PreprocessConfig) -> list[Flag]:
     """Flags that need the beats: pacing, delineation, beat count, noise/morphology, AF, wide QRS."""
-    flags: list[QualityFlag] = []
+    flags: list[Flag] = []
     if template is not None:
         spikes = quality.pacing_spikes(raw, config.fs, np.ptp(template, axis=1), r_peaks)
         if spikes:
             flags.append(spikes)
     if not ("I" in lead_names and "aVF" in lead_names):
-        flags.append(QualityFlag("no_delineation", "axes need leads I and aVF (12-lead record)"))
+        flags.append(Flag("no_delineation", "axes need leads I and aVF (12-lead record)"))
     if beats.shape[0] < quality.MIN_BEATS:
-        flags.append(QualityFlag("too_few_beats", f"{beats.shape[0]} complete beats in the window "
+        flags.append(Flag("too_few_beats", f"{beats.shape[0]} complete beats in the window "
                                                   f"(need {quality.MIN_BEATS})"))
     if template is not None:
         flags.extend(quality.template_checks(beats, template, middle, config.fs, config.beat_r_index))
     irregular, reason = af_suspected(r_peaks, config.fs)
     if irregular:
-        flags.append(QualityFlag("af_suspected", reason))
+        flags.append(Flag("af_suspected", reason))
     if parameters["qrs_ms"] >= quality.WIDE_QRS_MS:
-        flags.append(QualityFlag("wide_qrs", f"QRS {parameters['qrs_ms']:.0f} ms >= {quality.WIDE_QRS_MS:g} ms "
+        flags.append(Flag("wide_qrs", f"QRS {parameters['qrs_ms']:.0f} ms >= {quality.WIDE_QRS_MS:g} ms "
                                              "(bundle-branch block suspected)"))
     return flags
 

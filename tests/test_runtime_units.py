@@ -10,7 +10,8 @@ import pytest
 from edge_runtime.config import ClinicConfig, ConfigError, config_from_dict, load_config
 from edge_runtime.record import PatientContext, STANDARD_LEADS, derive_limb_leads
 from edge_runtime.runtime import estimate as est
-from edge_runtime.runtime.estimate import Flag, ModelInfo
+from edge_runtime.flags import Flag
+from edge_runtime.runtime.estimate import ModelInfo
 from edge_runtime.runtime.patient import PatientInputError, merge_patient, patient_from_operator
 from edge_runtime.runtime.window import WindowAssembler
 
@@ -146,7 +147,7 @@ def test_clean_beats_drops_the_odd_beat():
 def test_estimate_ok_median_interval_and_lvh():
     predictor = ConstantPlusAmplitude()
     patient = PatientContext(60.0, "M", 180.0, 80.0)
-    result = est.estimate_window(_beats(), PARAMS, [], True, patient, predictor, MODEL)
+    result = est.estimate_window(_beats(), PARAMS, [], patient, predictor, MODEL)
     per_beat = 100.0 + 10.0 * np.ptp(_beats(), axis=(1, 2))
     assert result.estimate_status == "ok" and result.n_beats == 8
     assert result.lvm_g == pytest.approx(np.median(per_beat))
@@ -166,7 +167,7 @@ def test_estimate_female_threshold_and_lvh_verdict_flip():
 
 
 def test_missing_demographics_are_imputed_flagged_and_lvh_unknown():
-    result = est.estimate_window(_beats(), {**PARAMS, "p_axis": math.nan}, [], True, PatientContext(age_years=50.0),
+    result = est.estimate_window(_beats(), {**PARAMS, "p_axis": math.nan}, [], PatientContext(age_years=50.0),
                                  ConstantPlusAmplitude(), MODEL)
     names = [f.name for f in result.flags]
     assert result.estimate_status == "ok" and result.lvm_g is not None
@@ -180,30 +181,29 @@ def test_missing_demographics_are_imputed_flagged_and_lvh_unknown():
     ("saturation", "no_estimate"), ("needs_12_leads", "no_estimate"),
 ])
 def test_rhythm_and_quality_flags_decide_the_status(flag, status):
-    result = est.estimate_window(_beats(), PARAMS, [Flag(flag, "test")], flag != "af_suspected",
+    result = est.estimate_window(_beats(), PARAMS, [Flag(flag, "test")],
                                  PatientContext(60.0, "M", 180.0, 80.0), ConstantPlusAmplitude(), MODEL)
     assert result.estimate_status == status
     assert (result.lvm_g is None) == (status == "no_estimate")
     assert flag in [f.name for f in result.flags]
 
 
-def test_unknown_excluding_flag_gives_no_number_and_no_model_gives_no_estimate():
-    result = est.estimate_window(_beats(), PARAMS, [Flag("brand_new_problem", "x")], False,
-                                 PatientContext(), ConstantPlusAmplitude(), MODEL)
-    assert result.estimate_status == "no_estimate" and result.lvm_g is None
-    result = est.estimate_window(_beats(), PARAMS, [], True, PatientContext(), None, None)
+def test_unregistered_flag_is_refused_and_no_model_gives_no_estimate():
+    with pytest.raises(KeyError, match="brand_new_problem"):
+        Flag("brand_new_problem", "x")
+    result = est.estimate_window(_beats(), PARAMS, [], PatientContext(), None, None)
     assert result.estimate_status == "no_estimate" and "no_model" in [f.name for f in result.flags]
 
 
 def test_too_few_clean_beats_and_bad_model_output():
-    result = est.estimate_window(_beats(n=2), PARAMS, [], True, PatientContext(), ConstantPlusAmplitude(), MODEL)
+    result = est.estimate_window(_beats(n=2), PARAMS, [], PatientContext(), ConstantPlusAmplitude(), MODEL)
     assert result.estimate_status == "no_estimate" and "no_clean_beats" in [f.name for f in result.flags]
 
     class NanModel:
         def predict(self, beats, demographics, parameters):
             return np.full(len(beats), np.nan)
 
-    result = est.estimate_window(_beats(), PARAMS, [], True, PatientContext(), NanModel(), MODEL)
+    result = est.estimate_window(_beats(), PARAMS, [], PatientContext(), NanModel(), MODEL)
     assert result.estimate_status == "no_estimate" and result.lvm_g is None
 
 
@@ -214,7 +214,7 @@ def test_backend_refusal_becomes_a_named_no_estimate():
                 raise ValueError("sex is unknown: the model needs it (1 = male, 0 = female)")
             return np.full(len(beats), 150.0)
 
-    result = est.estimate_window(_beats(), PARAMS, [], True, PatientContext(age_years=50.0), NeedsSex(), MODEL)
+    result = est.estimate_window(_beats(), PARAMS, [], PatientContext(age_years=50.0), NeedsSex(), MODEL)
     assert result.estimate_status == "no_estimate" and result.lvm_g is None
     assert [f.name for f in result.flags] == ["sex_unknown"] and "sex" in result.flags[0].reason
 

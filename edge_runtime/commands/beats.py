@@ -44,7 +44,7 @@ def beats_summary(record, mains_hz: float = 50.0) -> dict:
         "r_peaks": _to_record_time(analysis.r_peaks, shift, config.fs, record.fs),
         "qrs_onset": _to_record_time(analysis.qrs_onset, shift, config.fs, record.fs),
         "qrs_offset": _to_record_time(analysis.qrs_offset, shift, config.fs, record.fs),
-        "flags": [{"name": flag.name, "reason": flag.reason} for flag in analysis.flags],
+        "flags": [flag.to_dict() for flag in analysis.flags],
         "parameters": {name: number(analysis.parameters[name]) for name in ("qrs_ms", "p_axis", "r_axis", "t_axis")},
     }
 

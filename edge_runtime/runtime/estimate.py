@@ -22,23 +22,16 @@ from typing import Protocol
 
 import numpy as np
 
+from edge_runtime.flags import Consequence, Flag, names_with
 from edge_runtime.record import PatientContext
 
 STATUS_OK = "ok"
 STATUS_OUTSIDE = "outside_population"
 STATUS_NONE = "no_estimate"
 
-# Flag names (from the signal core, the window assembler and this module) by consequence.
-# Signal quality: the window's numbers cannot be trusted at all.
-NO_ESTIMATE_FLAGS = frozenset({
-    "lead_off", "saturation", "noise", "too_few_beats", "inconsistent_morphology", "gap", "dropped_frames",
-    "needs_12_leads", "no_clean_beats", "flat_line", "no_model", "normalized_amplitudes", "sex_unknown",
-    "non_finite_samples", "analysis_error",
-})
-# Rhythm/conduction the model was never trained on but where a number is still informative.
-OUTSIDE_POPULATION_FLAGS = frozenset({"af_suspected", "wide_qrs", "outside_training_range"})
-# Ventricular pacing: QRS voltage reflects the pacing site, not LV mass.
-PACED_FLAGS = frozenset({"pacing", "paced"})
+# What each flag does is decided in one place, the registry (edge_runtime/flags.py).
+NO_ESTIMATE_FLAGS = names_with(Consequence.BLOCKS)
+OUTSIDE_POPULATION_FLAGS = names_with(Consequence.OUTSIDE)
 
 DEMOGRAPHIC_NAMES = ("age_years", "sex", "height_cm", "weight_kg")
 PARAMETER_NAMES = ("qrs_ms", "p_axis", "r_axis", "t_axis")
@@ -50,17 +43,6 @@ class Predictor(Protocol):
     """What the estimate needs from a model backend (``edge_runtime.inference``)."""
 
     def predict(self, beats: np.ndarray, demographics: np.ndarray, parameters: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A named reason attached to a result (``name`` is stable, ``reason`` is for people)."""
-
-    name: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -170,20 +152,13 @@ def lvh_verdict(lvm_g: float, patient: PatientContext, threshold_male: float, th
     return index, (None if threshold is None else bool(index > threshold)), threshold
 
 
-def decide_status(flags: list[Flag], usable: bool | None = None) -> str:
-    """``no_estimate`` if any flag forbids a number, else ``outside_population`` if any flag marks
-    the patient outside the training population, else ``ok``.
-
-    ``usable`` is the signal core's own verdict; a flag it considers excluding that this module
-    does not know is treated as a quality problem (no number rather than a silently wrong one).
-    """
-    names = {flag.name for flag in flags}
-    if names & (NO_ESTIMATE_FLAGS | PACED_FLAGS):
+def decide_status(flags: list[Flag]) -> str:
+    """``no_estimate`` if any flag blocks the estimate, else ``outside_population`` if any flag marks the
+    patient outside the studied population, else ``ok`` (consequences: :mod:`edge_runtime.flags`)."""
+    consequences = {flag.consequence for flag in flags}
+    if Consequence.BLOCKS in consequences:
         return STATUS_NONE
-    unknown = names - OUTSIDE_POPULATION_FLAGS - {f"imputed_{n}" for n in DEMOGRAPHIC_NAMES + PARAMETER_NAMES}
-    if usable is False and unknown:
-        return STATUS_NONE
-    if names & OUTSIDE_POPULATION_FLAGS:
+    if Consequence.OUTSIDE in consequences:
         return STATUS_OUTSIDE
     return STATUS_OK
 
@@ -193,11 +168,12 @@ def _range_flags(patient: PatientContext, ranges: dict[str, tuple[float, float]]
     for name, (low, high) in ranges.items():
         value = getattr(patient, name, None)
         if value is not None and not low <= value <= high:
-            flags.append(Flag("outside_training_range", f"{name}={value:g} outside the training range {low:g}-{high:g}"))
+            flags.append(Flag("outside_training_range", f"{name}={value:g} outside the training range {low:g}-{high:g}",
+                              where=f"{name.split('_')[0].capitalize()} {value:g}"))
     return flags
 
 
-def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flags: list[Flag], usable: bool | None,
+def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flags: list[Flag],
                     patient: PatientContext, predictor: Predictor | None, model: ModelInfo | None,
                     threshold_male: float = 72.0, threshold_female: float = 55.0) -> Estimate:
     """Estimate LV mass from one window's synchronized beats.
@@ -210,8 +186,6 @@ def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flag
         ``BeatAnalysis.parameters`` (``qrs_ms``, ``p_axis``, ``r_axis``, ``t_axis``; NaN if unknown).
     signal_flags : list of Flag
         Quality/rhythm flags of the signal core and the window assembler.
-    usable : bool or None
-        ``BeatAnalysis.usable``.
     patient : PatientContext
         Validated patient context (unknown values are imputed by the bundle and flagged).
     predictor, model : optional
@@ -234,7 +208,7 @@ def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flag
                                             f"(need {MIN_CLEAN_BEATS})"))
     if predictor is None or model is None:
         flags.append(Flag("no_model", "no model bundle loaded"))
-    status = decide_status(flags, usable)
+    status = decide_status(flags)
     result = Estimate(estimate_status=status, n_beats=int(rows.size), flags=flags, beat_rows=rows.tolist())
     if status == STATUS_NONE:
         return result
@@ -246,7 +220,7 @@ def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flag
             np.repeat(ecg_parameters[None, :], count, axis=0),
         )
     except ValueError as error:  # the backend refuses inputs it cannot take (e.g. unknown sex)
-        name = "sex_unknown" if "sex" in str(missing) and "sex" in str(error) else "model_refused"
+        name = "sex_unknown" if "sex" in missing else "model_refused"  # sex is never imputed: it picks the model
         flags.append(Flag(name, str(error)))
         result.estimate_status = STATUS_NONE
         return result
@@ -266,5 +240,6 @@ def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flag
         result.lvm_g, patient, threshold_male, threshold_female)
     if result.lvh is None:
         unknown = [name for name in ("sex", "height_cm", "weight_kg") if name in missing]
-        flags.append(Flag("lvh_unknown", f"LVH needs sex, height and weight; unknown: {', '.join(unknown)}"))
+        flags.append(Flag("lvh_unknown", f"LVH needs sex, height and weight; unknown: {', '.join(unknown)}",
+                          where=" and ".join(name.split("_")[0] for name in unknown)))
     return result

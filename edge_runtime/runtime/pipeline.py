@@ -19,7 +19,8 @@ import numpy as np
 
 from edge_runtime.config import ClinicConfig
 from edge_runtime.record import STANDARD_LEADS, PatientContext
-from edge_runtime.runtime.estimate import Estimate, Flag, ModelInfo, Predictor, estimate_window
+from edge_runtime.flags import Flag
+from edge_runtime.runtime.estimate import Estimate, ModelInfo, Predictor, estimate_window
 from edge_runtime.runtime.report import build_report
 
 # Gaussian-residual fallback: a 90 % central interval is +-1.645 sigma = +-2.06 MAE.
@@ -73,10 +74,6 @@ def model_info_from_bundle(bundle: Any) -> ModelInfo:
                      interval_halfwidth_g=halfwidth, interval_coverage=coverage,
                      trained_on=str(manifest.get("training_data", "synthetic")), training_ranges=ranges,
                      interval_method=method)
-
-
-def _quality_flags(analysis: Any) -> list[Flag]:
-    return [Flag(str(flag.name), str(flag.reason)) for flag in getattr(analysis, "flags", [])]
 
 
 class Analyzer:
@@ -140,7 +137,7 @@ class Analyzer:
             except ValueError as error:  # the signal core refuses a window it cannot analyze (too short, ...)
                 flags.append(Flag("analysis_error", str(error)))
         if analysis is None:
-            estimate = estimate_window(np.zeros((0, 12, 1)), {}, flags, False, patient, self.predictor, self.model,
+            estimate = estimate_window(np.zeros((0, 12, 1)), {}, flags, patient, self.predictor, self.model,
                                        self.config.lvh_threshold_male_g_m2, self.config.lvh_threshold_female_g_m2)
         else:
             estimate = self._estimate(analysis, flags, patient)
@@ -167,8 +164,8 @@ class Analyzer:
             except ValueError as error:
                 flags.append(Flag("analysis_error", str(error)))
             else:  # flat leads are the absent ones already named; keep the rhythm findings
-                flags += [f for f in _quality_flags(analysis) if f.name not in ("no_delineation",)]
-        estimate = estimate_window(np.zeros((0, 12, 1), dtype=np.float32), {}, flags, False, patient, self.predictor,
+                flags += [f for f in analysis.flags if f.name not in ("no_delineation",)]
+        estimate = estimate_window(np.zeros((0, 12, 1), dtype=np.float32), {}, flags, patient, self.predictor,
                                    self.model, self.config.lvh_threshold_male_g_m2,
                                    self.config.lvh_threshold_female_g_m2)
         report = build_report(estimate, patient, self.model, self.config,
@@ -177,8 +174,8 @@ class Analyzer:
         return WindowResult(report, estimate, analysis, np.asarray(signals_mv, dtype=np.float32), float(fs))
 
     def _estimate(self, analysis: Any, flags: list[Flag], patient: PatientContext) -> Estimate:
-        flags = flags + _quality_flags(analysis)
-        return estimate_window(analysis.beats, analysis.parameters, flags, analysis.usable, patient, self.predictor,
+        flags = flags + analysis.flags
+        return estimate_window(analysis.beats, analysis.parameters, flags, patient, self.predictor,
                                self.model, self.config.lvh_threshold_male_g_m2,
                                self.config.lvh_threshold_female_g_m2)
 
@@ -200,7 +197,8 @@ def standard_window(signals_mv: np.ndarray, lead_names: tuple[str, ...]) -> tupl
     stacked = np.stack([present.get(name, np.zeros(n, dtype=np.float32)) for name in STANDARD_LEADS])
     flags = []
     if missing:
-        flags.append(Flag("needs_12_leads", f"the model needs 12 leads; missing {', '.join(missing)}"))
+        flags.append(Flag("needs_12_leads", f"the model needs 12 leads; missing {', '.join(missing)}",
+                          where=", ".join(missing)))
     return stacked.astype(np.float32), flags
 
 

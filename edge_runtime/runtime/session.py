@@ -23,7 +23,7 @@ from firmware_bridge.events import (
 )
 from firmware_bridge.frames import ELECTRODES
 from edge_runtime.record import STANDARD_LEADS, PatientContext
-from edge_runtime.runtime.estimate import Flag
+from edge_runtime.flags import Flag
 from edge_runtime.runtime.pipeline import Analyzer, WindowResult, standard_window
 from edge_runtime.runtime.store import ResultStore, utc_now
 from edge_runtime.runtime.window import Window, WindowAssembler
@@ -262,14 +262,16 @@ class RuntimeSession:
         # A railed channel with its electrode off is lead-off (already flagged); otherwise saturation.
         railed = [name for name in railed_leads(signals, window.fs, self.full_scale_mv) if name not in window.leads_off]
         if railed:
-            flags.append(Flag("saturation", f"at the ADC full scale ({self.full_scale_mv:.0f} mV) in {', '.join(railed)}"))
+            flags.append(Flag("saturation", f"at the ADC full scale ({self.full_scale_mv:.0f} mV) in {', '.join(railed)}",
+                              where=", ".join(railed)))
         absent = absent_leads(signals)
         self.leads_seen.update(name for name in STANDARD_LEADS if name not in absent)
         never = [name for name in absent if name not in self.leads_seen and name not in railed]
         if never:
             # Leads with no signal since the session started (a 2-lead source, electrodes never
             # attached): rhythm flags from the leads that exist, never a number.
-            flags.append(Flag("needs_12_leads", f"the model needs 12 leads; no signal on {', '.join(never)}"))
+            flags.append(Flag("needs_12_leads", f"the model needs 12 leads; no signal on {', '.join(never)}",
+                              where=", ".join(never)))
             present = [name for name in STANDARD_LEADS if name not in absent]
             result = self.analyzer.analyze_leads(signals, window.fs, present, self.patient, flags,
                                                  source=self.source_name, recorded_utc=recorded)

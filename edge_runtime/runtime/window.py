@@ -16,7 +16,7 @@ import numpy as np
 
 from firmware_bridge.frames import ELECTRODES
 from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, derive_limb_leads
-from edge_runtime.runtime.estimate import Flag
+from edge_runtime.flags import Flag
 
 WINDOW_S = 10.0
 _ELECTRODE_ORDER = {name: i for i, name in enumerate(("RA", "LA", "LL", "V1", "V2", "V3", "V4", "V5", "V6", "I", "II"))}
@@ -129,7 +129,8 @@ class WindowAssembler:
         flags = []
         if self._lead_off:
             off = sorted(self._lead_off, key=_ELECTRODE_ORDER.get)
-            flags.append(Flag("lead_off", f"front-end reported electrode(s) off during the window: {', '.join(off)}"))
+            flags.append(Flag("lead_off", f"front-end reported electrode(s) off during the window: {', '.join(off)}",
+                              where=", ".join(off)))
         window = Window(twelve_from_independent(self._buffer.copy()), self.fs, self._window_start, flags,
                         lead_off=frozenset(self._lead_off))
         self._filled = 0
