@@ -217,8 +217,11 @@ def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.n
         "model_id": "elvmass-" + "-".join(x.replace("+", "_") for x in (
             config["model"]["grouping"], config["model"]["features"], config["data_hash"][:8])),
         "labels": config["labels"],
-        "holdout_note": "the final model trained on every usable subject of 'labels': no subject is held out "
-                        "(use the CV metrics, or another cohort, for unbiased numbers)",
+        "holdout": config.get("final_holdout_subjects", []),
+        "holdout_note": (f"the final model never saw the {len(config['final_holdout_subjects'])} 'holdout' subjects "
+                         "(they were in the CV folds)" if config.get("final_holdout_subjects") else
+                         "the final model trained on every usable subject of 'labels': no subject is held out "
+                         "(use the CV metrics, or another cohort, for unbiased numbers)"),
         "model_files": files,
         "sex_specific": set(files) == {"male", "female"},
         "opset": OPSET,
