@@ -22,8 +22,14 @@ from quantization.run_export import RunExport, RunExportError
 
 # INT8 ONNX configurations, in order of preference: (format, activations, per-channel weights, float head).
 # u8 QOperator per-tensor first: the smallest file and, measured on x86, the fastest (s8 QOperator kernels
-# are slower than fp32 there); QDQ s8 per-channel with a float head (the earlier default) last.
-ONNX_INT8_CONFIGS = (("qoperator", "u8", False, False), ("qoperator", "u8", True, False), ("qdq", "s8", True, True))
+# are slower than fp32 there), with the last layer float first (an int8 output has ~1 g steps over the
+# LV-mass range); QDQ s8 per-channel with a float head (the earlier default) last.
+ONNX_INT8_CONFIGS = (("qoperator", "u8", False, True), ("qoperator", "u8", False, False), ("qoperator", "u8", True, True),
+                     ("qdq", "s8", True, True))
+# TFLite INT8 plan: (activation bits, per-channel weights, tag, how). Per-tensor first (800 fewer scale and
+# zero-point pairs in the file); the QAT weights only when post-training misses (qat="auto"); 16x8 last.
+TFLITE_INT8_PLAN = ((8, False, "", "post-training"), (8, True, "", "post-training"),
+                    (8, False, "_qat", "quantization-aware fine-tuned weights"), (16, True, "", "post-training"))
 LATENCY_BEATS = 14  # one 10 s window of clean beats, predicted in one call
 
 
@@ -212,26 +218,27 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
                 models.append(BundleModel(fp32_tfl, fp32_tfl.name, "tflite", "fp32", variant, names, output,
                                           notes=f"fixed batch {tfl.graph_batch(fp32_tfl)} rows per invoke (padded)"))
                 # Full INT8 post-training, then full INT8 on the QAT weights, then 16x8 (int16 activations).
-                plan = [(8, "", "post-training"), (8, "_qat", "quantization-aware fine-tuned weights"), (16, "", "post-training")]
-                if qat == "never":
-                    plan = [p for p in plan if p[1] != "_qat"]
                 candidates = []
-                for bits, tag, how in plan:
-                    if tag == "_qat" and qat == "auto" and any(c[1].passed for c in candidates):
-                        break
+                for bits, per_channel, tag, how in TFLITE_INT8_PLAN:
+                    if tag == "_qat" and (qat == "never" or (qat == "auto" and any(c[1].passed for c in candidates))):
+                        continue
                     if bits == 16 and any(c[1].passed for c in candidates):
                         break
                     base = fp32_tfl
                     if tag == "_qat":
                         base = scratch / f"{variant}_fp32_qat.tflite"
-                        tfl.convert_fp32(qat_source.module(), (rows.beats, rows.demographics, rows.parameters), base)
-                    path = scratch / f"{variant}_int8{tag}_a{bits}.tflite"
-                    tfl.quantize_int8(base, path, feeds, activation_bits=bits)
+                        if not base.exists():
+                            tfl.convert_fp32(qat_source.module(), (rows.beats, rows.demographics, rows.parameters), base)
+                    path = scratch / f"{variant}_int8{tag}_a{bits}_{'pc' if per_channel else 'pt'}.tflite"
+                    # int8: float32 interface (input normalization and the regression layer float, see tflite.py)
+                    tfl.quantize_int8(base, path, feeds, activation_bits=bits, per_channel=per_channel,
+                                      float_head=bits == 8, float_inputs=bits == 8)
                     io_names, io_output = tfl.tflite_input_names(path), tfl.tflite_output_name(path)
                     score = verify.score_int8(path.name, lvm_rows, fp32_tfl_pred,
                                               _tflite_predict(path, io_names, io_output, rows), rows.demographics, thresholds)
                     explored[path.name] = {**score.to_dict(), "size_bytes": path.stat().st_size}
-                    candidates.append((path, score, bits, io_names, io_output, how))
+                    candidates.append((path, score, bits, io_names, io_output,
+                                       f"{how}, {'per-channel' if per_channel else 'per-tensor'} weights"))
                 path, score, bits, io_names, io_output, how = next((c for c in candidates if c[1].passed), candidates[0])
                 int8_tfl = scratch / f"{variant}_int8.tflite"
                 shutil.copyfile(path, int8_tfl)
@@ -239,8 +246,9 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
                 scores.append(score)
                 notes.append(f"{int8_tfl.name}: shipped {path.name}")
                 models.append(BundleModel(int8_tfl, int8_tfl.name, "tflite", "int8", variant, io_names, io_output,
-                                          notes=f"litert-torch + ai-edge-quantizer, {how}, int8 weights, int{bits} activations "
-                                                f"and inputs/outputs (min/max calibration), fixed batch "
+                                          notes=f"litert-torch + ai-edge-quantizer, {how}, int8 weights, int{bits} activations"
+                                                + (", float32 inputs/output (normalization and last layer float)" if bits == 8
+                                                   else " and inputs/outputs") + " (min/max calibration), fixed batch "
                                                 f"{tfl.graph_batch(int8_tfl)} rows per invoke (padded)"))
         for model in models:
             sizes[model.file] = model.source.stat().st_size

@@ -3,12 +3,11 @@
 Used by ``elvmass quantize`` when post-training quantization misses a threshold. The model is the
 BatchNorm-folded copy of the trained network (what both converters see), with
 
-* weights of every Conv1d / Linear fake-quantized per output channel, symmetric int8 (what the
-  ONNX QDQ path and ai-edge-quantizer store);
-* the input of every Conv1d / Linear and the three graph inputs fake-quantized per tensor,
-  asymmetric int8, with min/max ranges observed on calibration rows and then frozen (the
-  graph inputs matter: a full-INT8 TFLite model quantizes ``demographics`` with one scale for age,
-  sex, height and weight).
+* weights of every Conv1d / Linear fake-quantized symmetric int8, one scale per tensor (what the
+  preferred ONNX and TFLite configurations store) or per output channel;
+* the input of every Conv1d / Linear fake-quantized per tensor, asymmetric int8, with min/max
+  ranges observed on calibration rows and then frozen. The graph inputs stay float, as in the
+  shipped configurations (the input normalization runs before the first quantize).
 
 The loss is the L1 distance to the fp32 model's own output (distillation), not to the label: the
 thresholds measure INT8 against fp32, and the fp32 model stays the reference that ships beside it.
@@ -33,10 +32,11 @@ class QatConfig:
     """Fine-tuning settings (small: the model is already trained)."""
 
     epochs: int = 4
-    batch_size: int = 64
-    lr: float = 2e-4
+    batch_size: int = 256
+    lr: float = 5e-5
     seed: int = 0
     max_rows: int = 4096  # beats per epoch at most (random subset): keeps a 2-core run to minutes
+    per_channel: bool = False  # weight scales per output channel (else per tensor)
 
 
 def _per_tensor_qparams(low: float, high: float) -> tuple[float, int]:
@@ -65,10 +65,13 @@ class ActivationFakeQuant:
         return torch.fake_quantize_per_tensor_affine(x, scale, zero_point, QMIN, QMAX)
 
 
-def _weight_fake_quant(weight):
-    """Per-output-channel symmetric int8 (the scale follows the weight as it trains)."""
+def _weight_fake_quant(weight, per_channel: bool = False):
+    """Symmetric int8, per tensor or per output channel (the scale follows the weight as it trains)."""
     import torch
 
+    if not per_channel:
+        scale = float(weight.detach().abs().max().clamp_min(1e-8)) / 127.0
+        return torch.fake_quantize_per_tensor_affine(weight, scale, 0, -127, 127)
     flat = weight.detach().reshape(weight.shape[0], -1).abs().amax(dim=1).clamp_min(1e-8)
     scale = (flat / 127.0).to(torch.float32)
     zero_point = torch.zeros(weight.shape[0], dtype=torch.int32)
@@ -81,24 +84,25 @@ def _weight_parametrization_class():
     class WeightFakeQuant(nn.Module):
         """Weight parametrization: identity while ranges are observed, per-channel int8 rounding after."""
 
-        def __init__(self) -> None:
+        def __init__(self, per_channel: bool) -> None:
             super().__init__()
             self.enabled = False
+            self.per_channel = per_channel
 
         def forward(self, weight):
-            return _weight_fake_quant(weight) if self.enabled else weight
+            return _weight_fake_quant(weight, self.per_channel) if self.enabled else weight
 
     return WeightFakeQuant
 
 
-def _WeightFakeQuant():  # noqa: N802 - a factory standing in for the class (torch imported lazily)
-    return _weight_parametrization_class()()
+def _WeightFakeQuant(per_channel: bool):  # noqa: N802 - a factory standing in for the class (torch imported lazily)
+    return _weight_parametrization_class()(per_channel)
 
 
 class FakeQuantModel:
     """A BatchNorm-folded copy of a trained model, wrapped with fake quantization (see module docstring)."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, per_channel: bool = False) -> None:
         from torch import nn
         from torch.nn.utils import parametrize
 
@@ -109,21 +113,19 @@ class FakeQuantModel:
             if isinstance(layer, nn.Dropout):
                 layer.p = 0.0
         self.layers = [m for m in self.module.modules() if isinstance(m, (nn.Conv1d, nn.Linear))]
-        self.inputs = [ActivationFakeQuant() for _ in range(3)]
         self.activations = [ActivationFakeQuant() for _ in self.layers]
-        self.weights = _WeightFakeQuant()
+        self.weights = _WeightFakeQuant(per_channel)
         self.hooks = []
         for layer, fake in zip(self.layers, self.activations):
             self.hooks.append(layer.register_forward_pre_hook(lambda _m, args, fake=fake: (fake(args[0]),)))
             parametrize.register_parametrization(layer, "weight", self.weights)
 
     def __call__(self, beat, demographics, parameters):
-        args = [fake(x) for fake, x in zip(self.inputs, (beat, demographics, parameters))]
-        return self.module(*args)
+        return self.module(beat, demographics, parameters)
 
     def freeze_ranges(self) -> None:
         """Stop observing: from now on every observed tensor is rounded to int8."""
-        for fake in (*self.inputs, *self.activations):
+        for fake in self.activations:
             fake.observing = False
         self.weights.enabled = True
 
@@ -170,23 +172,41 @@ def qat_finetune(model, beats: np.ndarray, demographics: np.ndarray, parameters:
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     teacher = model.eval()
-    student = FakeQuantModel(model)
+    student = FakeQuantModel(model, config.per_channel)
     tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in (beats, demographics, parameters)]
     with torch.no_grad():
         student(*[torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in calibration])
         target = torch.cat([teacher(*[t[i:i + 512] for t in tensors]) for i in range(0, len(beats), 512)])
     student.freeze_ranges()
+    # A validation tenth of the rows picks the epoch (epoch 0 = the trained weights as they are), so the
+    # fine-tuning can only keep a step that brought the fake-quantized model closer to fp32.
+    order = rng.permutation(len(beats))
+    n_val = max(1, min(len(beats) // 10, 2048))
+    val, fit = order[:n_val], order[n_val:] if len(order) > n_val else order
+
+    def val_l1() -> float:
+        with torch.no_grad():
+            rows = torch.from_numpy(val)
+            return float(torch.nn.functional.l1_loss(student(*[t[rows] for t in tensors]), target[rows]))
+
+    best = (val_l1(), 0, copy.deepcopy(student.module.state_dict()))
+    if log is not None:
+        log(f"QAT epoch 0/{config.epochs}: validation L1 to fp32 {best[0]:.3f} g (fake-quant int8, before fine-tuning)")
     optimizer = torch.optim.AdamW(student.module.parameters(), lr=config.lr, weight_decay=0.0)
-    for epoch in range(config.epochs):
-        order = rng.permutation(len(beats))[:config.max_rows]
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            rows = torch.from_numpy(order[start:start + config.batch_size])
+    for epoch in range(1, config.epochs + 1):
+        picked = rng.permutation(fit)[:config.max_rows]
+        for start in range(0, len(picked), config.batch_size):
+            rows = torch.from_numpy(picked[start:start + config.batch_size])
             loss = torch.nn.functional.l1_loss(student(*[t[rows] for t in tensors]), target[rows])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += loss.item() * len(rows)
+        score = val_l1()
+        if score < best[0]:
+            best = (score, epoch, copy.deepcopy(student.module.state_dict()))
         if log is not None:
-            log(f"QAT epoch {epoch + 1}/{config.epochs}: L1 to fp32 {total / len(order):.3f} g (fake-quant int8)")
+            log(f"QAT epoch {epoch}/{config.epochs}: validation L1 to fp32 {score:.3f} g (fake-quant int8)")
+    student.module.load_state_dict(best[2])
+    if log is not None:
+        log(f"QAT: kept epoch {best[1]} (validation L1 to fp32 {best[0]:.3f} g)")
     return student.plain_module()

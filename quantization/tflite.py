@@ -19,6 +19,7 @@ Needs the ``quant`` extra (``litert-torch``, ``ai-edge-quantizer``, ``ai-edge-li
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -138,7 +139,64 @@ def strip_tensor_names(path: Path) -> None:
     flatbuffer_utils.write_model(model, str(path))
 
 
-def quantize_int8(fp32_path: Path, out_path: Path, calibration: dict[str, np.ndarray], activation_bits: int = 8) -> Path:
+def head_tensor_names(path: Path) -> list[str]:
+    """Output tensor names of the ops from the graph output back to (and including) the last FULLY_CONNECTED.
+
+    The regression layer and the rescale to grams: kept float by ``float_head`` (an int8 output
+    has one step of ~1 g over the LV-mass range, enough to flip LVH calls near the threshold).
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    graph = model.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    producer = {int(out): op for op in graph.operators for out in op.outputs}
+    names, frontier, seen = [], [int(graph.outputs[0])], set()
+    while frontier:
+        tensor = frontier.pop()
+        op = producer.get(tensor)
+        if op is None or id(op) in seen:
+            continue
+        seen.add(id(op))
+        names.append(graph.tensors[tensor].name.decode())
+        if codes[op.opcodeIndex] == schema.BuiltinOperator.FULLY_CONNECTED:
+            continue
+        frontier.extend(int(i) for i in op.inputs if int(i) in producer)
+    return names
+
+
+def input_tensor_names(path: Path) -> list[str]:
+    """Output tensor names of the ops between the graph inputs and the first CONV_2D / FULLY_CONNECTED.
+
+    The input normalization and lead selection: kept float by ``float_io``, so that int8 starts
+    after normalization, where every feature has a similar range (one int8 scale for raw age, sex,
+    height and weight would leave sex 0/1 about one step apart).
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    graph = model.subgraphs[0]
+    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    compute = {schema.BuiltinOperator.CONV_2D, schema.BuiltinOperator.FULLY_CONNECTED,
+               schema.BuiltinOperator.DEPTHWISE_CONV_2D}
+    produced = {int(out) for op in graph.operators for out in op.outputs}
+    early = {int(i) for i in graph.inputs}
+    names = []
+    for op in graph.operators:  # operators are stored in execution order
+        inputs = [int(i) for i in op.inputs if int(i) >= 0]
+        if codes[op.opcodeIndex] in compute or not any(i in early for i in inputs):
+            continue
+        if all(i in early or i not in produced for i in inputs):  # graph inputs, early outputs or constants
+            for out in op.outputs:
+                early.add(int(out))
+                names.append(graph.tensors[int(out)].name.decode())
+    return names
+
+
+def quantize_int8(fp32_path: Path, out_path: Path, calibration: dict[str, np.ndarray], activation_bits: int = 8,
+                  per_channel: bool = True, float_head: bool = False, float_inputs: bool = False) -> Path:
     """Integer-only quantization with int8 weights and int8 (or int16) activations, min/max calibration.
 
     Parameters
@@ -153,6 +211,14 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: dict[str, np.nda
     activation_bits
         8 (full INT8, ``static_wi8_ai8``) or 16 (LiteRT's 16x8 mode, ``static_wi8_ai16``: same
         int8 weights and file size, int16 activations and inputs).
+    per_channel
+        Per-output-channel weight scales (else one per tensor: ~800 fewer scale/zero-point pairs).
+    float_head
+        Keep the last FULLY_CONNECTED and the rescale to grams float (:func:`head_tensor_names`):
+        the output is then float32, everything before it integer.
+    float_inputs
+        Keep the input normalization float (:func:`input_tensor_names`): float32 inputs, int8 from
+        the first convolution / dense layer on.
 
     Returns
     -------
@@ -160,7 +226,7 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: dict[str, np.nda
         ``out_path``. Its input/output tensors are int8 with their own scale and zero point
         (``edge_runtime.inference`` quantizes and dequantizes with them).
     """
-    from ai_edge_quantizer import calibrator, quantizer, recipe
+    from ai_edge_quantizer import calibrator, quantizer
     from ai_edge_quantizer.utils import qsv_utils
 
     names = tflite_input_names(fp32_path)
@@ -168,10 +234,20 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: dict[str, np.nda
     batch = graph_batch(fp32_path)
     samples = [{signature_names[names[key]]: chunk[k] for k, key in enumerate(INPUT_ORDER)}
                for chunk in fixed_batches([calibration[key] for key in INPUT_ORDER], batch)]
-    recipes = {8: recipe.static_wi8_ai8, 16: recipe.static_wi8_ai16}
-    if activation_bits not in recipes:
+    from ai_edge_quantizer import qtyping, recipe_manager
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+
+    if activation_bits not in (8, 16):
         raise ValueError("activation_bits must be 8 or 16")
-    quant = quantizer.Quantizer(str(fp32_path), recipes[activation_bits]())
+    manager = recipe_manager.RecipeManager()
+    granularity = qtyping.QuantGranularity.CHANNELWISE if per_channel else qtyping.QuantGranularity.TENSORWISE
+    manager.add_static_config(".*", qtyping.TFLOperationName.ALL_SUPPORTED, activation_bits, 8, granularity)
+    floats = (head_tensor_names(fp32_path) if float_head else []) + (input_tensor_names(fp32_path) if float_inputs else [])
+    if floats:
+        for name in floats:
+            manager.add_quantization_config(f"^{re.escape(name)};", qtyping.TFLOperationName.ALL_SUPPORTED,
+                                            algorithm_key=AlgorithmName.NO_QUANTIZE)
+    quant = quantizer.Quantizer(str(fp32_path), manager.get_quantization_recipe())
     # Min/max over all samples: the default moving average shrinks ranges with batch-1 samples.
     calib = calibrator.Calibrator(bytes(Path(fp32_path).read_bytes()), num_threads=1,
                                   qsv_update_func=qsv_utils.min_max_update)
