@@ -109,7 +109,9 @@ def worker(args: argparse.Namespace) -> dict:
     return {"ecg_s": n_samples / 500.0, "cpu_s": cpu_s, "wall_s": wall_s, "decode_cpu_s": decode_cpu,
             "window_cpu_s": analysis_cpu[0], "windows": session.summary.windows,
             "estimates": session.summary.n_estimates, "ready_s": ready_s,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            # VmHWM, not ru_maxrss: ru_maxrss survives exec, so it would report the parent bench process
+            # (which has imported torch for the reference row) as this child's peak.
+            "peak_rss_mb": _memory_mb().get("VmHWM", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0),
             "rss_after_imports_and_load": memory_ready, "rss_end": _memory_mb()}
 
 
@@ -120,7 +122,7 @@ def _memory_mb() -> dict[str, float]:
     except OSError:
         return {}
     values = {}
-    for key in ("VmRSS", "RssAnon", "RssFile"):
+    for key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
         for line in text.splitlines():
             if line.startswith(key + ":"):
                 values[key] = int(line.split()[1]) / 1024.0
@@ -202,10 +204,11 @@ def model_costs(bundle: str | None) -> dict[str, dict]:
         return {}
     loaded = load_bundle(bundle)
     costs = {}
-    for model in loaded.models:
+    fp32 = next((m.path for m in loaded.models if m.format == "onnx" and m.precision == "fp32"), None)
+    for model in sorted(loaded.models, key=lambda m: m.precision != "fp32"):
         if model.format == "onnx" and model.precision not in costs:
             try:
-                costs[model.precision] = bytes_moved(model.path)
+                costs[model.precision] = bytes_moved(model.path, structure_from=fp32)
             except (OSError, ValueError) as error:  # deploy/ absent (installed wheel) or an uncountable graph
                 costs[model.precision] = {"error": str(error)}
     return costs
@@ -303,14 +306,16 @@ def model_rows(results: dict) -> list[tuple[str, str, str]]:
         if row["window_ms"] is None:
             rows.append((f"inference CPU per window ({WINDOW_BEATS} beats, 1 call), {name}", f"n/a ({row['note']})", ""))
             continue
-        ratio = "" if torch_window is None else f", {torch_window / row['window_ms']:.1f}x vs torch eager"
+        ratio = "" if torch_window is None else (f", {torch_window / row['window_ms']:.1f}x vs torch eager same batch, "
+                                                 f"{WINDOW_BEATS * torch_beat / row['window_ms']:.1f}x vs torch one call per beat")
         beat_ratio = "" if torch_beat is None else f", {torch_beat / row['beat_ms']:.1f}x"
         status = ("verified" if row["passed"] else "FAILED verification") + ("; CHOSEN" if chosen else "")
         rows.append((f"inference CPU per window ({WINDOW_BEATS} beats, 1 call), {name}",
                      f"{row['window_ms']:.3f} ms{ratio} (1 beat: {row['beat_ms']:.3f} ms{beat_ratio}; {status})",
                      ">= 10x (choice)" if chosen else ""))
     rows.append((f"inference CPU per window, torch eager fp32 (reference, same {WINDOW_BEATS} beats)",
-                 _fmt(torch_window, "{:.3f} ms") + (f" (1 beat: {torch_beat:.3f} ms)" if torch_beat else "")
+                 _fmt(torch_window, "{:.3f} ms") + (f" (1 beat: {torch_beat:.3f} ms; one call per beat = "
+                                                    f"{WINDOW_BEATS * torch_beat:.3f} ms)" if torch_beat else "")
                  + f" ({torch_row['note']})", ""))
     default = results["default"]
     rows.append(("choice: fastest verified artifact measured here",
@@ -323,8 +328,8 @@ def model_rows(results: dict) -> list[tuple[str, str, str]]:
             fp32_same = next((r["size_bytes"] for r in results["latency"]
                               if r["backend"] == row["backend"] and r["precision"] == "fp32"), 0)
             rows.append((f"size, {row['backend']} int8 vs fp32 ONNX (vs fp32 of its own format)",
-                         f"{row['size_bytes']:,} B: {fp32_onnx / row['size_bytes']:.2f}x smaller"
-                         + (f" ({fp32_same / row['size_bytes']:.2f}x)" if fp32_same else ""), ">= 3x"))
+                         f"{row['size_bytes']:,} B: {fp32_onnx / row['size_bytes']:.3f}x smaller"
+                         + (f" ({fp32_same / row['size_bytes']:.3f}x)" if fp32_same else ""), ">= 3x"))
     for precision, cost in (results.get("cost") or {}).items():
         if "error" in cost:
             rows.append((f"neutral cost per window, {precision}", f"n/a ({cost['error']})", ""))
