@@ -166,7 +166,7 @@ def compact_names(model_path: Path) -> None:
     model.doc_string = ""
     del model.metadata_props[:]
     model.producer_name, model.producer_version = "", ""
-    graph.name = ""
+    graph.name = "g"  # required non-empty; the exporter writes "main_graph"
     used_domains = {node.domain for node in graph.node}
     for opset in [o for o in model.opset_import if o.domain not in used_domains and o.domain not in ("", "ai.onnx")]:
         model.opset_import.remove(opset)

@@ -12,6 +12,14 @@ from elvmass.cli import main
 from evaluation.model_choice import ArtifactTiming, choose, verified, write_config_choice
 
 
+def test_near_ties_go_to_the_neutral_cost_order():
+    rows = [ArtifactTiming("litert", "fp32", True, window_ms=1.00), ArtifactTiming("onnxruntime", "int8", True, window_ms=1.05),
+            ArtifactTiming("onnxruntime", "fp32", True, window_ms=0.99)]
+    assert (choose(rows).backend, choose(rows).precision) == ("onnxruntime", "int8")  # within 10 %: INT8 moves fewer bytes
+    rows[1].window_ms = 1.5
+    assert (choose(rows).backend, choose(rows).precision) == ("onnxruntime", "fp32")
+
+
 def test_choice_is_the_fastest_among_verified_and_measured():
     rows = [ArtifactTiming("onnxruntime", "fp32", True, window_ms=2.0),
             ArtifactTiming("onnxruntime", "int8", True, window_ms=1.0),
@@ -55,10 +63,8 @@ def test_bench_writes_a_config_the_runtime_loads(tmp_path, capsys):
     results = json.loads(capsys.readouterr().out)
     choice = results["choice"]
     assert results["config_written"] == str(path)
-    measured = {(r["backend"], r["precision"]): r for r in results["latency"]}
-    picked = measured[(choice["backend"], choice["precision"])]
-    assert picked["passed"] and picked["window_ms"] == min(r["window_ms"] for r in measured.values()
-                                                           if r["passed"] and r["window_ms"] is not None)
+    expected = choose([ArtifactTiming(**row) for row in results["latency"]])
+    assert choice == {"backend": expected.backend, "precision": expected.precision} and expected.passed
     config = load_config(path)
     assert (config.backend, config.precision) == (choice["backend"], choice["precision"])
     analyzer = Analyzer(config)  # the runtime loads the chosen artifact
