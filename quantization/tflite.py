@@ -242,6 +242,8 @@ def quantize_int8(fp32_path: Path, out_path: Path, calibration: dict[str, np.nda
     manager = recipe_manager.RecipeManager()
     granularity = qtyping.QuantGranularity.CHANNELWISE if per_channel else qtyping.QuantGranularity.TENSORWISE
     manager.add_static_config(".*", qtyping.TFLOperationName.ALL_SUPPORTED, activation_bits, 8, granularity)
+    if float_inputs:  # the graph inputs themselves (the quantizer's virtual INPUT op), then the normalization
+        manager.add_quantization_config(".*", qtyping.TFLOperationName.INPUT, algorithm_key=AlgorithmName.NO_QUANTIZE)
     floats = (head_tensor_names(fp32_path) if float_head else []) + (input_tensor_names(fp32_path) if float_inputs else [])
     if floats:
         for name in floats:
