@@ -43,7 +43,7 @@ class Backend(Protocol):
 
 
 class OnnxRuntimeBackend:
-    """An ONNX model in onnxruntime (single intra-op thread by default: the device runs one beat at a time)."""
+    """An ONNX model in onnxruntime (single intra-op thread by default; one call per window of clean beats)."""
 
     def __init__(self, model: ModelFile, threads: int = 1) -> None:
         import onnxruntime as ort
