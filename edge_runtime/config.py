@@ -33,6 +33,17 @@ PRECISIONS = ("int8", "fp32")
 DEFAULT_STORAGE_PATH = "~/.local/share/elvmass/results.sqlite"
 
 
+def fhir_endpoint_allowed(url: str) -> bool:
+    """True for an https URL with a host, or plain http to 127.0.0.1 (tests only).
+
+    Health data leaves the device only encrypted; loopback never leaves the machine.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return bool(parts.hostname) and (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname == "127.0.0.1"))
+
+
 class ConfigError(ValueError):
     """The clinic config file is unreadable or holds an impossible value."""
 
@@ -89,16 +100,9 @@ class ClinicConfig:
         return found
 
     def _fhir_problems(self) -> list[str]:
-        from urllib.parse import urlsplit
-
         found = []
-        if self.fhir_endpoint:
-            parts = urlsplit(self.fhir_endpoint)
-            # Health data leaves the device only encrypted; plain http only to this machine's loopback (tests).
-            if not parts.hostname or (parts.scheme != "https"
-                                      and not (parts.scheme == "http" and parts.hostname == "127.0.0.1")):
-                found.append(f"fhir_endpoint={self.fhir_endpoint!r} must be an https:// URL "
-                             "(http:// only to 127.0.0.1)")
+        if self.fhir_endpoint and not fhir_endpoint_allowed(self.fhir_endpoint):
+            found.append(f"fhir_endpoint={self.fhir_endpoint!r} must be an https:// URL (http:// only to 127.0.0.1)")
         if not 1 <= self.fhir_max_attempts <= 10:
             found.append(f"fhir_max_attempts={self.fhir_max_attempts!r} outside 1..10")
         if not (math.isfinite(self.fhir_backoff_s) and 0.0 <= self.fhir_backoff_s <= 60.0):

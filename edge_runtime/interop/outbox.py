@@ -24,8 +24,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urlsplit
 
+from edge_runtime.config import fhir_endpoint_allowed
 from edge_runtime.interop.fhir_results import DEFAULT_PATIENT_ID_SYSTEM, build_result_resources
 from edge_runtime.runtime.store import ResultStore, utc_now
 
@@ -68,8 +68,7 @@ class SendReport:
 
 def check_endpoint(endpoint: str) -> str:
     """``endpoint`` without a trailing slash, or :class:`OutboxError` when it is not https (or loopback http)."""
-    parts = urlsplit(endpoint)
-    if not parts.hostname or (parts.scheme != "https" and not (parts.scheme == "http" and parts.hostname == "127.0.0.1")):
+    if not fhir_endpoint_allowed(endpoint):
         raise OutboxError(f"FHIR endpoint {endpoint!r} must be https:// (http:// only to 127.0.0.1)")
     return endpoint.rstrip("/")
 
