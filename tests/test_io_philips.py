@@ -24,13 +24,13 @@ def _einthoven_residual_uv(record) -> float:
     return float(np.abs(lead["III"] - (lead["II"] - lead["I"])).max() * 1000.0)
 
 
-def _check(record, heart_rate_tolerance: float) -> None:
+def _check(record) -> None:
     assert record.format == "philips-xml" and record.lead_names == STANDARD_LEADS and record.fs == 500.0
     assert 10.0 <= record.duration_s <= 11.0
     assert _einthoven_residual_uv(record) <= 10.0 + 1e-3  # 2 units of 5 uV: the cart's own rounding
     peaks = detect_r_peaks(record.signals_mv, record.fs)
-    ours = 60.0 * record.fs / float(np.median(np.diff(peaks)))
-    assert ours == pytest.approx(record.measurements["heart_rate"], rel=heart_rate_tolerance)
+    ours = 60.0 * record.fs / float(np.mean(np.diff(peaks)))  # mean RR: 3191723 has marked sinus arrhythmia
+    assert ours == pytest.approx(record.measurements["heart_rate"], rel=0.05)
     assert any("calibration" in note for note in record.notes)
     assert 0.2 < np.ptp(record.lead("II")) < 5.0  # millivolts, not raw units
 
@@ -38,7 +38,7 @@ def _check(record, heart_rate_tolerance: float) -> None:
 def test_bundled_example_reads():
     assert detect_format(PHILIPS_XML_RECORD) == "philips-xml"
     record = read_record(PHILIPS_XML_RECORD)
-    _check(record, heart_rate_tolerance=0.05)
+    _check(record)
     assert record.patient.age_years == 50 and record.patient.sex == "M"
     assert record.measurements["qrs_ms"] == 135 and record.measurements["r_axis"] == -21
 
@@ -47,8 +47,7 @@ def test_bundled_example_reads():
 @pytest.mark.parametrize("name", VALID)
 def test_shared_examples_read(name):
     record = read_record(shared_path("philips-xml", name))
-    # 3191723 has ectopic beats: the cart's rate (84) is above the median-RR rate (76)
-    _check(record, heart_rate_tolerance=0.05 if name != VALID[2] else 0.12)
+    _check(record)
 
 
 @pytest.mark.shared
