@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("edge_runtime.commands.analyze", "LV mass / LVH report for an ECG file"),
     "run": ("edge_runtime.commands.run", "live LV mass / LVH from a serial ECG stream or a replayed file"),
     "results": ("edge_runtime.commands.results", "list or export stored results"),
+    "outbox": ("edge_runtime.commands.outbox", "send stored results to the clinic's FHIR server (off unless configured)"),
     "demo": ("edge_runtime.commands.demo", "end-to-end demo: emulated device -> runtime -> report"),
     "bench": ("evaluation.commands.bench", "benchmark the device runtime (speed, latency, memory, size)"),
     "bench-signal": ("evaluation.commands.bench_signal", "score beat detection, delineation and AF flag on real data"),
