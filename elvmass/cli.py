@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     # training side (torch; install the train extra)
     "synth": ("training.commands.synth", "generate a synthetic cohort (WFDB records + label table)"),
     "synth-compare": ("training.commands.synth_compare", "compare synthetic and real ECG feature distributions"),
+    "prepare": ("training.commands.prepare", "label table -> sharded training arrays, analyzed in parallel on Dask"),
     "train": ("training.commands.train", "train and cross-validate one eLVMass-Net configuration"),
     "ablate": ("training.commands.ablate", "run the paper's ablation tables and baselines on the same folds"),
     "saliency": ("training.commands.saliency", "gradient saliency per ECG segment, limb vs precordial"),
