@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("evaluation.commands.bench", "benchmark the device runtime (speed, latency, memory, size)"),
     "bench-signal": ("evaluation.commands.bench_signal", "score beat detection, delineation and AF flag on real data"),
     "emulate": ("edge_runtime.commands.emulate", "emulate an acquisition front-end on a pseudo-terminal or socket"),
+    "bench-scale": ("evaluation.commands.bench_scale", "preprocessing and training throughput for 1 vs 2 workers, and a projection"),
     "fuzz-decoder": ("evaluation.commands.fuzz_decoder", "fuzz and benchmark the serial frame decoder"),
     # training side (torch; install the train extra)
     "synth": ("training.commands.synth", "generate a synthetic cohort (WFDB records + label table)"),

@@ -77,8 +77,9 @@ class PrepareReport:
     out: Path
     shards: list[dict]
     failed_shards: list[dict] = field(default_factory=list)  # {"index", "error"}
-    wall_s: float = 0.0
+    wall_s: float = 0.0  # whole call, cluster start included
     workers: int = 0
+    startup_s: float = 0.0  # starting the local cluster / connecting to the scheduler
 
     @property
     def complete(self) -> bool:
@@ -140,6 +141,7 @@ def prepare(labels_path: str | Path, out: str | Path, config: PreprocessConfig =
     try:
         with Client(cluster if cluster is not None else scheduler) as client:
             n_workers = len(client.scheduler_info()["workers"])
+            startup_s = time.perf_counter() - start
             futures = {client.submit(prepare_shard, i, chunk, str(out.resolve()),
                                      config.to_dict(), core_version, key=f"elvmass-shard-{i}-{time.time_ns()}"): i
                        for i, chunk in enumerate(chunks)}
@@ -157,7 +159,8 @@ def prepare(labels_path: str | Path, out: str | Path, config: PreprocessConfig =
         if cluster is not None:
             cluster.close()
     shards.sort(key=lambda s: s["index"])
-    report = PrepareReport(out, shards, sorted(failed, key=lambda f: f["index"]), time.perf_counter() - start, n_workers)
+    report = PrepareReport(out, shards, sorted(failed, key=lambda f: f["index"]), time.perf_counter() - start, n_workers,
+                           startup_s)
     _write_manifest(report, labels_path, config, core_version, shard_size, len(entries))
     return report
 
