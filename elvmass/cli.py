@@ -24,10 +24,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("evaluation.commands.bench", "benchmark the device runtime (speed, latency, memory, size)"),
     "bench-signal": ("evaluation.commands.bench_signal", "score beat detection, delineation and AF flag on real data"),
     "emulate": ("edge_runtime.commands.emulate", "emulate an acquisition front-end on a pseudo-terminal or socket"),
+    "bench-scale": ("evaluation.commands.bench_scale", "preprocessing and training throughput for 1 vs 2 workers, and a projection"),
     "fuzz-decoder": ("evaluation.commands.fuzz_decoder", "fuzz and benchmark the serial frame decoder"),
     # training side (torch; install the train extra)
     "synth": ("training.commands.synth", "generate a synthetic cohort (WFDB records + label table)"),
     "synth-compare": ("training.commands.synth_compare", "compare synthetic and real ECG feature distributions"),
+    "prepare": ("training.commands.prepare", "label table -> sharded training arrays, analyzed in parallel on Dask"),
     "train": ("training.commands.train", "train and cross-validate one eLVMass-Net configuration"),
     "ablate": ("training.commands.ablate", "run the paper's ablation tables and baselines on the same folds"),
     "saliency": ("training.commands.saliency", "gradient saliency per ECG segment, limb vs precordial"),
