@@ -239,13 +239,13 @@ def _test_signal(session: DeviceSession, info: DeviceInfo, options: HilOptions, 
     capture = session.capture(info, options.test_signal_seconds / options.speed, ping_every_s=None)
     session.request(FrameType.STOP, b"", _ack_of(FrameType.STOP))
     off, _ = session.request(FrameType.TEST_SIGNAL, b"\x00", lambda f: f.type in (FrameType.ACK, FrameType.NAK))
-    first, signals, _ = capture.longest_run()
+    index, signals = capture.indexed_samples()
     fs = float(info.sample_rate_hz)
-    measured = [_square_wave(channel, fs) for channel in signals]
+    measured = [_square_wave(index, channel, fs) for channel in signals]
     expected_text = (f"{options.test_amplitude_mv:g} mV +-{options.test_amplitude_tolerance:.0%}, "
                      f"{options.test_frequency_hz:.4g} Hz +-{options.test_frequency_tolerance:.0%}")
     if signals.shape[1] < 2 * fs / options.test_frequency_hz or any(m is None for m in measured):
-        report.add("test_signal", FAIL, f"{signals.shape[1]} gap-free samples, no square wave found",
+        report.add("test_signal", FAIL, f"{signals.shape[1]} samples, no square wave found",
                    expected_text, "route the internal test source to every channel (ADS1298: CONFIG2 = 0x15, CHnSET MUX = 101)")
         return
     amplitudes = np.array([m[0] for m in measured])
@@ -263,18 +263,26 @@ def _test_signal(session: DeviceSession, info: DeviceInfo, options: HilOptions, 
         report.add("command.test_signal_off", FAIL, "no ACK", "ACK(15) to TEST_SIGNAL 0", "switch the inputs back")
 
 
-def _square_wave(x: np.ndarray, fs: float) -> tuple[float, float] | None:
-    """``(amplitude_mv, frequency_hz)`` of a square wave: half the level difference, and edge spacing."""
+def _square_wave(index: np.ndarray, x: np.ndarray, fs: float) -> tuple[float, float] | None:
+    """``(amplitude_mv, frequency_hz)`` of a square wave sampled at counter values ``index``.
+
+    Amplitude: half the difference of the two levels. Frequency: from the edges seen between
+    adjacent samples; edges lost in gaps make some spacings whole multiples of the half period,
+    so each spacing is divided by its multiple of the shortest one.
+    """
     if x.size < 4:
         return None
     middle = (float(np.max(x)) + float(np.min(x))) / 2
     high = x > middle
-    edges = np.flatnonzero(high[1:] != high[:-1]) + 1
-    if edges.size < 3:
+    changes = np.flatnonzero((high[1:] != high[:-1]) & (np.diff(index) == 1)) + 1
+    if changes.size < 3 or high.all() or not high.any():
         return None
+    edges = index[changes].astype(np.float64)
+    spacing = np.diff(edges)
+    multiples = np.maximum(1, np.round(spacing / spacing.min()))
+    half_period_samples = (edges[-1] - edges[0]) / multiples.sum()
     amplitude = (float(np.median(x[high])) - float(np.median(x[~high]))) / 2
-    frequency = (edges.size - 1) / (2 * (edges[-1] - edges[0]) / fs)
-    return amplitude, frequency
+    return amplitude, fs / (2 * half_period_samples)
 
 
 def _check_stop(session: DeviceSession, capture: Capture, report: HilReport) -> None:
@@ -437,8 +445,9 @@ def _reference_check(capture: Capture, info: DeviceInfo, options: HilOptions, re
     _, decoded, _ = capture.longest_run()
     length = min(decoded.shape[1], reference.shape[1])
     if length < 2 * info.sample_rate_hz:
-        report.add("signal.channel_map", SKIP, f"{decoded.shape[1]} gap-free samples", ">= 2 s gap-free",
-                   "stream longer (--seconds)")
+        for name in ("signal.channel_map", "signal.amplitude"):
+            report.add(name, SKIP, f"longest gap-free stretch {decoded.shape[1]} samples", ">= 2 s gap-free",
+                       "fix stream.gaps first, or stream longer (--seconds)")
         return
     segment = decoded[:, :length].astype(np.float64)
     lag = _best_lag(segment, reference)
@@ -452,6 +461,9 @@ def _reference_check(capture: Capture, info: DeviceInfo, options: HilOptions, re
     report.add("signal.channel_map", FAIL if wrong else PASS, "; ".join(wrong) or "every channel matches its lead",
                f"r >= {options.min_reference_correlation:g} with the same lead of the reference",
                "the data order disagrees with the INFO channel map: fix the map or the channel wiring")
+    if wrong:
+        report.add("signal.amplitude", SKIP, "channel map wrong", "1 +-5% of the reference", "fix signal.channel_map first")
+        return
     ratio = np.std(segment, axis=1) / np.maximum(np.std(aligned, axis=1), 1e-9)
     off = [f"{lead} x{r:.3f}" for lead, r in zip(CHANNEL_LEADS, ratio) if abs(r - 1) > options.reference_amplitude_tolerance]
     report.metrics["reference"]["amplitude_ratio"] = dict(zip(CHANNEL_LEADS, np.round(ratio, 4).tolist()))

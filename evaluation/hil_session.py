@@ -22,6 +22,7 @@ from firmware_bridge.events import Gap, Reply, Samples
 from firmware_bridge.frames import DeviceInfo, Frame, FrameType, encode_frame
 
 READ_POLL_S = 0.005  # one read blocks at most this long: arrival times are this fine
+QUIET_AT_END_S = 0.25  # a capture ends on time only if the device sent something this recently
 
 
 class SessionError(RuntimeError):
@@ -65,6 +66,14 @@ class Capture:
         best = max(runs, key=lambda run: sum(b.n_samples for b in run))
         return (best[0].first_sample, np.concatenate([b.signals_mv for b in best], axis=1),
                 np.concatenate([b.lead_off for b in best], axis=0))
+
+    def indexed_samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(sample counter (n,), signals (8, n) mV)`` of every decoded sample, counter unwrapped."""
+        if not self.blocks:
+            return np.zeros(0, dtype=np.int64), np.zeros((8, 0), dtype=np.float32)
+        firsts = np.unwrap(np.array([b.first_sample for b in self.blocks], dtype=np.float64), period=2.0**32)
+        index = np.concatenate([np.int64(f) + np.arange(b.n_samples) for f, b in zip(firsts, self.blocks)])
+        return index, np.concatenate([b.signals_mv for b in self.blocks], axis=1)
 
     def all_samples(self) -> tuple[np.ndarray, np.ndarray]:
         """Every decoded sample, ``(signals (8, n) mV, lead_off (n, 9))``, gaps ignored."""
@@ -210,7 +219,9 @@ class DeviceSession:
             if now - self.last_byte_at > self.stall_timeout_s:
                 capture.silent_after_s = self.last_byte_at - capture.started_at
                 break
-            if now >= end:
+            # At the end, a device quiet for a while is waited on up to the stall limit, so that a hang
+            # just before the end is reported rather than missed.
+            if now >= end and now - self.last_byte_at < QUIET_AT_END_S:
                 break
             if now >= next_ping:
                 payload = b"hil%05d" % capture.pings_sent
