@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples-per-frame", type=int, default=5, help="samples per DATA frame, 1..20 (default 5)")
     parser.add_argument("--device-id", default="elvmass-emu", help="device id announced in INFO")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault injector")
+    parser.add_argument("--write-device-record", metavar="PATH",
+                        help="write the ADC codes as the C reference device's sample file (ELVMREC1) and exit")
     faults = parser.add_argument_group("fault injection")
     faults.add_argument("--bit-errors", type=float, default=0.0, metavar="P", help="probability each sent bit flips")
     faults.add_argument("--drop-frames", type=float, default=0.0, metavar="P", help="probability a DATA frame is lost")
@@ -90,6 +92,13 @@ def run(args: argparse.Namespace) -> int:
     except (RecordError, ValueError) as error:
         print(f"elvmass emulate: {error}", file=sys.stderr)
         return 1
+    if args.write_device_record:
+        from firmware_bridge.device_record import write_device_record
+
+        path = write_device_record(args.write_device_record, emulator.codes, emulator.info, emulator.injector.status)
+        print(f"elvmass emulate: {emulator.n_samples} samples at {FS_HZ:g} Hz written to {path} "
+              "(replay: firmware_bridge/firmware/elvmass_device --record PATH)", file=sys.stderr)
+        return 0
     if not args.speed > 0:
         print("elvmass emulate: --speed must be > 0", file=sys.stderr)
         return 1

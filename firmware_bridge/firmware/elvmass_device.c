@@ -2,7 +2,7 @@
  * elvmass C reference device: the reference encoder and command parser driving a pseudo-terminal
  * or a real UART, replaying a sample file (or the internal test signal) like an ADS1298 front-end.
  *
- *   cc -std=c99 -O2 -Wall -Wextra -Werror -o elvmass_device elvmass_device.c elvmass_frame.c elvmass_command.c
+ *   make device   (cc -std=c99 -O2 -Wall -Wextra -Wpedantic -Werror -o elvmass_device elvmass_device.c elvmass_frame.c elvmass_command.c)
  *   ./elvmass_device --record rec.elvmrec [--speed S] [--loop] [--link PATH]     (pty: prints its path)
  *   ./elvmass_device --record rec.elvmrec --uart /dev/ttyUSB0 --baud 230400      (real UART)
  *
@@ -20,7 +20,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -163,7 +162,7 @@ static void add_map(const char *name, void *context)
 static int32_t test_signal_code(uint32_t k, uint32_t rate_hz, float lsb_nv)
 {
     uint64_t half_periods = ((uint64_t)k * 125u) / (32u * (uint64_t)rate_hz);
-    int32_t amplitude = (int32_t)floor(1e6 / (double)lsb_nv + 0.5);
+    int32_t amplitude = (int32_t)(1e6 / (double)lsb_nv + 0.5);  /* positive: truncation rounds */
     return (half_periods % 2u == 0u) ? amplitude : -amplitude;
 }
 
