@@ -475,14 +475,15 @@ def _reference_check(capture: Capture, info: DeviceInfo, options: HilOptions, re
 def _reference_channels(path: str, rate_hz: int) -> np.ndarray:
     """The reference record's 8 measured leads at the device's rate, (8, n) mV."""
     from edge_runtime.formats import RecordError, read_record
-    from edge_runtime.resample import resample_record
     from edge_runtime.runtime.sources import channels_from_record
 
     try:
         record = read_record(path)
     except RecordError as error:
         raise ValueError(str(error)) from error
-    if record.fs != rate_hz:
+    if record.fs != rate_hz:  # imported only when needed: scipy.signal is slow to import
+        from edge_runtime.resample import resample_record
+
         record = resample_record(record, float(rate_hz))
     signals, _ = channels_from_record(record)
     return signals.astype(np.float64)
