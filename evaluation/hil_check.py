@@ -523,11 +523,15 @@ def _guided_lead_off(session: DeviceSession, info: DeviceInfo, options: HilOptio
         return
     column = ELECTRODES.index(electrode)
     say(f"REMOVE the {electrode} electrode now (waiting up to {options.guided_wait_s:g} s)")
-    went_off = _watch_lead_off(session, info, column, True, options.guided_wait_s)
+    removed = session.capture(info, options.guided_wait_s, ping_every_s=None,
+                              until=lambda block: bool(block.lead_off[:, column].any()))
+    went_off = _first_block_time(removed, lambda block: bool(block.lead_off[:, column].any()))
     came_back = None
     if went_off is not None:
         say(f"{electrode} reported off after {went_off:.1f} s. REATTACH it now (waiting up to {options.guided_wait_s:g} s)")
-        came_back = _watch_lead_off(session, info, column, False, options.guided_wait_s)
+        attached = session.capture(info, options.guided_wait_s, ping_every_s=None, send_start=False,
+                                   until=lambda block: not block.lead_off[-1, column])
+        came_back = _first_block_time(attached, lambda block: not block.lead_off[-1, column])
     session.request(FrameType.STOP, b"", _ack_of(FrameType.STOP))
     ok = went_off is not None and came_back is not None
     report.add("lead_off.removal", PASS if ok else FAIL,
@@ -537,19 +541,11 @@ def _guided_lead_off(session: DeviceSession, info: DeviceInfo, options: HilOptio
                "enable lead-off detection (LOFF, LOFF_SENSP/N) and map the comparator bits as PROTOCOL.md section 2")
 
 
-def _watch_lead_off(session: DeviceSession, info: DeviceInfo, column: int, want_off: bool, wait_s: float) -> float | None:
-    """Stream until the electrode's bit reaches ``want_off``; seconds it took, or ``None`` at the timeout.
-
-    Streams in 0.25 s captures (each START restarts the counter, harmless here: only the bits count).
-    """
-    began = time.monotonic()
-    while time.monotonic() - began <= wait_s:
-        capture = session.capture(info, 0.25, ping_every_s=None)
-        _, lead_off = capture.all_samples()
-        if lead_off.size and bool(lead_off[-1, column]) == want_off:
-            return time.monotonic() - began
-        if capture.silent_after_s is not None:
-            return None
+def _first_block_time(capture: Capture, wanted: Callable) -> float | None:
+    """Host seconds from the capture's start to the arrival of the first block ``wanted`` accepts."""
+    for (arrival, _, _), block in zip(capture.frame_arrivals, capture.blocks):
+        if wanted(block):
+            return arrival - capture.started_at
     return None
 
 

@@ -182,19 +182,25 @@ class DeviceSession:
             data_frames += sum(1 for frame in self.scanner.feed(data) if frame.type == FrameType.DATA) if data else 0
         return data_frames
 
-    def capture(self, info: DeviceInfo, duration_s: float, *, ping_every_s: float | None = 0.5) -> Capture:
+    def capture(self, info: DeviceInfo, duration_s: float, *, ping_every_s: float | None = 0.5, send_start: bool = True,
+                until: Callable[[Samples], bool] | None = None) -> Capture:
         """Send START and read the stream for ``duration_s`` host seconds.
 
         The START's ACK is looked for in the stream itself, so no DATA frame read with it is lost.
+        ``send_start=False`` goes on reading a stream already running; ``until`` ends the capture at
+        the first block it accepts.
         PINGs (numbered payloads) are sent every ``ping_every_s`` to time round trips behind the data.
         The capture ends early, with ``silent_after_s`` set, when no byte came for ``stall_timeout_s``.
         """
-        self.decoder = StreamDecoder(info)
+        if send_start or self.decoder is None:
+            self.decoder = StreamDecoder(info)
         capture = Capture(started_at=time.monotonic())
         pending: dict[bytes, float] = {}
         next_ping = capture.started_at + (ping_every_s or float("inf"))
         self.last_byte_at = capture.started_at
-        self.send(FrameType.START)
+        if send_start:
+            self.send(FrameType.START)
+        reached = False
         end = capture.started_at + duration_s
         while True:
             now, data = self._read()
@@ -207,6 +213,7 @@ class DeviceSession:
                     if isinstance(event, Samples):
                         capture.frame_arrivals.append((now, event.first_sample, event.n_samples))
                         capture.blocks.append(event)
+                        reached = reached or (until is not None and until(event))
                     elif isinstance(event, Gap):
                         capture.gaps.append(event)
                     elif isinstance(event, Reply) and event.kind == "pong" and event.payload in pending:
@@ -216,6 +223,8 @@ class DeviceSession:
                         capture.start_ack_s = now - capture.started_at
                 if frames:
                     capture.decode_s_per_frame.append(decode_s / len(frames))
+            if reached:
+                break
             if now - self.last_byte_at > self.stall_timeout_s:
                 capture.silent_after_s = self.last_byte_at - capture.started_at
                 break

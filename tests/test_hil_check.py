@@ -23,7 +23,9 @@ from conftest import REPO_ROOT
 from edge_runtime.assets import CINC_LVH_RECORD
 from edge_runtime.runtime.emulator_process import EmulatorProcess, build_emulator
 from evaluation.c_device import FIRMWARE_DIR, CDeviceProcess, build_c_device, host_compiler
-from evaluation.hil_check import FAIL, PASS, SKIP, WARN, HilOptions, _lower_envelope_rate, _square_wave, run_hil_check
+from evaluation.hil_check import (
+    FAIL, PASS, SKIP, WARN, HilOptions, HilReport, _guided_lead_off, _lower_envelope_rate, _square_wave, run_hil_check,
+)
 from evaluation.hil_session import DeviceSession
 from firmware_bridge.decoder import StreamDecoder
 from firmware_bridge.device_record import read_device_record, write_device_record
@@ -178,6 +180,26 @@ def test_c_device_streams_the_same_samples_as_the_python_emulator(c_device, devi
     common = sorted(set(decoded["python"]) & set(decoded["c"]))
     assert len(common) > 2000 and common[0] == 0
     assert all(decoded["python"][k] == decoded["c"][k] for k in common)
+
+
+@pytest.mark.slow
+def test_guided_electrode_removal_follows_the_lead_off_bit():
+    # The emulator takes LA off from 3 to 6 s of stream (0.15-0.3 s at 20x): the operator's removal.
+    options = HilOptions(speed=SPEED, guided_lead_off=True, guided_wait_s=2.0)
+    prompts = []
+    with EmulatorProcess(CINC_LVH_RECORD, "--lead-off", "LA", "--fault-from", "3", "--fault-to", "6", speed=SPEED,
+                         loop=True) as port, DeviceSession(port) as session:
+        report = HilReport(port)
+        _guided_lead_off(session, DeviceInfo(), options, report, prompts.append)
+        never = HilReport(port)  # the bit never moves within the wait: fails, after the wait, not later
+        began = time.monotonic()
+        _guided_lead_off(session, DeviceInfo(), HilOptions(speed=SPEED, guided_lead_off=True, guided_wait_s=0.1,
+                                                           electrode_to_remove="V6"), never, lambda text: None)
+        waited = time.monotonic() - began
+    check = report.checks[0]
+    assert check.status == PASS and check.measured.startswith("off after"), check
+    assert prompts[0].startswith("REMOVE the LA electrode") and "REATTACH" in prompts[1]
+    assert never.checks[0].status == FAIL and never.checks[0].measured == "no change seen" and waited < 2.0
 
 
 @pytest.fixture(scope="module")
