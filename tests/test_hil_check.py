@@ -325,6 +325,23 @@ def test_rate_from_late_arrivals_uses_the_earliest_frames():
     assert rate == pytest.approx(498.0, rel=2e-4) and lateness.min() >= 0
 
 
+@pytest.mark.slow
+def test_a_port_where_nothing_answers_fails_fast_and_says_why():
+    import os
+
+    master, slave = os.openpty()  # a terminal with nobody behind it
+    try:
+        began = time.monotonic()
+        report = run_hil_check(os.ttyname(slave), HilOptions(seconds=1.0))
+        elapsed = time.monotonic() - began
+    finally:
+        os.close(master)
+        os.close(slave)
+    status = {c.name: c.status for c in report.checks}
+    assert status["command.stop_idle"] == FAIL and status["info.reply"] == FAIL and status["stream.gaps"] == SKIP
+    assert not report.passed and elapsed < 5  # 1 s for the STOP's ACK + 2 s of GET_INFO retries
+
+
 def test_unreachable_port_is_one_failed_check(tmp_path):
     report = run_hil_check(str(tmp_path / "ttyNONE"), HilOptions(seconds=0.1))
     assert not report.passed and [c.name for c in report.checks] == ["port.open"]
