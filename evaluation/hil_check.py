@@ -21,12 +21,12 @@ from __future__ import annotations
 import os
 import struct
 import sys
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
 
+from evaluation.hil_measures import best_lag, correlation_matrix, lower_envelope_rate, square_wave
 from evaluation.hil_session import Capture, DeviceSession, SessionError
 from firmware_bridge.faults import ELECTRODE_CHANNELS
 from firmware_bridge.frames import (
@@ -241,7 +241,7 @@ def _test_signal(session: DeviceSession, info: DeviceInfo, options: HilOptions, 
     off, _ = session.request(FrameType.TEST_SIGNAL, b"\x00", lambda f: f.type in (FrameType.ACK, FrameType.NAK))
     index, signals = capture.indexed_samples()
     fs = float(info.sample_rate_hz)
-    measured = [_square_wave(index, channel, fs) for channel in signals]
+    measured = [square_wave(index, channel, fs) for channel in signals]
     expected_text = (f"{options.test_amplitude_mv:g} mV +-{options.test_amplitude_tolerance:.0%}, "
                      f"{options.test_frequency_hz:.4g} Hz +-{options.test_frequency_tolerance:.0%}")
     if signals.shape[1] < 2 * fs / options.test_frequency_hz or any(m is None for m in measured):
@@ -261,28 +261,6 @@ def _test_signal(session: DeviceSession, info: DeviceInfo, options: HilOptions, 
                "wrong sample clock")
     if off is None or off.type != FrameType.ACK:
         report.add("command.test_signal_off", FAIL, "no ACK", "ACK(15) to TEST_SIGNAL 0", "switch the inputs back")
-
-
-def _square_wave(index: np.ndarray, x: np.ndarray, fs: float) -> tuple[float, float] | None:
-    """``(amplitude_mv, frequency_hz)`` of a square wave sampled at counter values ``index``.
-
-    Amplitude: half the difference of the two levels. Frequency: from the edges seen between
-    adjacent samples; edges lost in gaps make some spacings whole multiples of the half period,
-    so each spacing is divided by its multiple of the shortest one.
-    """
-    if x.size < 4:
-        return None
-    middle = (float(np.max(x)) + float(np.min(x))) / 2
-    high = x > middle
-    changes = np.flatnonzero((high[1:] != high[:-1]) & (np.diff(index) == 1)) + 1
-    if changes.size < 3 or high.all() or not high.any():
-        return None
-    edges = index[changes].astype(np.float64)
-    spacing = np.diff(edges)
-    multiples = np.maximum(1, np.round(spacing / spacing.min()))
-    half_period_samples = (edges[-1] - edges[0]) / multiples.sum()
-    amplitude = (float(np.median(x[high])) - float(np.median(x[~high]))) / 2
-    return amplitude, fs / (2 * half_period_samples)
 
 
 def _check_stop(session: DeviceSession, capture: Capture, report: HilReport) -> None:
@@ -365,7 +343,7 @@ def _rate_checks(capture: Capture, info: DeviceInfo, options: HilOptions, report
         report.add("stream.sample_rate", SKIP, f"{samples.size} frames over {span_s:.2f} s", ">= 0.5 s of frames",
                    "stream longer (--seconds)")
         return
-    rate, lateness = _lower_envelope_rate(samples, times)
+    rate, lateness = lower_envelope_rate(samples, times)
     rate /= options.speed
     ppm = (rate / fs - 1.0) * 1e6
     report.metrics.update({"measured_rate_hz": round(rate, 3), "rate_error_ppm": round(ppm, 1)})
@@ -378,22 +356,6 @@ def _rate_checks(capture: Capture, info: DeviceInfo, options: HilOptions, report
     report.add("stream.arrival_jitter", PASS if p99 <= options.max_jitter_ms else WARN, f"p99 {p99:.1f} ms",
                f"<= {options.max_jitter_ms:g} ms (warning only: host load counts too)",
                "frames arrive in bursts: send each frame when it fills; check USB polling or TX buffering")
-
-
-def _lower_envelope_rate(samples: np.ndarray, times: np.ndarray) -> tuple[float, np.ndarray]:
-    """Sample rate from frame arrivals, robust to late reads: frames arrive late, never early.
-
-    The earliest-arriving frame (least lateness against a first straight-line fit) in the first and
-    in the last quarter of the session define the line; lateness is measured above it.
-    """
-    slope, intercept = np.polyfit(samples, times, 1)
-    residual = times - (slope * samples + intercept)
-    quarter = max(1, samples.size // 4)
-    a = int(np.argmin(residual[:quarter]))
-    b = samples.size - quarter + int(np.argmin(residual[-quarter:]))
-    slope = (times[b] - times[a]) / (samples[b] - samples[a])
-    lateness = times - (times[a] + slope * (samples - samples[a]))
-    return 1.0 / slope, lateness - min(0.0, float(lateness.min()))
 
 
 def _lead_off_check(signals: np.ndarray, lead_off: np.ndarray, info: DeviceInfo, report: HilReport) -> None:
@@ -450,9 +412,9 @@ def _reference_check(capture: Capture, info: DeviceInfo, options: HilOptions, re
                        "fix stream.gaps first, or stream longer (--seconds)")
         return
     segment = decoded[:, :length].astype(np.float64)
-    lag = _best_lag(segment, reference)
+    lag = best_lag(segment, reference)
     aligned = np.roll(reference, -lag, axis=1)[:, :length]
-    corr = _correlation_matrix(segment, aligned)
+    corr = correlation_matrix(segment, aligned)
     best = corr.argmax(axis=1)
     wrong = [f"{CHANNEL_LEADS[i]} carries {CHANNEL_LEADS[j]} (r={corr[i, j]:.2f})" for i, j in enumerate(best)
              if j != i or corr[i, i] < options.min_reference_correlation]
@@ -487,27 +449,6 @@ def _reference_channels(path: str, rate_hz: int) -> np.ndarray:
         record = resample_record(record, float(rate_hz))
     signals, _ = channels_from_record(record)
     return signals.astype(np.float64)
-
-
-def _best_lag(segment: np.ndarray, reference: np.ndarray) -> int:
-    """Shift of the (looped) reference that best lines up with the decoded segment, all leads together."""
-    n = reference.shape[1]
-    length = segment.shape[1]
-    score = np.zeros(n)
-    for decoded_lead, reference_lead in zip(segment, reference):
-        x = decoded_lead - decoded_lead.mean()
-        r = np.concatenate([reference_lead, reference_lead]) - reference_lead.mean()
-        size = 1 << int(np.ceil(np.log2(2 * n + length)))
-        spectrum = np.fft.rfft(r, size) * np.conj(np.fft.rfft(x, size))
-        score += np.fft.irfft(spectrum, size)[:n]
-    return int(np.argmax(score))
-
-
-def _correlation_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    norms = np.outer(np.linalg.norm(a, axis=1), np.linalg.norm(b, axis=1))
-    return (a @ b.T) / np.maximum(norms, 1e-12)
 
 
 def _guided_lead_off(session: DeviceSession, info: DeviceInfo, options: HilOptions, report: HilReport,

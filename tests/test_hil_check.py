@@ -23,9 +23,8 @@ from conftest import REPO_ROOT
 from edge_runtime.assets import CINC_LVH_RECORD
 from edge_runtime.runtime.emulator_process import EmulatorProcess, build_emulator
 from evaluation.c_device import FIRMWARE_DIR, CDeviceProcess, build_c_device, host_compiler
-from evaluation.hil_check import (
-    FAIL, PASS, SKIP, WARN, HilOptions, HilReport, _guided_lead_off, _lower_envelope_rate, _square_wave, run_hil_check,
-)
+from evaluation.hil_check import FAIL, PASS, SKIP, WARN, HilOptions, HilReport, _guided_lead_off, run_hil_check
+from evaluation.hil_measures import lower_envelope_rate, square_wave
 from evaluation.hil_session import DeviceSession
 from firmware_bridge.decoder import StreamDecoder
 from firmware_bridge.device_record import read_device_record, write_device_record
@@ -313,7 +312,7 @@ def test_square_wave_measure_survives_gaps():
     index = np.arange(2000)
     wave = np.where((index * 125) // 16000 % 2 == 0, 1.0, -1.0)
     keep = (index % 300) < 200  # a third of the samples lost, edges among them
-    amplitude, frequency = _square_wave(index[keep], wave[keep], 500.0)
+    amplitude, frequency = square_wave(index[keep], wave[keep], 500.0)
     assert amplitude == pytest.approx(1.0) and frequency == pytest.approx(TEST_SIGNAL_FREQUENCY_HZ)
 
 
@@ -321,7 +320,7 @@ def test_rate_from_late_arrivals_uses_the_earliest_frames():
     rng = np.random.default_rng(0)
     samples = np.arange(1, 1001) * 5.0
     times = samples / 498.0 + rng.exponential(0.02, samples.size)  # reads late by 20 ms on average
-    rate, lateness = _lower_envelope_rate(samples, times)
+    rate, lateness = lower_envelope_rate(samples, times)
     assert rate == pytest.approx(498.0, rel=2e-4) and lateness.min() >= 0
 
 
