@@ -236,7 +236,16 @@ def _test_signal(session: DeviceSession, info: DeviceInfo, options: HilOptions, 
                    "patient simulator's record")
         return
     say("internal test signal")
-    capture = session.capture(info, options.test_signal_seconds / options.speed, ping_every_s=None)
+    # Read until the wanted device seconds are in, waiting up to twice as long (a slow start is not a fault here).
+    wanted = int(options.test_signal_seconds * info.sample_rate_hz)
+    received = [0]
+
+    def enough(block) -> bool:
+        received[0] += block.n_samples
+        return received[0] >= wanted
+
+    capture = session.capture(info, max(1.0, 2 * options.test_signal_seconds / options.speed), ping_every_s=None,
+                              until=enough)
     session.request(FrameType.STOP, b"", _ack_of(FrameType.STOP))
     off, _ = session.request(FrameType.TEST_SIGNAL, b"\x00", lambda f: f.type in (FrameType.ACK, FrameType.NAK))
     index, signals = capture.indexed_samples()
