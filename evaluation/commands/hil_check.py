@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if args.remove_electrode not in ELECTRODES:
         print(f"elvmass hil-check: --remove-electrode must be one of {', '.join(ELECTRODES)}", file=sys.stderr)
+        return 2
+    if args.reference and not Path(args.reference).is_file():
+        print(f"elvmass hil-check: --reference {args.reference}: no such file", file=sys.stderr)
         return 2
     overrides = {key: value for key, value in (("test_amplitude_mv", args.test_amplitude_mv),
                                                ("test_frequency_hz", args.test_frequency_hz)) if value is not None}
