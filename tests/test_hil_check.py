@@ -150,6 +150,22 @@ def test_each_fault_fails_exactly_its_check(start_device, fault):
 
 
 @pytest.mark.slow
+def test_command_parser_resynchronizes_after_garbage_and_bad_crc(start_device):
+    get_info = encode_frame(FrameType.GET_INFO, 7)
+    corrupted = get_info[:-1] + bytes([get_info[-1] ^ 0xFF])
+    noise = b"\xa5\x5a\x01\x12\x00\x00\xff\x00" + bytes(range(40)) + b"\xa5"  # a false sync claiming a 255-byte PING
+    with start_device(loop=False) as port, DeviceSession(port) as session:
+        session.port.write(noise + corrupted + get_info[:5])
+        time.sleep(0.05)  # the rest of the frame in a later read, as a UART delivers it
+        session.port.write(get_info[5:] + encode_frame(FrameType.PING, 8, b"ok"))
+        replies = []
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and len(replies) < 2:
+            replies += session.scanner.feed(session.port.read(256))
+    assert [frame.type for frame in replies] == [FrameType.INFO, FrameType.PONG] and replies[1].payload == b"ok"
+
+
+@pytest.mark.slow
 def test_cli_prints_machine_readable_json_and_exit_status(c_device, device_record):
     command = [sys.executable, "-m", "elvmass", "hil-check", "--seconds", str(SECONDS), "--speed", str(SPEED), "--json"]
     with CDeviceProcess(c_device, "--record", str(device_record), "--loop", "--backlog-bytes", BACKLOG, speed=SPEED) as port:
