@@ -324,6 +324,12 @@ def _stream_checks(capture: Capture, info: DeviceInfo, options: HilOptions, repo
     report.add("stream.resyncs", PASS if per_min["resyncs"] <= options.max_resyncs_per_min else FAIL,
                f"{per_min['resyncs']:.1f}/min ({stats.resyncs}; {stats.bytes_discarded} bytes skipped)",
                f"<= {options.max_resyncs_per_min:g}/min", wire_advice)
+    # Each lost frame skips one seq value, and a lost DATA frame also at least one sample: more seq
+    # skips than that means the device does not number its frames +1 each.
+    possible = missing + stats.crc_errors + stats.header_rejects + (1 << 16) * restarts
+    report.add("stream.sequence", PASS if stats.frames_missed <= possible else FAIL,
+               f"{stats.frames_missed} seq values skipped", f"<= {possible} (frames that can have been lost)",
+               "the header seq must grow by 1 for every frame the device sends (DATA and replies), wrapping at 65536")
     signals, lead_off = capture.all_samples()
     _lead_off_check(signals, lead_off, info, report)
     full_scale = CODE_MAX * info.lsb_nv * 1e-6 * 0.999
@@ -520,7 +526,7 @@ def _reply_text(frame: Frame | None, seconds: float) -> str:
 
 
 def _skip_rest(report: HilReport, reason: str, start_at: str = "") -> None:
-    names = ["stream.sample_rate", "stream.gaps", "stream.crc", "stream.resyncs", "lead_off.attached",
+    names = ["stream.sample_rate", "stream.gaps", "stream.crc", "stream.resyncs", "stream.sequence", "lead_off.attached",
              "signal.saturation", "signal.flat_line", "latency.end_to_end"]
     if not start_at:
         names = ["command.ping", "command.set_rate", "test_signal", "command.start", "command.stop", *names]

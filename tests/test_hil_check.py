@@ -108,8 +108,8 @@ def test_conforming_device_passes_every_check(start_device):
     status = statuses(report)
     for name in ("command.stop_idle", "command.ping", "command.set_rate", "command.unknown_nak", "command.start",
                  "command.stop", "command.stop_quiet", "test_signal", "stream.sample_rate", "stream.gaps", "stream.crc",
-                 "stream.resyncs", "lead_off.attached", "signal.saturation", "signal.flat_line", "signal.channel_map",
-                 "signal.amplitude", "latency.end_to_end", "link.alive"):
+                 "stream.resyncs", "stream.sequence", "lead_off.attached", "signal.saturation", "signal.flat_line",
+                 "signal.channel_map", "signal.amplitude", "latency.end_to_end", "link.alive"):
         assert status[name] == PASS, (name, report)
     assert status["stream.arrival_jitter"] in (PASS, WARN)  # host load: a warning at most
     assert status["lead_off.removal"] == SKIP  # not interactive; the reason is in the advice
