@@ -45,7 +45,7 @@ FAULTS = {
     "byte_slips": (["--slip-prob", "0.05"], ["--slip-bytes", "0.05"], {"stream.gaps", "stream.crc", "stream.resyncs"}),
     "stuck_lead_off": (["--stuck-lead-off", "V3"], ["--stuck-lead-off", "V3"], {"lead_off.attached"}),
     "channel_map_lies": (["--announce-map", SWAPPED_MAP], ["--announce-map", SWAPPED_MAP], {"signal.channel_map"}),
-    "stops_answering": (["--silent-after", "10"], ["--silent-after", "10"], {"link.alive", "command.stop"}),
+    "stops_answering": (["--silent-after", "20"], ["--silent-after", "20"], {"link.alive", "command.stop"}),
 }
 
 
