@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "emulate": ("edge_runtime.commands.emulate", "emulate an acquisition front-end on a pseudo-terminal or socket"),
     "bench-scale": ("evaluation.commands.bench_scale", "preprocessing and training throughput for 1 vs 2 workers, and a projection"),
     "fuzz-decoder": ("evaluation.commands.fuzz_decoder", "fuzz and benchmark the serial frame decoder"),
+    "hil-check": ("evaluation.commands.hil_check", "conformance check of a front-end on a serial port (pass/fail table)"),
     # training side (torch; install the train extra)
     "synth": ("training.commands.synth", "generate a synthetic cohort (WFDB records + label table)"),
     "synth-compare": ("training.commands.synth_compare", "compare synthetic and real ECG feature distributions"),
