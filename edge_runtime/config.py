@@ -14,6 +14,7 @@ Example ``elvmass.toml``::
     port = "/dev/ttyUSB0"
     backend = "onnxruntime"   # or "litert"
     precision = "int8"        # or "fp32"
+    station_pin_hash = ""     # operator PIN for `elvmass station` (scrypt; make it with: elvmass station --hash-pin)
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class ClinicConfig:
     port: str = ""
     backend: str = "onnxruntime"
     precision: str = "int8"
+    station_pin_hash: str = ""  # scrypt$N$r$p$salt$hash; required before the station listens beyond localhost
 
     def lvh_threshold_g_m2(self, sex: str | None) -> float | None:
         """The indexed-LVM threshold for ``sex`` ('M'/'F'); ``None`` when sex is unknown."""
@@ -75,6 +77,8 @@ class ClinicConfig:
             found.append(f"precision={self.precision!r} must be one of {', '.join(PRECISIONS)}")
         if not self.storage_path.strip():
             found.append("storage_path is empty")
+        if self.station_pin_hash and not self.station_pin_hash.startswith("scrypt$"):
+            found.append("station_pin_hash must be the scrypt$... line printed by 'elvmass station --hash-pin', never the PIN")
         return found
 
 
