@@ -204,30 +204,22 @@ def build_app(controller: StationController, settings: StationSettings) -> Starl
         return RedirectResponse(target, status_code=303)
 
     async def patient_form(request: Request) -> Response:
-        return page(request, "patient.html", values={}, errors=[], busy=controller.phase == "acquiring")
+        return page(request, "patient.html", values={}, errors={}, busy=controller.phase == "acquiring")
 
     async def patient_submit(request: Request) -> Response:
-        from edge_runtime.runtime.patient import PatientInputError, patient_from_operator
+        from edge_runtime.runtime.patient import patient_from_operator
 
         form = await read_form(request)
         values = {key: form.get(key, "")[:80] for key in ("patient_id", "age", "sex", "height", "weight")}
-        errors = []
-        if not values["patient_id"].strip():
-            errors.append("Patient ID: enter the pseudonymous ID (or scan it).")
-        if values["sex"] not in ("M", "F"):
-            errors.append("Sex: choose female or male (it selects the model and the LVH threshold).")
-        try:
-            patient = patient_from_operator(values["age"], values["sex"] or None, values["height"], values["weight"],
-                                            values["patient_id"])
-        except PatientInputError as error:
-            errors.extend(_plain_patient_errors(str(error)))
-            patient = None
-        if errors or patient is None:
+        errors = patient_field_errors(values)
+        if errors:
             return page(request, "patient.html", status=400, values=values, errors=errors, busy=False)
+        patient = patient_from_operator(values["age"], values["sex"], values["height"], values["weight"],
+                                        values["patient_id"])
         try:
             controller.start(patient)
         except StationBusy as error:
-            return page(request, "patient.html", status=409, values=values, errors=[str(error)], busy=True)
+            return page(request, "patient.html", status=409, values=values, errors={"form": str(error)}, busy=True)
         return RedirectResponse("/acquire", status_code=303)
 
     async def acquire(request: Request) -> Response:
@@ -460,14 +452,20 @@ def _result_id(request: Request) -> int:
     return result_id
 
 
-def _plain_patient_errors(message: str) -> list[str]:
-    """``patient_from_operator``'s message split into one plain sentence per field."""
-    labels = {"age_years": "Age", "height_cm": "Height", "weight_kg": "Weight", "sex": "Sex", "id": "Patient ID"}
-    text = message.removeprefix("patient context refused: ")
-    out = []
-    for part in text.split("; "):
-        name, _, detail = part.partition(": ")
-        label = labels.get(name.strip(), name.strip().capitalize())
-        detail = detail.replace("is impossible here", "is not possible").replace("(expected", "(enter")
-        out.append(f"{label}: {detail}.")
-    return out
+def patient_field_errors(values: dict[str, str]) -> dict[str, str]:
+    """One plain sentence per wrong field, from the CLI's own validation (``patient_from_operator``)."""
+    from edge_runtime.runtime.patient import PatientInputError, patient_from_operator
+
+    errors = {}
+    if not values["patient_id"].strip():
+        errors["patient_id"] = "Enter the pseudonymous ID (type it or scan it)."
+    if values["sex"] not in ("M", "F"):
+        errors["sex"] = "Choose female or male: it selects the model and the LVH threshold."
+    for name, keyword in (("patient_id", "patient_id"), ("age", "age"), ("height", "height"), ("weight", "weight")):
+        try:
+            patient_from_operator(**{keyword: values[name]})
+        except PatientInputError as error:
+            detail = str(error).removeprefix("patient context refused: ").split(": ", 1)[-1]
+            detail = detail.replace("is impossible here (expected", "is not possible (enter")
+            errors.setdefault(name, detail[:1].upper() + detail[1:] + ".")
+    return errors

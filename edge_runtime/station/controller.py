@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.flags import spec
-from edge_runtime.record import STANDARD_LEADS, PatientContext
+from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, PatientContext
 from edge_runtime.station.live import Broadcaster, sse
 
 LOG = logging.getLogger("elvmass.station")
@@ -33,6 +33,14 @@ REPLAY_S = 4.0  # seconds of trace a newly connected (or reloaded) browser gets 
 NO_SIGNAL_AFTER_S = 1.5
 ELECTRODE_NAMES = ("RA", "LA", "LL", "RL", "V1", "V2", "V3", "V4", "V5", "V6")
 UNIT_MV = 0.01  # live samples travel as integers of 10 uV
+
+
+def _leads_of_electrodes(off: frozenset[str]) -> frozenset[str]:
+    """Leads an off electrode spoils (as :attr:`Window.leads_off`): a limb electrode all of them
+    (limb leads directly, V leads through Wilson's terminal), a V electrode its own lead."""
+    if off & {"RA", "LA", "LL"}:
+        return frozenset(STANDARD_LEADS)
+    return frozenset(name for name in off if name in STANDARD_LEADS)
 
 
 class StationBusy(RuntimeError):
@@ -293,10 +301,16 @@ class StationController:
             if self._meter is None or self._meter.fs != float(event.fs):
                 self._meter = self._meter_type(float(event.fs), self.analyzer.config.mains_hz)
             self.heart_rate = self._meter.process(event.signals_mv[1])
+            off_leads = _leads_of_electrodes(self.electrodes_off)
             full_scale = session.full_scale_mv
-            signals = event.signals_mv
-            self.live_saturation = bool(full_scale) and bool(np.any(np.abs(signals) >= 0.999 * full_scale))
-            twelve = twelve_from_independent(np.asarray(signals, dtype=np.float32))
+            signals = np.asarray(event.signals_mv, dtype=np.float32)
+            if full_scale:  # a channel railed by its own off electrode is lead-off, not saturation
+                railed = np.any(np.abs(signals) >= 0.999 * full_scale, axis=1)
+                self.live_saturation = any(flag and lead not in off_leads
+                                           for flag, lead in zip(railed, INDEPENDENT_LEADS))
+            twelve = twelve_from_independent(signals)
+            if off_leads:  # no trace where the electrode is off (a gap in the line, not a railed spike)
+                twelve[[STANDARD_LEADS.index(lead) for lead in off_leads]] = np.nan
             if not self._pending:
                 self._pending_first, self._pending_t = self._display_index, stamp
             offset = (-self._raw_index) % DISPLAY_DECIMATION  # keep every D-th sample across block boundaries
@@ -312,9 +326,13 @@ class StationController:
         block = np.concatenate(self._pending, axis=1)
         self._pending = []
         self._last_flush = now
-        codes = np.clip(np.rint(block / UNIT_MV), -99999, 99999).astype(np.int32)
-        payload = {"acq": self.acquisition, "i": self._pending_first, "fs": self._display_fs, "unit_mv": UNIT_MV, "t": round(self._pending_t, 1),
-                   "leads": list(STANDARD_LEADS), "d": codes.tolist()}
+        codes = np.clip(np.rint(np.nan_to_num(block, nan=0.0) / UNIT_MV), -99999, 99999).astype(np.int32).tolist()
+        missing = np.isnan(block)
+        if missing.any():  # JSON null where an electrode was off
+            for row, column in zip(*np.nonzero(missing)):
+                codes[row][column] = None
+        payload = {"acq": self.acquisition, "i": self._pending_first, "fs": self._display_fs, "unit_mv": UNIT_MV,
+                   "t": round(self._pending_t, 1), "leads": list(STANDARD_LEADS), "d": codes}
         message = sse("samples", json.dumps(payload, separators=(",", ":")))
         self._replay.append(message)
         while len(self._replay) > max(1, int(REPLAY_S / SAMPLES_FLUSH_S)):

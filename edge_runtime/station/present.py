@@ -44,7 +44,7 @@ def result_context(report: dict) -> dict:
     return {
         "result_id": report.get("result_id"),
         "status": status,
-        "status_text": report.get("status_text") or status,
+        "status_text": {"ok": "estimate OK"}.get(status) or report.get("status_text") or status,
         "lvm": _number(report.get("lvm_g")),
         "lvm_exact": _number(report.get("lvm_g"), 1),
         "interval": _interval(report.get("lvm_interval_g")),

@@ -32,7 +32,7 @@
     const rows = {};
     block.leads.forEach((name, row) => { rows[name] = block.d[row]; });
     for (let k = skip; k < n; k++) {
-      LAYOUT.flat().forEach((name) => { const r = rows[name]; push(name, r ? r[k] * block.unit_mv : NaN); });
+      LAYOUT.flat().forEach((name) => { const r = rows[name]; push(name, r && r[k] !== null ? r[k] * block.unit_mv : NaN); });
       count++;
     }
     expected = block.i + n;
@@ -80,9 +80,9 @@
         ctx.fillText(name, x0 + 2, r * rowH + 13);
         ctx.save();
         ctx.beginPath(); ctx.rect(c * colW, r * rowH, colW, rowH); ctx.clip();
-        // baseline: median-free running mean of the visible stretch keeps wandering leads on their row
+        // baseline: the mean of the last 2 s keeps a wandering lead on its row
         let sum = 0, m = 0;
-        for (let k = count - visible; k < count; k++) { const v = buf[k % capacity]; if (!isNaN(v)) { sum += v; m++; } }
+        for (let k = count - Math.min(visible, 2 * fs); k < count; k++) { const v = buf[k % capacity]; if (!isNaN(v)) { sum += v; m++; } }
         const base = m ? sum / m : 0;
         ctx.beginPath();
         let pen = false;
