@@ -193,3 +193,56 @@ def test_lan_station_requires_the_pin_and_limits_login_attempts(pin_station):
     assert status == 429 and b"Too many wrong PINs" in body
     assert guesser.get("/patient")[0] == 303
     assert operator.get("/device")[0] == 200 and pin_station.alive()
+
+
+def test_an_acquisition_without_a_front_end_says_so_and_can_be_cancelled(station):
+    import json
+    import time
+
+    client = HttpClient(station.url)
+    token = client.csrf()
+    form = {"csrf": token, "patient_id": "NOFE-1", "age": "60", "sex": "M", "height": "175", "weight": "80"}
+    status, headers, _ = client.post("/patient", form)
+    assert status == 303 and {k.lower(): v for k, v in headers.items()}["location"] == "/acquire"
+    assert client.post("/patient", form)[0] == 409  # one acquisition at a time
+    deadline = time.monotonic() + 20
+    state = {}
+    while time.monotonic() < deadline:
+        state = json.loads(client.get("/api/state")[2])
+        if any(event["name"] == "reconnecting" for event in state["events"]):
+            break
+        time.sleep(0.1)
+    assert state["phase"] == "acquiring" and state["link"] in ("reconnecting", "disconnected", "connecting")
+    assert set(state["electrodes"].values()) == {"unknown"} and state["indicators"]["no_signal"]
+    assert client.post("/acquire/cancel", {"csrf": token})[0] == 303
+    state = json.loads(client.get("/api/state")[2])
+    assert state["phase"] == "ready" and state["link"] == "idle" and station.alive()
+
+
+def test_unplug_and_replug_are_shown_and_the_acquisition_recovers(tmp_path):
+    import json
+    import time
+
+    from edge_runtime.assets import CINC_LVH_RECORD
+    from edge_runtime.runtime.emulator_process import EmulatorProcess
+
+    with EmulatorProcess(CINC_LVH_RECORD, "--backlog-bytes", str(4 << 20), "--unplug-at", "3", "--unplug-for", "0.5",
+                         speed=2.0, loop=True) as device, \
+            StationProcess(["--device", device], db=tmp_path / "r.sqlite") as running:
+        client = HttpClient(running.url)
+        token = client.csrf()
+        client.post("/patient", {"csrf": token, "patient_id": "PLUG-1", "age": "77", "sex": "F", "height": "160",
+                                 "weight": "68"})
+        links, state = set(), {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = json.loads(client.get("/api/state")[2])
+            links.add(state["link"])
+            if state["phase"] != "acquiring":
+                break
+            time.sleep(0.05)
+        assert state["phase"] == "result", state
+        device_page = client.get("/device")[2].decode()
+    assert "disconnected" in device_page and device_page.count("(attempt") >= 2  # lost, then connected again
+    assert "streaming" in links
+    assert row_count(tmp_path / "r.sqlite") == 1  # the window cut by the unplug was dropped, not stored
