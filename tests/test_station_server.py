@@ -164,6 +164,17 @@ def test_results_search_and_export_by_post_keep_the_id_out_of_urls(station):
     assert "KEEP-1" not in station.log_text()
 
 
+def test_print_gives_the_existing_pdf_and_png_report(station):
+    pytest.importorskip("matplotlib", reason="the printable report needs the report extra")
+    client = HttpClient(station.url)
+    status, headers, body = client.get("/results/1/report.pdf")
+    assert status == 200 and body.startswith(b"%PDF") and len(body) > 10_000
+    assert {k.lower(): v for k, v in headers.items()}["content-type"] == "application/pdf"
+    status, _, body = client.get("/results/1/report.png")
+    assert status == 200 and body.startswith(b"\x89PNG")
+    assert station.alive()
+
+
 @pytest.fixture(scope="module")
 def pin_station(tmp_path_factory):
     folder = tmp_path_factory.mktemp("station_pin")

@@ -176,9 +176,11 @@ class StationController:
         now = time.monotonic()
         if not force and now - self._last_state < STATE_EVERY_S:
             return
-        self._last_state = now
-        self._seq += 1
-        self.broadcaster.publish(sse("state", json.dumps(self.snapshot(), separators=(",", ":"))))
+        with self._lock:  # called from the acquisition thread and the server's ticker
+            self._last_state = now
+            self._seq += 1
+            message = sse("state", json.dumps(self.snapshot(), separators=(",", ":")))
+        self.broadcaster.publish(message)
 
     def replay_messages(self) -> list[str]:
         """What a browser that just connected gets first: the state and the last seconds of trace."""
