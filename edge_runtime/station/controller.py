@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from edge_runtime.flags import spec
+from firmware_bridge.frames import ELECTRODES
 from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, PatientContext
 from edge_runtime.station.live import Broadcaster, sse
 
@@ -41,6 +42,16 @@ def _leads_of_electrodes(off: frozenset[str]) -> frozenset[str]:
     if off & {"RA", "LA", "LL"}:
         return frozenset(STANDARD_LEADS)
     return frozenset(name for name in off if name in STANDARD_LEADS)
+
+
+def _blank_off_samples(twelve: np.ndarray, lead_off: np.ndarray) -> None:
+    """NaN (no line drawn) where an electrode was off, sample by sample, in the leads it spoils."""
+    off = np.asarray(lead_off, dtype=bool)
+    if not off.size or not off.any() or off.shape != (twelve.shape[1], len(ELECTRODES)):
+        return
+    for column in np.flatnonzero(off.any(axis=0)):
+        rows = [STANDARD_LEADS.index(lead) for lead in _leads_of_electrodes(frozenset({ELECTRODES[column]}))]
+        twelve[np.ix_(rows, np.flatnonzero(off[:, column]))] = np.nan
 
 
 class StationBusy(RuntimeError):
@@ -311,8 +322,7 @@ class StationController:
                 self.live_saturation = any(flag and lead not in off_leads
                                            for flag, lead in zip(railed, INDEPENDENT_LEADS))
             twelve = twelve_from_independent(signals)
-            if off_leads:  # no trace where the electrode is off (a gap in the line, not a railed spike)
-                twelve[[STANDARD_LEADS.index(lead) for lead in off_leads]] = np.nan
+            _blank_off_samples(twelve, event.lead_off)
             if not self._pending:
                 self._pending_first, self._pending_t = self._display_index, stamp
             offset = (-self._raw_index) % DISPLAY_DECIMATION  # keep every D-th sample across block boundaries
