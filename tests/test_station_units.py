@@ -107,3 +107,15 @@ def test_login_limiter_and_sessions_stay_bounded():
     sessions = SessionStore(max_sessions=4)
     keys = [sessions.new()[0] for _ in range(10)]
     assert sessions.get(keys[0]) is None and sessions.get(keys[-1]) is not None
+
+
+def test_patient_values_with_provenance_are_read_for_screen_and_print():
+    from edge_runtime.station.printing import stored_patient
+
+    report = {"estimate_status": "ok", "lvm_g": 120.0,
+              "patient": {"patient_id": "P-2", "age_years": {"value": 64, "source": "operator"}, "sex": "M",
+                          "height_cm": 180.0, "weight_kg": {"value": 82.5, "source": "file"}, "sources": {"sex": "file"}}}
+    shown = result_context(report)["patient"]
+    assert (shown["age"], shown["weight"], shown["sex"]) == ("64", "82", "M")
+    patient = stored_patient(report)
+    assert (patient.age_years, patient.weight_kg, patient.patient_id) == (64, 82.5, "P-2")

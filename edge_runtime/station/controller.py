@@ -309,13 +309,14 @@ class StationController:
             self.streaming = True
             self.link = "streaming"
             self.last_samples_at = now
-            self.electrodes_off = frozenset(session.lead_off)
-            self.progress = 0.0 if session.assembler is None else session.assembler.progress
+            # Read the session defensively: the runtime's window assembly may change under us.
+            self.electrodes_off = frozenset(getattr(session, "lead_off", ()) or ())
+            self.progress = float(getattr(getattr(session, "assembler", None), "progress", 0.0) or 0.0)
             if self._meter is None or self._meter.fs != float(event.fs):
                 self._meter = self._meter_type(float(event.fs), self.analyzer.config.mains_hz)
             self.heart_rate = self._meter.process(event.signals_mv[1])
             off_leads = _leads_of_electrodes(self.electrodes_off)
-            full_scale = session.full_scale_mv
+            full_scale = getattr(session, "full_scale_mv", None)
             signals = np.asarray(event.signals_mv, dtype=np.float32)
             if full_scale:  # a channel railed by its own off electrode is lead-off, not saturation
                 railed = np.any(np.abs(signals) >= 0.999 * full_scale, axis=1)

@@ -32,6 +32,7 @@ def _interval(value: Any, digits: int = 0) -> str | None:
 def result_context(report: dict) -> dict:
     """The Result screen of one report: numbers as text, verdict, reasons in operator words, model."""
     patient = report.get("patient") if isinstance(report.get("patient"), dict) else {}
+    patient = {key: (value.get("value") if isinstance(value, dict) else value) for key, value in patient.items()}
     model = report.get("model") if isinstance(report.get("model"), dict) else {}
     coverage = report.get("lvm_interval_coverage")
     method = str(report.get("lvm_interval_method") or "")

@@ -25,7 +25,13 @@ _PATIENT_KEYS = ("age_years", "sex", "height_cm", "weight_kg", "patient_id")
 def stored_patient(report: dict) -> PatientContext:
     """The patient context stored with a report (unknown keys ignored)."""
     patient = report.get("patient") if isinstance(report.get("patient"), dict) else {}
-    return PatientContext(**{key: patient.get(key) for key in _PATIENT_KEYS})
+    values = {}
+    for key in _PATIENT_KEYS:
+        value = patient.get(key)
+        if isinstance(value, dict):  # a value stored with its provenance, e.g. {"value": 77, "source": "operator"}
+            value = value.get("value")
+        values[key] = value
+    return PatientContext(**values)
 
 
 def reanalyze(analyzer: Any, store_path: Path, result_id: int) -> tuple[dict, Any]:

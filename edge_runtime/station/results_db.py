@@ -20,11 +20,14 @@ class SearchError(ValueError):
 
 def parse_filters(patient_id: str, date: str) -> tuple[str | None, str | None]:
     """Validated search fields; empty means 'any'. :class:`SearchError` with plain words otherwise."""
-    from edge_runtime.runtime.patient import _PSEUDONYM
+    from edge_runtime.runtime.patient import PatientInputError, patient_from_operator
 
     patient_id, date = (patient_id or "").strip(), (date or "").strip()
-    if patient_id and not _PSEUDONYM.match(patient_id):
-        raise SearchError("Patient ID: use letters, digits, '.', '_' or '-' (no spaces).")
+    if patient_id:
+        try:  # the same rule as the patient form
+            patient_from_operator(patient_id=patient_id)
+        except PatientInputError:
+            raise SearchError("Patient ID: use letters, digits, '.', '_' or '-' (no spaces).") from None
     if date:
         try:
             if not _DATE.match(date):
