@@ -87,6 +87,8 @@ def test_patient_acquire_result_matches_analyze_with_two_browsers_and_reload(tmp
         driver = chromium(800, 480)
         second = None
         try:
+            second = chromium(1280, 800)  # a second browser, already on the Acquire screen before anything starts
+            second.get(station.url + "/acquire")
             driver.get(station.url + "/")
             WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.ID, "patient-form"))
             driver.save_screenshot(str(shots / "800x480-patient.png"))
@@ -105,23 +107,26 @@ def test_patient_acquire_result_matches_analyze_with_two_browsers_and_reload(tmp
             assert rows(db) == [] and json.loads(driver.execute_script(
                 "return fetch('/api/state').then(r => r.text())"))["phase"] == "ready"
 
+            # A barcode scanner types the ID then Enter: focus moves on, nothing is submitted.
+            driver.find_element(By.ID, "patient_id").clear()
+            driver.find_element(By.ID, "patient_id").send_keys("SCAN-1\n")
+            assert driver.switch_to.active_element.get_attribute("id") == "age" and rows(db) == []
             fill_patient(driver, PATIENT)
             WebDriverWait(driver, 10).until(lambda d: d.current_url.endswith("/acquire"))
             WebDriverWait(driver, 10).until(trace_drawn)
             WebDriverWait(driver, 10).until(lambda d: electrode_class(d, "V4") == "el el-on")
             assert "E2E-0001" in driver.find_element(By.ID, "patient-line").text
+            driver.save_screenshot(str(shots / "800x480-acquire.png"))
 
-            # A second browser sees the same live acquisition; a reload resumes it.
-            second = chromium(1280, 800)
-            second.get(station.url + "/acquire")
+            # The second browser shows the same live acquisition without being touched; a reload resumes it.
             WebDriverWait(second, 10).until(trace_drawn)
             assert "E2E-0001" in second.find_element(By.ID, "patient-line").text
             assert second.find_element(By.ID, "acquire").get_attribute("data-phase") == "acquiring"
             second.save_screenshot(str(shots / "1280x800-acquire.png"))
             driver.refresh()
             WebDriverWait(driver, 10).until(trace_drawn)
-            time.sleep(0.5)
-            driver.save_screenshot(str(shots / "800x480-acquire.png"))
+            assert driver.find_element(By.ID, "acquire").get_attribute("data-phase") == "acquiring"
+            driver.save_screenshot(str(shots / "800x480-acquire-resumed.png"))  # the last seconds replayed
 
             for browser in (driver, second):
                 WebDriverWait(browser, 60).until(lambda d: d.current_url.endswith("/result"))

@@ -42,4 +42,14 @@
     // EventSource reconnects by itself after a server restart or a network blip; the server replays the state.
   }
   document.addEventListener("DOMContentLoaded", connect);
+  // A barcode scanner types the ID and then Enter: go on to the next field instead of submitting half a form.
+  document.addEventListener("DOMContentLoaded", () => {
+    const id = document.getElementById("patient_id");
+    const next = document.getElementById("age");
+    if (id && next) {
+      id.addEventListener("keydown", (e) => {
+        if (e.key === "Enter") { e.preventDefault(); next.focus(); }
+      });
+    }
+  });
 })();
