@@ -119,3 +119,38 @@ def test_patient_values_with_provenance_are_read_for_screen_and_print():
     assert (shown["age"], shown["weight"], shown["sex"]) == ("64", "82", "M")
     patient = stored_patient(report)
     assert (patient.age_years, patient.weight_kg, patient.patient_id) == (64, 82.5, "P-2")
+
+
+def test_live_samples_blank_off_electrodes_per_sample_and_break_at_gaps():
+    import json
+
+    import numpy as np
+
+    from edge_runtime.config import ClinicConfig
+    from edge_runtime.record import PatientContext
+    from edge_runtime.runtime.pipeline import Analyzer
+    from edge_runtime.runtime.session import RuntimeSession
+    from edge_runtime.station.controller import DISPLAY_DECIMATION, StationController
+    from firmware_bridge.events import Gap, Samples
+    from firmware_bridge.frames import ELECTRODES
+
+    analyzer = Analyzer(ClinicConfig())
+    controller = StationController(analyzer, "/nonexistent.sqlite", lambda: None, Broadcaster())
+    session = RuntimeSession(analyzer, PatientContext(), None)
+    n = 200
+    signals = np.tile(np.sin(np.linspace(0, 6, n, dtype=np.float32)), (8, 1))
+    off = np.zeros((n, len(ELECTRODES)), dtype=bool)
+    off[n // 2:, ELECTRODES.index("V4")] = True  # V4 comes off half-way through the block
+    for event in (Samples(0, signals, off, 500.0), Gap(n, n + 100, 100, "test"),
+                  Samples(n + 100, signals, np.zeros_like(off), 500.0)):
+        session.handle(event)
+        controller._on_status(session, event)
+        controller._last_flush = 0.0  # flush every block (the 40 ms pacing is wall-clock)
+    blocks = [json.loads(message.split("data: ", 1)[1]) for message in controller._replay]
+    first, second = blocks[0], blocks[-1]
+    rows = {name: row for name, row in zip(first["leads"], first["d"])}
+    half = n // 2 // DISPLAY_DECIMATION
+    assert all(value is None for value in rows["V4"][half:]) and None not in rows["V4"][:half]
+    assert None not in rows["V3"] and None not in rows["II"]
+    assert second["i"] == first["i"] + len(first["d"][0]) + 100 // DISPLAY_DECIMATION  # the gap leaves a break
+    assert controller.snapshot()["electrodes"]["V4"] == "unknown"  # not acquiring: nothing claimed

@@ -283,6 +283,7 @@ class StationController:
             self._log(event.name, event.reason, event.utc)
             if event.name == "disconnected":
                 self.link, self.streaming, self._meter = "disconnected", False, None
+                self._break_trace(None)
             elif event.name == "reconnecting":
                 self.link = "reconnecting"
             elif event.name == "connected":
@@ -299,6 +300,14 @@ class StationController:
             with self._lock:
                 self._meter = None
                 self.progress = 0.0
+                self._break_trace(event.missing_samples)
+
+    def _break_trace(self, missing_samples: int | None) -> None:
+        """A discontinuity: browsers leave a break in the line (never join samples across a gap)."""
+        if self._pending:
+            self._flush(time.monotonic())
+        skipped = 1 if not missing_samples else max(1, min(int(missing_samples), 5000) // DISPLAY_DECIMATION)
+        self._display_index += skipped
 
     def _samples(self, session: Any, event: Any) -> None:
         from edge_runtime.runtime.window import twelve_from_independent
