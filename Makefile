@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine (Python 3.11):
-#   make demo   builds the device environment (.venv-edge: no torch/TensorFlow; + matplotlib for the printable report) and runs the demo
+#   make demo   builds the device environment (.venv-edge: no torch/TensorFlow; + matplotlib for the printable report,
+#               + the operator station: .venv-edge/bin/elvmass station --demo) and runs the demo
 #   make test   builds the full development environment (.venv) and runs the test suite
 PYTHON ?= python3.11
 EDGE_VENV ?= .venv-edge
@@ -14,7 +15,7 @@ SYSTEM_PACKAGES ?= chromium chromium-driver gcc-arm-none-eabi libnewlib-arm-none
 
 $(EDGE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(EDGE_VENV)
-	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -e '.[report]'
+	$(EDGE_VENV)/bin/pip install $(PIP_FLAGS) -e '.[report,station]'
 	touch $@
 
 $(DEV_VENV)/.installed: pyproject.toml

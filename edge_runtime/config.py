@@ -17,6 +17,7 @@ Example ``elvmass.toml``::
     # Outbox (off while fhir_endpoint is empty): results sent as FHIR R4 to the clinic's server.
     fhir_endpoint = "https://fhir.example-hospital.org/r4"   # https only (http only to 127.0.0.1)
     fhir_token = "..."                                     # bearer token; keep this file 0600
+    station_pin_hash = ""     # operator PIN for `elvmass station` (scrypt; make it with: elvmass station --hash-pin)
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class ClinicConfig:
     fhir_max_attempts: int = 4
     fhir_backoff_s: float = 1.0
     fhir_timeout_s: float = 10.0
+    station_pin_hash: str = ""  # scrypt$N$r$p$salt$hash; required before the station listens beyond localhost
 
     def lvh_threshold_g_m2(self, sex: str | None) -> float | None:
         """The indexed-LVM threshold for ``sex`` ('M'/'F'); ``None`` when sex is unknown."""
@@ -96,6 +98,8 @@ class ClinicConfig:
             found.append(f"precision={self.precision!r} must be one of {', '.join(PRECISIONS)}")
         if not self.storage_path.strip():
             found.append("storage_path is empty")
+        if self.station_pin_hash and not self.station_pin_hash.startswith("scrypt$"):
+            found.append("station_pin_hash must be the scrypt$... line printed by 'elvmass station --hash-pin', never the PIN")
         found.extend(self._fhir_problems())
         return found
 

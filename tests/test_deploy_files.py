@@ -115,24 +115,35 @@ def test_clinic_config_is_accepted_by_the_runtime_reader(clinic_config):
 def test_unit_runs_the_installed_cli_with_the_clinic_config(unit):
     argv = exec_start(unit)
     assert argv[0] == "/opt/elvmass/venv/bin/elvmass"
-    assert argv[1] == "run"
+    assert argv[1] == "station"  # the operator station: a patient is entered for every acquisition
     assert argv[argv.index("--config") + 1] == "/etc/elvmass/elvmass.toml"
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
     assert unit["Service"]["User"] == ["elvmass"]
     assert unit["Service"]["Restart"] == ["on-failure"]
-    assert unit["Service"]["PrivateNetwork"] == ["yes"]
+    # Offline: loopback only (the kiosk browser on this machine), through systemd's IP firewall.
+    assert unit["Service"]["IPAddressAllow"] == ["localhost"]
+    assert unit["Service"]["IPAddressDeny"] == ["any"]
+    assert "PrivateNetwork" not in unit["Service"]  # would hide the station from the local browser
 
 
-def test_unit_arguments_are_options_of_elvmass_run(unit):
-    if importlib.util.find_spec("edge_runtime.commands.run") is None:
-        pytest.skip("edge_runtime.commands.run is not in this build yet")
+def test_unit_arguments_are_options_of_elvmass_station_and_bind_locally(unit):
     import argparse
 
-    from edge_runtime.commands import run as run_command
+    from edge_runtime.commands import station as station_command
+    from edge_runtime.station.security import is_loopback
 
-    parser = argparse.ArgumentParser(prog="elvmass run")
-    run_command.add_arguments(parser)
-    parser.parse_args(exec_start(unit)[2:])  # exits (SystemExit) on an unknown option
+    parser = argparse.ArgumentParser(prog="elvmass station")
+    station_command.add_arguments(parser)
+    args = parser.parse_args(exec_start(unit)[2:])  # exits (SystemExit) on an unknown option
+    assert is_loopback(args.host) and not args.demo
+
+
+def test_kiosk_script_opens_the_port_the_unit_serves(unit):
+    argv = exec_start(unit)
+    port = argv[argv.index("--port") + 1]
+    kiosk = (DEPLOY / "kiosk" / "elvmass-kiosk.sh").read_text()
+    assert f"http://127.0.0.1:{port}/" in kiosk and "--kiosk" in kiosk
+    assert subprocess.run(["bash", "-n", str(DEPLOY / "kiosk" / "elvmass-kiosk.sh")]).returncode == 0
 
 
 def test_storage_and_logs_live_in_the_directories_systemd_creates(unit, clinic_config):
