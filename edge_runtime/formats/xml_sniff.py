@@ -18,4 +18,7 @@ def sniff_xml_format(path: Path) -> str:
         return "muse-xml"
     if "<AnnotatedECG" in head:
         return "hl7-aecg"
+    if "restingecgdata" in head.replace("\x00", "").lower():  # Philips (SierraECG/PhilipsECG), UTF-8 or UTF-16
+        raise RecordError(str(path), "Philips XML is not supported by this version; export the ECG as GE MUSE XML, "
+                                     "HL7 aECG or WFDB")
     raise RecordError(str(path), "XML is neither a GE MUSE RestingECG nor an HL7 AnnotatedECG document")
