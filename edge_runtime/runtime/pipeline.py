@@ -149,6 +149,7 @@ class Analyzer:
                               recorded_utc=recorded_utc, backend=self.backend, precision=self.precision)
         if gap_mask is not None and gap_mask.any():
             report["gap_samples_filled"] = int(np.count_nonzero(gap_mask))
+            report["gap_spans"] = gap_spans(gap_mask)
             report["n_beats_excluded_gap"] = int(getattr(estimate, "n_beats_excluded_gap", 0))
         return WindowResult(report, estimate, analysis, signals_mv, float(fs))
 
@@ -201,7 +202,13 @@ class Analyzer:
         return estimate
 
 
-GAP_MARGIN_S = 0.05  # the conditioning filters smear an interpolated stretch a little: keep clear of it
+def gap_spans(gap_mask: np.ndarray) -> list[list[int]]:
+    """``[[start, stop), ...]`` sample ranges of the raw window that were interpolated."""
+    edges = np.diff(np.concatenate([[0], np.asarray(gap_mask, dtype=np.int8), [0]]))
+    return [[int(a), int(b)] for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+
+
+GAP_MARGIN_S = 0.03  # the conditioning filters smear an interpolated stretch a little: keep clear of it
 
 
 def beats_touching_gaps(beat_r_peaks: np.ndarray, analysis_fs: float, raw_fs: float, gap_mask: np.ndarray,
