@@ -137,6 +137,11 @@ def run(args: argparse.Namespace) -> int:
         print("elvmass run: no source: give --port PORT_OR_URL, --replay RECORD, or set port in --config",
               file=sys.stderr)
         return exit_codes.USAGE
+    if not args.replay:  # a live patient: what the operator must enter is checked before the port
+        missing = preflight_patient(operator)
+        if missing:
+            print(f"elvmass run: {missing}", file=sys.stderr)
+            return exit_codes.USAGE
     source = _open_source(args, config)
     if source is None:
         return exit_codes.ERROR
