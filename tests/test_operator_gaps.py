@@ -108,3 +108,57 @@ def test_session_bridges_short_gaps_and_says_link_unstable_on_long_ones():
     unstable = next(e for e in session.summary.events if e.name == "link_unstable")
     assert unstable.operator_text.startswith("Link unstable: check the cable")
     assert session.summary.link_unstable and session.summary.windows_lost == UNSTABLE_AFTER_LOST
+
+
+def test_heart_rate_stays_right_across_short_gaps():
+    """One 10 ms frame lost every second: the meter runs on the device's sample clock (the lost stretch held),
+    so the rate matches the clean stream instead of being reset or squeezed."""
+    from edge_runtime.assets import PTBXL_RECORD
+    from edge_runtime.formats import read_record
+    from edge_runtime.resample import resample_record
+    from edge_runtime.runtime.display import LiveDisplay
+    from firmware_bridge.events import Gap, Samples
+
+    record = resample_record(read_record(PTBXL_RECORD), 500.0)
+    lead_ii = record.lead("II")
+    channels = np.zeros((8, lead_ii.size), dtype=np.float32)
+    channels[1] = lead_ii
+    off = np.zeros((50, 9), dtype=bool)
+
+    class Idle:  # the display only reads the session when it redraws
+        pass
+
+    def rate(drop_every: int | None) -> float:
+        display = LiveDisplay(interval_s=1e9)
+        display._last = float("inf")  # never redraw: only the meter matters here
+        for start in range(0, lead_ii.size - 50, 50):
+            if drop_every and start and start % drop_every == 0:
+                display.update(Idle(), Gap(start, start + 5, 5, "sequence jump"))  # the 5 samples never arrive
+                display.update(Idle(), Samples(start + 5, channels[:, start + 5:start + 50], off[:45], 500.0))
+            else:
+                display.update(Idle(), Samples(start, channels[:, start:start + 50], off, 500.0))
+        return display._meter.bpm
+
+    clean, gappy = rate(None), rate(500)
+    assert 60 <= clean <= 80 and abs(gappy - clean) < 1.0, (clean, gappy)
+
+
+def test_session_tracks_how_long_an_electrode_has_been_off():
+    from edge_runtime.runtime.session import RuntimeSession
+    from firmware_bridge.events import Samples
+    from edge_runtime.record import PatientContext
+
+    session = RuntimeSession(object(), PatientContext(60.0, "M", 175.0, 80.0))  # type: ignore[arg-type]
+    block = np.zeros((8, 50), dtype=np.float32)
+    off = np.zeros((50, 9), dtype=bool)
+    session.handle(Samples(0, block, off, 500.0))
+    assert session.lead_off_since is None
+    off_v3 = off.copy()
+    off_v3[:, 5] = True  # V3 (RA, LA, LL, V1, V2, V3 ...)
+    session.handle(Samples(50, block, off_v3, 500.0))
+    since = session.lead_off_since
+    assert since is not None and session.lead_off == {"V3"}
+    session.handle(Samples(100, block, off_v3, 500.0))
+    assert session.lead_off_since == since  # still the moment it came off
+    session.handle(Samples(150, block, off, 500.0))
+    assert session.lead_off_since is None
