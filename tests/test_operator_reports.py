@@ -417,3 +417,23 @@ def test_printable_report_leads_with_the_result_and_shares_one_mv_scale():
     trace_texts = [text.get_text() for axis in figure.axes for text in axis.texts]
     assert trace_texts.count("not recorded") == 2  # V3 on the grid and its beat panel
     plt.close(figure)
+
+
+def test_run_replay_stores_where_each_patient_value_came_from(bundle_dir, tmp_path):
+    from edge_runtime.runtime.store import ResultStore
+
+    out = elvmass("run", "--replay", str(CINC_LVH_RECORD), "--speed", "50", "--height", "160", "--weight", "68",
+                  "--bundle", str(bundle_dir), "--precision", "fp32", "--db", str(tmp_path / "r.sqlite"),
+                  "--max-windows", "1", "--json", "--quiet")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)["results"][0]
+    assert result["patient_sources"] == {"age_years": "file", "sex": "file", "height_cm": "operator",
+                                         "weight_kg": "operator"}
+    with ResultStore(tmp_path / "r.sqlite") as store:
+        row = store.results()[0]
+    assert row["patient_sources"] == result["patient_sources"] and row["lvh_verdict"] == result["lvh_verdict"]
+    assert row["bsa_m2"] == pytest.approx(1.74, abs=0.01) and row["patient_conflicts"] == []
+    assert row["lvm_index_low_g_m2"] == result["lvm_index_interval_g_m2"][0]
+    conflict = elvmass("run", "--replay", str(CINC_LVH_RECORD), "--sex", "M", "--bundle", str(bundle_dir),
+                       "--no-db", "--max-windows", "1", "--quiet")
+    assert conflict.returncode == 2 and "sex: file F, entered M" in conflict.stderr
