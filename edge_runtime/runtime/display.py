@@ -92,7 +92,7 @@ class LiveDisplay:
         heart = f"HR {'--' if bpm is None else f'{bpm:.0f}'} bpm"
         done = f"estimates {summary.n_estimates}"
         if not getattr(session, "streaming", True):
-            return f"NO SIGNAL: waiting for the ECG front-end (check the cable) | {done}"
+            return f"NO SIGNAL: waiting for the ECG front-end | {done}"
         since = getattr(session, "lead_off_since", None)
         if off and since is not None and time.monotonic() - since >= LEAD_OFF_PROMPT_S:
             # No progress bar: no window can give a number while an electrode is off.

@@ -360,7 +360,8 @@ def draw_report(report: dict, signals_mv: np.ndarray, fs: float, beats: np.ndarr
 
     # --- the ECG at true scale ---
     grid_h = height_mm / page_h_mm
-    trace_axis = figure.add_axes([(page_w_mm - width_mm) / 2 / page_w_mm, top - grid_h, width_mm / page_w_mm, grid_h])
+    left = (page_w_mm - width_mm) / 2 / page_w_mm
+    trace_axis = figure.add_axes([left, top - grid_h, width_mm / page_w_mm, grid_h])
     _ecg_grid(trace_axis, width_mm, height_mm)
     for row, names in enumerate(_LAYOUT):
         baseline = height_mm - (row + 0.5) * row_mm
@@ -399,7 +400,9 @@ def draw_report(report: dict, signals_mv: np.ndarray, fs: float, beats: np.ndarr
         limits = shared_mv_limits(beats)
         first = None
         for index, name in enumerate(STANDARD_LEADS):
-            axis = figure.add_axes([0.045 + index * 0.0785, beat_top - panel_h, 0.072, panel_h], sharey=first)
+            # the 12 panels span the ECG grid's width, aligned under it
+            step = width_mm / page_w_mm / 12
+            axis = figure.add_axes([left + index * step, beat_top - panel_h, step * 0.9, panel_h], sharey=first)
             first = first or axis
             axis.set_ylim(*limits)
             if name in absent:
@@ -415,10 +418,10 @@ def draw_report(report: dict, signals_mv: np.ndarray, fs: float, beats: np.ndarr
                 axis.tick_params(labelleft=False)
             else:
                 axis.set_ylabel("mV", fontsize=6)
-        figure.text(0.045, beat_top + 0.022, f"Beats used by the model (n={beats.shape[0]}; black = median; "
+        figure.text(left, beat_top + 0.022, f"Beats used by the model (n={beats.shape[0]}; black = median; "
                     "all panels on the same mV scale)", fontsize=7)
     else:
-        figure.text(0.045, beat_top - panel_h / 2, "No beats were used: " + (
+        figure.text(left, beat_top - panel_h / 2, "No beats were used: " + (
             (report.get("operator_messages") or ["no estimate"])[0]), fontsize=8, style="italic")
 
     # --- model and disclaimer ---
