@@ -437,3 +437,14 @@ def test_run_replay_stores_where_each_patient_value_came_from(bundle_dir, tmp_pa
     conflict = elvmass("run", "--replay", str(CINC_LVH_RECORD), "--sex", "M", "--bundle", str(bundle_dir),
                        "--no-db", "--max-windows", "1", "--quiet")
     assert conflict.returncode == 2 and "sex: file F, entered M" in conflict.stderr
+
+
+def test_run_log_gets_the_developer_detail_the_screen_does_not(bundle_dir, tmp_path):
+    log = tmp_path / "run.log"
+    out = elvmass("run", "--replay", str(CINC_LVH_RECORD), "--speed", "50", "--height", "160", "--weight", "68",
+                  "--bundle", str(bundle_dir), "--precision", "fp32", "--no-db", "--max-windows", "1",
+                  "--report-dir", str(tmp_path / "reports"), "--log", str(log))
+    assert out.returncode == 0, out.stderr
+    text = log.read_text()
+    assert "elvmass.runtime connected: replay" in text and "wrote" in text and "result_" in text
+    assert "wrote" not in out.stderr and "reports in" in out.stderr

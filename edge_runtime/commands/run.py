@@ -45,6 +45,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--report-dir", help="write each result's JSON (and PNG with the report extra) here")
     out.add_argument("--json", action="store_true", help="print the session summary as JSON at the end")
     out.add_argument("--quiet", action="store_true", help="no live status line")
+    out.add_argument("--log", metavar="FILE", help="append the developer detail (every event with its measurements, "
+                                                   "files written) to this log file")
     stop = parser.add_argument_group("stopping")
     stop.add_argument("--max-estimates", type=int, help="stop after this many windows with a number")
     stop.add_argument("--max-windows", type=int, help="stop after this many analyzed 10 s windows")
@@ -123,6 +125,15 @@ def run(args: argparse.Namespace) -> int:
     from edge_runtime.runtime.session import RuntimeSession
     from edge_runtime.runtime.store import ResultStore, StoreError
 
+    if args.log:
+        try:
+            handler = logging.FileHandler(args.log, encoding="utf-8")
+        except OSError as error:
+            print(f"elvmass run: cannot open the log {args.log}: {error.strerror or error}", file=sys.stderr)
+            return exit_codes.ERROR
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+        logging.getLogger("elvmass").addHandler(handler)
+        logging.getLogger("elvmass").setLevel(logging.INFO)
     if args.port and args.replay:
         print("elvmass run: give one source: --port PORT_OR_URL or --replay RECORD, not both", file=sys.stderr)
         return exit_codes.USAGE
