@@ -162,3 +162,41 @@ def test_session_tracks_how_long_an_electrode_has_been_off():
     assert session.lead_off_since == since  # still the moment it came off
     session.handle(Samples(150, block, off, 500.0))
     assert session.lead_off_since is None
+
+
+def test_assembler_bridges_a_short_gap_by_interpolation_and_refuses_a_long_one():
+    from edge_runtime.runtime.window import WindowAssembler
+
+    assembler = WindowAssembler(fs=500.0, window_s=1.0)
+    ramp = np.tile(np.arange(500, dtype=np.float32), (8, 1))  # a straight line: interpolation must rebuild it
+    assert assembler.push(ramp[:, :200]) == []
+    assert assembler.bridge(5) and not assembler.bridge(31) and not assembler.bridge(None)
+    windows = assembler.push(ramp[:, 205:])
+    assert len(windows) == 1
+    window = windows[0]
+    assert window.n_filled == 5 and window.gap_mask[200:205].all() and window.n_gaps == 1
+    np.testing.assert_allclose(window.signals_mv[0], np.arange(500), atol=1e-4)  # lead I restored exactly
+    assert window.start_sample == 0
+    # a gap that completes a window: the window is handed out by take_pending, the clock stays exact
+    assembler.push(ramp[:, :497])
+    assert assembler.bridge(5) and assembler.progress == pytest.approx(2 / 500)
+    (pending,) = assembler.take_pending()
+    assert pending.n_filled == 3 and pending.start_sample == 500 and assembler.take_pending() == []
+    later = assembler.push(ramp[:, :498])[0]
+    assert later.start_sample == 1000 and later.n_filled == 2  # the gap's last 2 samples open this window
+
+
+def test_beats_touching_a_gap_are_found_on_the_raw_clock():
+    from edge_runtime.preprocess import PreprocessConfig
+    from edge_runtime.runtime.pipeline import beats_touching_gaps, gap_spans
+
+    config = PreprocessConfig()
+    mask = np.zeros(5000, dtype=bool)
+    mask[2500:2505] = True  # 5.000-5.010 s of the raw window
+    spans = gap_spans(mask)
+    assert spans == [[2500, 2505]]
+    delay = int(round(config.delay_s * config.fs))
+    # R peaks (conditioned clock) at raw 4.0, 4.6, 5.3, 5.4 s: beats span [R - 0.33, R + 0.53) s with the margin
+    peaks = np.array([4.0, 4.6, 5.3, 5.4]) * config.fs + delay
+    touching = beats_touching_gaps(peaks, config.fs, 500.0, mask, config)
+    assert touching.tolist() == [False, True, True, False]

@@ -9,7 +9,9 @@ Steps (each a small function):
 3. the predictor runs on every clean beat; ``aggregate`` takes the median, the spread across beats
    (IQR) and the interval ``median +- q`` where ``q`` is the split-conformal residual quantile the
    bundle was calibrated with on held-out data (so the interval has the stated coverage there).
-4. ``lvh_verdict``: indexed LVM (LVM / BSA, Mosteller) against the sex-specific threshold.
+4. ``lvh_verdict``: indexed LVM (LVM / BSA, Mosteller) against the sex-specific threshold;
+   ``index_interval`` and ``three_state_verdict``: "LVH", "no LVH" or "borderline" (the index interval
+   reaches both sides of the threshold).
 5. ``decide_status``: ``ok``, ``outside_population`` (a number, clearly marked, with the reason)
    or ``no_estimate`` (no number, with the reason).
 """

@@ -132,6 +132,7 @@ class Analyzer:
         flags = list(extra_flags or [])
         signals_mv = np.asarray(signals_mv, dtype=np.float32)
         analysis = None
+        excluded = 0  # beats left out because they touch a bridged gap
         if not np.all(np.isfinite(signals_mv)):
             flags.append(Flag("non_finite_samples", "window contains NaN or infinite samples"))
         else:
@@ -143,14 +144,14 @@ class Analyzer:
             estimate = estimate_window(np.zeros((0, 12, 1)), {}, flags, patient, self.predictor, self.model,
                                        self.config.lvh_threshold_male_g_m2, self.config.lvh_threshold_female_g_m2)
         else:
-            estimate = self._estimate(analysis, flags, patient, gap_mask, float(fs))
+            estimate, excluded = self._estimate(analysis, flags, patient, gap_mask, float(fs))
         report = build_report(estimate, patient, self.model, self.config,
                               parameters=None if analysis is None else analysis.parameters, source=source,
                               recorded_utc=recorded_utc, backend=self.backend, precision=self.precision)
         if gap_mask is not None and gap_mask.any():
             report["gap_samples_filled"] = int(np.count_nonzero(gap_mask))
             report["gap_spans"] = gap_spans(gap_mask)
-            report["n_beats_excluded_gap"] = int(getattr(estimate, "n_beats_excluded_gap", 0))
+            report["n_beats_excluded_gap"] = excluded
         return WindowResult(report, estimate, analysis, signals_mv, float(fs))
 
     def analyze_leads(self, signals_mv: np.ndarray, fs: float, present: list[str], patient: PatientContext,
@@ -181,7 +182,8 @@ class Analyzer:
         return WindowResult(report, estimate, analysis, np.asarray(signals_mv, dtype=np.float32), float(fs))
 
     def _estimate(self, analysis: Any, flags: list[Flag], patient: PatientContext,
-                  gap_mask: np.ndarray | None = None, raw_fs: float | None = None) -> Estimate:
+                  gap_mask: np.ndarray | None = None, raw_fs: float | None = None) -> tuple[Estimate, int]:
+        """The estimate, and how many beats were left out for touching a bridged gap."""
         flags = flags + analysis.flags
         beats = analysis.beats
         keep = None
@@ -196,10 +198,11 @@ class Analyzer:
         estimate = estimate_window(beats, analysis.parameters, flags, patient, self.predictor,
                                    self.model, self.config.lvh_threshold_male_g_m2,
                                    self.config.lvh_threshold_female_g_m2)
-        if keep is not None:  # rows of the kept beats -> rows of analysis.beats (what the report PNG draws)
-            estimate.beat_rows = [int(keep[row]) for row in estimate.beat_rows]
-            estimate.n_beats_excluded_gap = int(len(analysis.beats) - keep.size)  # type: ignore[attr-defined]
-        return estimate
+        if keep is None:
+            return estimate, 0
+        # rows of the kept beats -> rows of analysis.beats (what the report PNG draws)
+        estimate.beat_rows = [int(keep[row]) for row in estimate.beat_rows]
+        return estimate, int(len(analysis.beats) - keep.size)
 
 
 def gap_spans(gap_mask: np.ndarray) -> list[list[int]]:
