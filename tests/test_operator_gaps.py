@@ -200,3 +200,36 @@ def test_beats_touching_a_gap_are_found_on_the_raw_clock():
     peaks = np.array([4.0, 4.6, 5.3, 5.4]) * config.fs + delay
     touching = beats_touching_gaps(peaks, config.fs, 500.0, mask, config)
     assert touching.tolist() == [False, True, True, False]
+
+
+def test_windows_emptied_by_gaps_count_towards_link_unstable():
+    """Windows that complete but whose beats all touch gaps are lost to the link too: three in a row and the
+    operator is told to check the cable."""
+    from edge_runtime.config import ClinicConfig
+    from edge_runtime.flags import Flag
+    from edge_runtime.record import PatientContext
+    from edge_runtime.runtime.estimate import Estimate
+    from edge_runtime.runtime.pipeline import WindowResult
+    from edge_runtime.runtime.report import build_report
+    from edge_runtime.runtime.session import UNSTABLE_AFTER_LOST, RuntimeSession
+    from firmware_bridge.events import Gap, Samples
+
+    class GapsTookTheBeats:  # what Analyzer.analyze_12 returns when every beat touched a bridged gap
+        def analyze_12(self, signals, fs, patient, flags, source=None, recorded_utc=None, gap_mask=None):
+            assert gap_mask is not None and gap_mask.any()
+            estimate = Estimate("no_estimate", flags=[Flag("link_gaps", "x"), Flag("no_clean_beats", "0 of 0")])
+            report = build_report(estimate, patient, None, ClinicConfig())
+            report["n_beats_excluded_gap"] = 12
+            return WindowResult(report, estimate, None, signals, fs)
+
+    session = RuntimeSession(GapsTookTheBeats(), PatientContext(60.0, "M", 175.0, 80.0))  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+    off = np.zeros((995, 9), dtype=bool)
+    position = 0
+    for _ in range(5 * UNSTABLE_AFTER_LOST):  # 5 blocks of 995 samples + a 5-sample gap = one 10 s window
+        session.handle(Samples(position, rng.normal(0, 0.5, (8, 995)).astype(np.float32), off, 500.0))
+        session.handle(Gap(position + 995, position + 1000, 5, "sequence jump"))
+        position += 1000
+    assert session.summary.windows == UNSTABLE_AFTER_LOST and session.summary.windows_lost == 0
+    assert session.summary.link_unstable
+    assert [e.name for e in session.summary.events].count("link_unstable") == 1

@@ -34,7 +34,7 @@ from edge_runtime.runtime.window import Window, WindowAssembler
 
 WHOLE_WINDOW_FLAT_MV = 0.01  # a lead this flat over the whole window is absent, not noisy
 _LOG = logging.getLogger("elvmass.runtime")
-UNSTABLE_AFTER_LOST = 3  # partial windows lost to gaps in a row before the operator hears "check the cable"
+UNSTABLE_AFTER_LOST = 3  # windows lost to the link in a row before the operator hears "check the cable"
 
 
 @dataclass
@@ -192,7 +192,7 @@ class RuntimeSession:
         self.leads_seen: set[str] = set()  # leads that carried signal in some window of this session
         self.streaming = False  # samples are arriving (False before the first and after a disconnect)
         self.lead_off_since: float | None = None  # monotonic time the current lead-off began
-        self._lost_in_row = 0  # partial windows discarded since the last complete window
+        self._lost_in_row = 0  # windows lost to the link (dropped, or emptied by gaps) since the last good one
 
     def _log(self, name: str, reason: str, operator_text: str = "", show: bool = True) -> None:
         """Record an event (the ``--json`` summary); ``show`` passes it to ``on_log`` (the screen)."""
@@ -209,11 +209,15 @@ class RuntimeSession:
         self._clean_since = None
         if dropped:
             self.summary.windows_lost += 1
-            self._lost_in_row += 1
-            if self._lost_in_row == UNSTABLE_AFTER_LOST:
-                flag = Flag("link_unstable", f"{self._lost_in_row} partial windows in a row lost to gaps or disconnects")
-                self.summary.link_unstable = True
-                self._log(flag.name, flag.reason, flag.operator_text)
+            self._link_failure()
+
+    def _link_failure(self) -> None:
+        """A window lost to the link (dropped, or left without clean beats by gaps); in a row -> tell the operator."""
+        self._lost_in_row += 1
+        if self._lost_in_row == UNSTABLE_AFTER_LOST:
+            flag = Flag("link_unstable", f"{self._lost_in_row} windows in a row lost to gaps or disconnects")
+            self.summary.link_unstable = True
+            self._log(flag.name, flag.reason, flag.operator_text)
 
     def done(self) -> bool:
         """True when ``max_estimates`` or ``max_windows`` is reached."""
@@ -324,7 +328,6 @@ class RuntimeSession:
         absent = absent_leads(signals)
         self.leads_seen.update(name for name in STANDARD_LEADS if name not in absent)
         never = [name for name in absent if name not in self.leads_seen and name not in railed]
-        self._lost_in_row = 0
         if never:
             # Leads with no signal since the session started (a 2-lead source, electrodes never
             # attached): rhythm flags from the leads that exist, never a number.
@@ -337,6 +340,10 @@ class RuntimeSession:
             result = self.analyzer.analyze_12(signals, window.fs, self.patient, flags, source=self.source_name,
                                               recorded_utc=recorded, gap_mask=getattr(window, "gap_mask", None))
         add_patient_provenance(result.report, self.provenance)
+        if result.report["lvm_g"] is None and result.report.get("n_beats_excluded_gap"):
+            self._link_failure()  # the gaps took the beats this window needed
+        else:
+            self._lost_in_row = 0
         result.report["window_start_s"] = round(window.start_sample / window.fs, 3)
         if self.store is not None:
             result.report["result_id"] = self.store.add(result.report, signals, window.fs, window.lead_names,
