@@ -156,3 +156,20 @@ def test_missing_fhir_extra_says_how_to_install(stored, monkeypatch, capsys):
     assert results.run(parser.parse_args(["--db", str(path), "--format", "fhir"])) == 2
     assert "pip install 'elvmass[fhir]'" in capsys.readouterr().err
     assert fhir_results.INSTALL_HINT.endswith("'elvmass[fhir]'")
+
+
+def test_a_borderline_verdict_is_equivocal_and_the_index_carries_its_interval():
+    from edge_runtime.interop.fhir_results import build_transaction_bundle
+
+    row = {"id": 7, "recorded_utc": "2026-11-26T02:00:00Z", "patient_id": "P-7", "estimate_status": "ok",
+           "lvm_g": 104.5, "lvm_low_g": 84.0, "lvm_high_g": 125.0, "lvm_index_g_m2": 60.1,
+           "lvm_index_low_g_m2": 48.3, "lvm_index_high_g_m2": 71.9, "lvh": True, "lvh_verdict": "borderline",
+           "model_id": "demo", "model_sha256": "ab" * 32}
+    report = {"lvh_threshold_g_m2": 55.0, "lvm_interval_coverage": 0.9}
+    bundle = json.loads(build_transaction_bundle([row], {7: report}).model_dump_json())
+    observations = {e["resource"]["id"]: e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Observation"}
+    verdict = next(o for o in observations.values() if o["code"].get("text") == "LVH verdict")
+    assert verdict["valueCodeableConcept"]["coding"][0]["code"] == "42425007"
+    assert "interpretation" not in verdict  # no LVH disorder code on an equivocal result
+    index = next(o for o in observations.values() if o["code"].get("text") == "LV mass index")
+    assert index["component"][0]["valueRange"]["low"]["value"] == 48.3

@@ -171,8 +171,8 @@ def test_demo_on_embedded_defaults(tmp_path):
     if not (DEMO_BUNDLE_DIR / "manifest.json").exists():
         assert out.returncode == 1 and "cannot load the bundled demo model" in out.stderr
         return
-    assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["estimate_status"] in ("ok", "outside_population") and report["lvm_g"] > 0
+    assert out.returncode == {"ok": 0, "outside_population": 4}[report["estimate_status"]], out.stderr
     assert "not clinically validated" in report["disclaimer"]
     assert (tmp_path / "demo" / "demo-report.json").exists()

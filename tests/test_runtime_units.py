@@ -254,7 +254,7 @@ def test_heart_rate_meter_and_status_line_on_a_real_record():
     display = LiveDisplay()
     display._meter = meter
     line = display.line(Session())
-    assert "LEAD OFF V3" in line and f"HR {meter.bpm:.0f} bpm" in line and " 5.0/10 s" in line
+    assert "electrode off: V3" in line and f"HR {meter.bpm:.0f} bpm" in line and " 5.0/10 s" in line
 
 
 # --- interval calibration ---------------------------------------------------------------------

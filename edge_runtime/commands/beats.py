@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"record  {record.source}  ({record.fs:g} Hz, {len(record.lead_names)} leads, {record.duration_s:g} s)")
     params = summary["parameters"]
     print("params  " + ", ".join(f"{k}={'n/a' if v is None else v}" for k, v in params.items()))
-    for flag in summary["flags"]:
-        print(f"flag    {flag['name']}: {flag['reason']}")
+    for flag in summary["flags"]:  # plain words; the measurements behind each flag are in --json ("reason")
+        print(f"flag    {flag['name']}: {flag['operator_text']}")
     if not summary["flags"]:
         print("flag    none (window usable)")
     print(f"{'beat':>5} {'r_peak':>9} {'qrs_onset':>10} {'qrs_offset':>10}")

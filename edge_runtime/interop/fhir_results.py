@@ -50,6 +50,7 @@ REPORT_CODE = {"system": LOCAL_CODE_SYSTEM, "code": "elvmass-report", "display":
 POSITIVE = {"system": SNOMED, "code": "10828004", "display": "Positive"}
 NEGATIVE = {"system": SNOMED, "code": "260385009", "display": "Negative"}
 LVH_DISORDER = {"system": SNOMED, "code": "55827005", "display": "Left ventricular hypertrophy (disorder)"}
+EQUIVOCAL = {"system": SNOMED, "code": "42425007", "display": "Equivocal"}
 
 
 class FhirUnavailable(RuntimeError):
@@ -193,13 +194,20 @@ def build_result_resources(row: dict, report: dict | None = None, *,
     index = {**common, "id": _resource_id(key, "lvmi"), "code": {"coding": [LVMI_CODE], "text": "LV mass index"}}
     if row.get("lvm_index_g_m2") is not None:
         index["valueQuantity"] = _quantity(float(row["lvm_index_g_m2"]), "g/m2")
+        if row.get("lvm_index_low_g_m2") is not None and row.get("lvm_index_high_g_m2") is not None:
+            index["component"] = [{"code": {"coding": [LVM_INTERVAL_CODE], "text": "prediction interval of the index"},
+                                   "valueRange": {"low": _quantity(float(row["lvm_index_low_g_m2"]), "g/m2"),
+                                                  "high": _quantity(float(row["lvm_index_high_g_m2"]), "g/m2")}}]
     else:
         index["dataAbsentReason"] = {"coding": [{"system": DATA_ABSENT, "code": "unknown"}],
                                      "text": "needs an estimate, height and weight"}
 
     verdict = {**common, "id": _resource_id(key, "lvh"), "code": {"coding": [LVH_CODE], "text": "LVH verdict"}}
     threshold = report.get("lvh_threshold_g_m2")
-    if row.get("lvh") is True:
+    three_state = row.get("lvh_verdict") or report.get("lvh_verdict")
+    if three_state == "borderline":  # the index interval spans the threshold: neither word would be honest
+        verdict["valueCodeableConcept"] = {"coding": [EQUIVOCAL], "text": "borderline"}
+    elif row.get("lvh") is True:
         verdict["valueCodeableConcept"] = {"coding": [POSITIVE], "text": "LVH"}
         verdict["interpretation"] = [{"coding": [LVH_DISORDER]}]
     elif row.get("lvh") is False:

@@ -9,7 +9,9 @@ Steps (each a small function):
 3. the predictor runs on every clean beat; ``aggregate`` takes the median, the spread across beats
    (IQR) and the interval ``median +- q`` where ``q`` is the split-conformal residual quantile the
    bundle was calibrated with on held-out data (so the interval has the stated coverage there).
-4. ``lvh_verdict``: indexed LVM (LVM / BSA, Mosteller) against the sex-specific threshold.
+4. ``lvh_verdict``: indexed LVM (LVM / BSA, Mosteller) against the sex-specific threshold;
+   ``index_interval`` and ``three_state_verdict``: "LVH", "no LVH" or "borderline" (the index interval
+   reaches both sides of the threshold).
 5. ``decide_status``: ``ok``, ``outside_population`` (a number, clearly marked, with the reason)
    or ``no_estimate`` (no number, with the reason).
 """
@@ -68,8 +70,10 @@ class Estimate:
     lvm_spread_g: float | None = None  # IQR of the per-beat estimates
     per_beat_lvm_g: list[float] = field(default_factory=list)
     lvm_index_g_m2: float | None = None
-    lvh: bool | None = None
+    lvh: bool | None = None  # the point index against the threshold (kept for readers of the boolean)
     lvh_threshold_g_m2: float | None = None
+    lvm_index_interval_g_m2: tuple[float, float] | None = None  # the LV-mass interval divided by BSA
+    lvh_verdict: str | None = None  # "LVH", "no LVH" or "borderline" (the index interval spans the threshold)
     n_beats: int = 0
     flags: list[Flag] = field(default_factory=list)
     imputed: list[str] = field(default_factory=list)
@@ -150,6 +154,36 @@ def lvh_verdict(lvm_g: float, patient: PatientContext, threshold_male: float, th
         return None, None, threshold
     index = lvm_g / bsa
     return index, (None if threshold is None else bool(index > threshold)), threshold
+
+
+VERDICT_LVH = "LVH"
+VERDICT_NO_LVH = "no LVH"
+VERDICT_BORDERLINE = "borderline"
+
+
+def index_interval(lvm_interval_g: tuple[float, float] | None, bsa_m2: float | None) -> tuple[float, float] | None:
+    """The LV-mass interval indexed to body surface area (g/m2); ``None`` without an interval or a BSA.
+
+    BSA is taken as exact (it is measured, not modelled), so the index interval is the mass interval / BSA.
+    """
+    if lvm_interval_g is None or bsa_m2 is None or not bsa_m2 > 0:
+        return None
+    return lvm_interval_g[0] / bsa_m2, lvm_interval_g[1] / bsa_m2
+
+
+def three_state_verdict(index_g_m2: float | None, interval_g_m2: tuple[float, float] | None,
+                        threshold_g_m2: float | None) -> str | None:
+    """``"LVH"``, ``"no LVH"`` or ``"borderline"``; ``None`` when the index or the threshold is unknown.
+
+    Borderline when the index interval reaches both sides of the threshold (LVH is ``index > threshold``):
+    the data cannot tell LVH from no LVH, and a definite word would overstate the result. Without an
+    interval the verdict is the point index against the threshold.
+    """
+    if index_g_m2 is None or threshold_g_m2 is None:
+        return None
+    if interval_g_m2 is not None and interval_g_m2[0] <= threshold_g_m2 < interval_g_m2[1]:
+        return VERDICT_BORDERLINE
+    return VERDICT_LVH if index_g_m2 > threshold_g_m2 else VERDICT_NO_LVH
 
 
 def decide_status(flags: list[Flag]) -> str:
@@ -238,6 +272,9 @@ def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flag
     result.lvm_g, result.lvm_spread_g, result.lvm_interval_g = aggregate(predictions, model.interval_halfwidth_g)  # type: ignore[union-attr]
     result.lvm_index_g_m2, result.lvh, result.lvh_threshold_g_m2 = lvh_verdict(
         result.lvm_g, patient, threshold_male, threshold_female)
+    result.lvm_index_interval_g_m2 = index_interval(result.lvm_interval_g, patient.bsa_m2)
+    result.lvh_verdict = three_state_verdict(result.lvm_index_g_m2, result.lvm_index_interval_g_m2,
+                                             result.lvh_threshold_g_m2)
     if result.lvh is None:
         unknown = [name for name in ("sex", "height_cm", "weight_kg") if name in missing]
         flags.append(Flag("lvh_unknown", f"LVH needs sex, height and weight; unknown: {', '.join(unknown)}",

@@ -59,8 +59,9 @@ class StationBusy(RuntimeError):
 
 
 def verdict_of(report: dict) -> str:
-    """The LVH verdict: the report's ``verdict`` when it has one, else derived from ``lvh``."""
-    verdict = report.get("verdict")
+    """The LVH verdict: the report's three-state ``lvh_verdict`` (LVH / no LVH / borderline), else derived from
+    ``lvh`` (rows stored before the three-state verdict existed)."""
+    verdict = report.get("lvh_verdict")
     if isinstance(verdict, str) and verdict:
         return verdict
     return {True: "LVH", False: "no LVH"}.get(report.get("lvh"), "LVH unknown")
