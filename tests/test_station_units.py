@@ -53,7 +53,7 @@ def test_a_slow_client_loses_old_messages_and_the_publisher_never_waits():
 
 
 def test_verdict_is_read_from_the_report_or_derived_from_lvh():
-    assert verdict_of({"verdict": "borderline", "lvh": None}) == "borderline"
+    assert verdict_of({"lvh_verdict": "borderline", "lvh": True}) == "borderline"
     assert verdict_of({"lvh": True}) == "LVH" and verdict_of({"lvh": False}) == "no LVH"
     assert verdict_of({}) == "LVH unknown"
 
@@ -65,7 +65,7 @@ def test_result_context_reads_reports_defensively():
     assert minimal["reasons"] == [("Why there is no number", ["Electrode off or loose: V4."])]
     newer = result_context({"estimate_status": "ok", "lvm_g": 151.26, "lvm_interval_g": [130.0, 172.5],
                             "lvm_interval_coverage": 0.9, "lvm_index_g_m2": 80.4, "lvm_index_interval_g_m2": [70, 91],
-                            "verdict": "borderline", "lvh": None, "patient": {"patient_id": "P-1", "sources": {"age": "operator"}},
+                            "lvh_verdict": "borderline", "lvh": True, "patient": {"patient_id": "P-1", "sources": {"age": "operator"}},
                             "flags": [{"name": "unknown_future_flag"}], "model": None, "extra_key": {"x": 1}})
     assert (newer["lvm"], newer["lvm_exact"], newer["interval"]) == ("151", "151.3", "130\u2013172")
     assert newer["verdict"] == "borderline" and newer["verdict_class"] == "borderline"
