@@ -17,11 +17,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, shared_path
+from conftest import REPO_ROOT, make_runtime_bundle, shared_path
 from edge_runtime.assets import CINC_LVH_RECORD
 from edge_runtime.record import PatientContext
 from edge_runtime.runtime.emulator_process import EmulatorProcess, device_channels
-from test_runtime_bundle import make_runtime_bundle
 
 pytestmark = pytest.mark.slow
 PATIENT = ["--age", "77", "--sex", "F", "--height", "160", "--weight", "70", "--id", "HIL-1"]

@@ -10,23 +10,9 @@ onnx = pytest.importorskip("onnx", reason="the train extra (onnx) is needed for 
 
 from edge_runtime.assets import CINC_LVH_RECORD, LUDB_ANNOTATED_RECORD, PTBXL_RECORD  # noqa: E402
 from quantization import onnx_int8, verify  # noqa: E402
+from conftest import IMPUTATION  # noqa: E402
+from conftest import contract_inputs as inputs  # noqa: E402
 from quantization.calibration_data import lvm_range_rows, real_record_inputs  # noqa: E402
-
-IMPUTATION = {"age_years": 60.0, "height_cm": 170.0, "weight_kg": 75.0,
-              "qrs_ms": 95.0, "p_axis": 50.0, "r_axis": 40.0, "t_axis": 45.0}
-
-
-def inputs(n: int, seed: int):
-    rng = np.random.default_rng(seed)
-    t = np.linspace(-0.3, 0.5, 400)
-    qrs = np.exp(-(t / 0.02) ** 2)  # a QRS-like spike at the R index, per-lead amplitude
-    beats = (rng.uniform(-1.5, 2.0, (n, 12, 1)) * qrs + rng.normal(0, 0.05, (n, 12, 400))).astype(np.float32)
-    demo = np.column_stack([rng.uniform(25, 85, n), rng.integers(0, 2, n), rng.uniform(150, 195, n),
-                            rng.uniform(45, 110, n)]).astype(np.float32)
-    params = np.column_stack([rng.uniform(70, 130, n), rng.uniform(-30, 90, n), rng.uniform(-60, 100, n),
-                              rng.uniform(-30, 90, n)]).astype(np.float32)
-    return beats, demo, params
-
 
 @pytest.fixture(scope="module")
 def model_and_onnx(tmp_path_factory):

@@ -16,10 +16,10 @@ pytest.importorskip("litert_torch", reason="TFLite conversion needs the quant ex
 pytest.importorskip("ai_edge_quantizer", reason="TFLite INT8 needs the quant extra: pip install 'elvmass[quant]'")
 torch = pytest.importorskip("torch")
 
+from conftest import contract_inputs as inputs  # noqa: E402
 from edge_runtime.inference import LiteRTBackend  # noqa: E402
 from edge_runtime.model_bundle import ModelFile  # noqa: E402
 from quantization import tflite  # noqa: E402
-from test_quant_onnx import inputs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

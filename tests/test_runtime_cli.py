@@ -11,11 +11,10 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, make_runtime_bundle
 from edge_runtime.assets import CINC_LVH_RECORD, PTBXL_RECORD
 from edge_runtime.config import ClinicConfig
 from edge_runtime.record import PatientContext
-from test_runtime_bundle import make_runtime_bundle
 
 ISSUE_KEYS = {"lvm_g", "lvm_interval_g", "lvm_index_g_m2", "lvh", "flags", "n_beats", "model", "estimate_status"}
 
