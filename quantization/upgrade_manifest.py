@@ -8,7 +8,7 @@ explicit, here empty, ``training_ranges``. Every other field keeps its value, pr
 
 The architecture is checked, not assumed: the schema-1 export named only the lead grouping and the
 feature set, so the other hyper-parameters are :class:`training.model.ModelConfig` defaults, and an
-untrained network of that configuration, exported and BatchNorm-folded as the quantizer does, must
+untrained network of that configuration, exported (BatchNorm folded) and compacted as the quantizer does, must
 have exactly the weight tensor shapes of the bundle's fp32 ONNX file. Needs the train extra.
 
     python -m quantization.upgrade_manifest edge_runtime/assets/model
@@ -41,15 +41,14 @@ def weight_shapes(onnx_path: Path) -> list[tuple[int, ...]]:
 
 def architecture_of(legacy: dict[str, Any], beat_length: int, fp32_onnx: Path) -> dict[str, Any]:
     """``ModelConfig`` dict of a schema-1 export, verified against the bundle's fp32 ONNX weight shapes."""
-    from quantization.onnx_int8 import compact_names, fold_batchnorm
+    from quantization.onnx_int8 import compact_names
     from training.export import export_onnx
     from training.model import ModelConfig
 
     config = ModelConfig(grouping=legacy["lead_grouping"], features=legacy["features"])
     with tempfile.TemporaryDirectory() as scratch:
         rebuilt = Path(scratch) / "rebuilt.onnx"
-        export_onnx(config.build().eval(), rebuilt, beat_length)
-        fold_batchnorm(rebuilt)
+        export_onnx(config.build().eval(), rebuilt, beat_length)  # BatchNorm folded, as every export
         compact_names(rebuilt)
         expected, actual = weight_shapes(rebuilt), weight_shapes(fp32_onnx)
     if expected != actual:

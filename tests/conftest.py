@@ -178,3 +178,30 @@ def export_spec(**changes):
         metrics={"cv_summary": {"mae_g": {"mean": 12.5, "sd": 1.0}}, "n_folds": 2}, calibration=None, parity={})
     fields.update(changes)
     return ExportSpec(**fields)
+
+
+@pytest.fixture(scope="session")
+def tiny_cohort(tmp_path_factory) -> Path:
+    """A synthetic cohort of 40 subjects (labels.csv + WFDB records)."""
+    from training.synth.cohort import CohortConfig, generate_cohort, write_cohort_json
+
+    out = tmp_path_factory.mktemp("cohort")
+    config = CohortConfig(n=40, seed=3)
+    rows = generate_cohort(out, config, workers=1, progress=False)
+    write_cohort_json(out, config, rows, {})
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_cohort, tmp_path_factory) -> tuple[Path, Path]:
+    """``(run_dir, dataset cache)`` of ``elvmass train`` on :func:`tiny_cohort` for 2 epochs and 2 folds."""
+    torch = pytest.importorskip("torch")
+    from elvmass.cli import main
+
+    torch.set_num_threads(1)
+    run_dir = tmp_path_factory.mktemp("run")
+    cache = tmp_path_factory.mktemp("cache")
+    code = main(["train", "--labels", str(tiny_cohort / "labels.csv"), "--out", str(run_dir), "--epochs", "2",
+                 "--folds", "2", "--workers", "1", "--quiet", "--cache-dir", str(cache)])
+    assert code == 0
+    return run_dir, cache

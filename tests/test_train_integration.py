@@ -1,4 +1,8 @@
-"""End-to-end training on a tiny synthetic cohort (n=40, 1 epoch, 2 folds) and on a site's MUSE files."""
+"""End-to-end training on a tiny synthetic cohort (n=40, 1 epoch, 2 folds) and on a site's MUSE files.
+
+The cohort and the trained run are the session fixtures ``tiny_cohort`` / ``trained_run`` of conftest.py
+(tests/test_contract.py takes the same run through export, quantize and the runtime).
+"""
 
 from __future__ import annotations
 
@@ -11,29 +15,9 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
+from edge_runtime.bundle_spec import EXPORT_SPEC_VERSION, ExportSpec  # noqa: E402
 from elvmass.cli import main  # noqa: E402
 from training.dataset import build_dataset  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_cohort(tmp_path_factory):
-    from training.synth.cohort import CohortConfig, generate_cohort, write_cohort_json
-
-    out = tmp_path_factory.mktemp("cohort")
-    config = CohortConfig(n=40, seed=3)
-    rows = generate_cohort(out, config, workers=1, progress=False)
-    write_cohort_json(out, config, rows, {})
-    return out
-
-
-@pytest.fixture(scope="module")
-def trained_run(tiny_cohort, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    cache = tmp_path_factory.mktemp("cache")
-    code = main(["train", "--labels", str(tiny_cohort / "labels.csv"), "--out", str(run_dir), "--epochs", "2",
-                 "--folds", "2", "--workers", "1", "--quiet", "--cache-dir", str(cache)])
-    assert code == 0
-    return run_dir, cache
 
 
 def test_dataset_comes_from_the_signal_core_and_is_cached(tiny_cohort, tmp_path):
@@ -82,12 +66,13 @@ def test_export_parity_and_manifest_constants(trained_run, tmp_path):
     run_dir, cache = trained_run
     assert main(["export", str(run_dir), "--out", str(tmp_path)]) == 0
     document = json.loads((tmp_path / "export.json").read_text())
+    assert document["spec_version"] == EXPORT_SPEC_VERSION and ExportSpec.from_dict(document).model_id.startswith("elvmass-")
     assert document["model_files"] == {"combined": "model.onnx"} and document["opset"] >= 17
     for report in document["parity"].values():
         assert report["max_abs_diff_g_real"] < 1e-3 and report["max_abs_diff_g_synthetic"] < 1e-3
         assert report["n_real_beats"] > 5
     assert set(document["imputation"]) == {"age_years", "height_cm", "weight_kg", "qrs_ms", "p_axis", "r_axis", "t_axis"}
-    assert document["preprocessing"]["beat_post_ms"] == 500.0 and document["beat_length"] == 400
+    assert document["preprocessing"]["beat_post_ms"] == 500.0 and document["inputs"]["beat"]["length"] == 400
     # The ONNX model reproduces the run's own final-model predictions on the cohort's beats.
     from training.export import load_models
     from training.trainer import impute, predict
@@ -119,7 +104,7 @@ def test_sex_specific_run_exports_two_models(tiny_cohort, trained_run, tmp_path)
     assert main(["export", str(tmp_path)]) == 0
     document = json.loads((tmp_path / "export.json").read_text())
     assert document["model_files"] == {"male": "model_male.onnx", "female": "model_female.onnx"}
-    assert document["sex_specific"] is True
+    assert ExportSpec.from_dict(document).sex_specific is True
 
 
 def test_label_table_pointing_at_site_muse_files(tiny_cohort, tmp_path):

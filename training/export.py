@@ -2,10 +2,9 @@
 
 Graph contract (:mod:`edge_runtime.contract`): inputs ``beat`` (batch, 12, L) float32 mV,
 ``demographics`` (batch, 4), ``parameters`` (batch, 4), all raw units; output ``lvm_g`` (batch, 1).
-Normalization is baked into the graph; imputation medians go to ``export.json``. The graph is the
-eval-mode model as is (BatchNorm included): ``elvmass quantize`` folds BatchNorm into the
-convolutions (``quantization.onnx_int8.fold_batchnorm``). Opset 17, batch dimension dynamic, beat
-length fixed.
+Normalization is baked into the graph; imputation medians go to ``export.json``. BatchNorm is
+folded into the convolutions before export (``training.model.fold_batchnorm``, the only fold; the
+parity check below covers it). Opset 17, batch dimension dynamic, beat length fixed.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import numpy as np
 
 from edge_runtime.bundle_spec import ExportSpec, InputSpec, IntervalCalibration
 from edge_runtime.contract import INPUT_NAMES, OUTPUT_NAME, SEX_COLUMN, impute, model_inputs
-from training.model import ElvMassNet, ModelConfig
+from training.model import ElvMassNet, ModelConfig, fold_batchnorm
 
 OPSET = 17
 PARITY_TOLERANCE_G = 1e-3
@@ -62,7 +61,7 @@ def export_onnx(model, path: Path, beat_length: int) -> Path:
     """Export one model (eval mode) to ONNX with a dynamic batch dimension."""
     import torch
 
-    model = model.eval()
+    model = fold_batchnorm(model)
     example = (torch.zeros(2, 12, beat_length), torch.tensor([[60.0, 1.0, 170.0, 75.0]] * 2),
                torch.tensor([[95.0, 50.0, 30.0, 40.0]] * 2))
     batch = {0: "batch"}

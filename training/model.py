@@ -5,8 +5,7 @@ Inputs are raw units, ordered as :mod:`edge_runtime.contract` says: ``beat`` (B,
 duration in ms, then three axes in degrees). Normalization constants are registered buffers (fitted
 on the training fold), so the exported graph takes raw units. Ops are chosen to export to
 ONNX/TFLite and quantize cleanly: Conv1d, ReLU, causal padding by slicing ("chomp"), BatchNorm
-(folded into the convolutions by ``quantization.onnx_int8.fold_batchnorm``), Linear, sin/cos,
-mean/max pool.
+(folded into the convolutions at export by :func:`fold_batchnorm`), Linear, sin/cos, mean/max pool.
 """
 
 from __future__ import annotations
@@ -176,6 +175,33 @@ class ElvMassNet(nn.Module):
         if not self.use_params:
             unused = parameters[:, :1] * 0.0 if unused is None else unused + parameters[:, :1] * 0.0
         return out if unused is None else out + unused
+
+
+def fold_batchnorm(model: nn.Module) -> nn.Module:
+    """A copy with every eval-mode BatchNorm1d folded into the Conv1d before it (the one BatchNorm fold:
+    ``training.export.export_onnx`` applies it, so every exported graph is already folded).
+
+    BatchNorm is a per-channel affine map, so it commutes with the chomp slice between them.
+    """
+    import copy
+
+    folded = copy.deepcopy(model).eval()
+    for sequential in [m for m in folded.modules() if isinstance(m, nn.Sequential)]:
+        conv = None
+        for index, layer in enumerate(sequential):
+            if isinstance(layer, nn.Conv1d):
+                conv = layer
+            elif isinstance(layer, nn.BatchNorm1d) and conv is not None:
+                scale = layer.weight / torch.sqrt(layer.running_var + layer.eps)
+                with torch.no_grad():
+                    conv.weight.mul_(scale.view(-1, 1, 1))
+                    bias = conv.bias if conv.bias is not None else torch.zeros_like(layer.running_mean)
+                    conv.bias = nn.Parameter((bias - layer.running_mean) * scale + layer.bias)
+                sequential[index] = nn.Identity()
+                conv = None
+            elif not isinstance(layer, Chomp1d):
+                conv = None
+    return folded
 
 
 def count_parameters(model: nn.Module) -> int:
