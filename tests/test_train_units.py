@@ -178,3 +178,23 @@ def test_onnx_export_keeps_unused_inputs(tmp_path):
 
     path = export_onnx(ElvMassNet(ModelConfig(features="ecg")).eval(), tmp_path / "ecg.onnx", 400)
     assert [i.name for i in onnx.load(str(path)).graph.input] == ["beat", "demographics", "parameters"]
+
+
+def test_cache_key_covers_the_signal_core_sources(tmp_path, monkeypatch):
+    # The dataset cache must change when any signal-core module changes; a renamed folder must not drop out.
+    import edge_runtime
+    from training.dataset import signal_core_version
+
+    root = __import__("pathlib").Path(edge_runtime.__file__).parent
+    assert len(list((root / "signal_core").glob("*.py"))) >= 5
+    before = signal_core_version()
+    fake = tmp_path / "edge_runtime"
+    (fake / "signal_core").mkdir(parents=True)
+    (fake / "runtime").mkdir()
+    for path in [root / "preprocess.py", root / "flags.py", root / "runtime" / "estimate.py", *(root / "signal_core").glob("*.py")]:
+        target = fake / path.relative_to(root)
+        target.write_bytes(path.read_bytes())
+    monkeypatch.setattr(edge_runtime, "__file__", str(fake / "__init__.py"))
+    assert signal_core_version() == before
+    (fake / "signal_core" / "detect.py").write_text((fake / "signal_core" / "detect.py").read_text() + "\n# changed\n")
+    assert signal_core_version() != before

@@ -102,14 +102,16 @@ def hash_label_table(entries: list[LabelEntry], labels_path: Path) -> str:
 
 
 def signal_core_version() -> str:
-    """SHA-256 of the signal core's source (preprocess, signal_core/, clean_beats, the input contract): a code
-    change invalidates caches."""
+    """SHA-256 of the signal core's source (preprocess, signal_core/, clean_beats, the flag registry that decides
+    exclusions, the input contract that builds the rows): a code change invalidates caches."""
     import edge_runtime
 
     root = Path(edge_runtime.__file__).parent
     digest = hashlib.sha256()
-    sources = [root / "preprocess.py", root / "contract.py", root / "runtime" / "estimate.py",
+    sources = [root / "preprocess.py", root / "flags.py", root / "contract.py", root / "runtime" / "estimate.py",
                *(root / "signal_core").glob("*.py")]
+    if len(sources) < 6 or not all(path.is_file() for path in sources):  # a moved module must not silently drop out
+        raise RuntimeError(f"signal core sources not found under {root}")
     for path in sorted(sources):
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
