@@ -191,7 +191,8 @@ def test_cache_key_covers_the_signal_core_sources(tmp_path, monkeypatch):
     fake = tmp_path / "edge_runtime"
     (fake / "signal_core").mkdir(parents=True)
     (fake / "runtime").mkdir()
-    for path in [root / "preprocess.py", root / "flags.py", root / "runtime" / "estimate.py", *(root / "signal_core").glob("*.py")]:
+    for path in [root / "preprocess.py", root / "flags.py", root / "contract.py", root / "runtime" / "estimate.py",
+                 *(root / "signal_core").glob("*.py")]:
         target = fake / path.relative_to(root)
         target.write_bytes(path.read_bytes())
     monkeypatch.setattr(edge_runtime, "__file__", str(fake / "__init__.py"))
