@@ -11,6 +11,7 @@ from conftest import BEAT_LENGTH, IMPUTATION, PREPROCESSING, linear_onnx, make_b
 from edge_runtime.model_bundle import BundleError, load_bundle, preprocessing_mismatches
 from quantization.bundle import BundleModel, write_bundle
 
+
 def edit_manifest(bundle: Path, change) -> None:
     path = bundle / "manifest.json"
     manifest = json.loads(path.read_text())

@@ -27,9 +27,15 @@ from edge_runtime.bundle_spec import (
     InputSpec,
     SpecError,
 )
+from edge_runtime.config import ClinicConfig
+from edge_runtime.formats import read_record
+from edge_runtime.formats.labels import read_label_table
 from edge_runtime.model_bundle import DEMO_BUNDLE_DIR, BundleError, load_bundle
 from edge_runtime.preprocess import MEASURED_PARAMETERS
 from edge_runtime.record import PatientContext
+from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
+from quantization.run_export import read_run_export
+from quantization.upgrade_manifest import upgrade_v1
 
 
 # --- the contract module ------------------------------------------------------------------------------
@@ -163,8 +169,6 @@ def test_export_spec_round_trips_and_names_the_first_bad_field():
 
 
 def test_upgrade_refuses_a_manifest_that_is_not_schema_1():
-    from quantization.upgrade_manifest import upgrade_v1
-
     with pytest.raises(ValueError, match="schema_version is 2, not 1"):
         upgrade_v1(DEMO_BUNDLE_DIR)
 
@@ -175,7 +179,6 @@ def test_upgrade_refuses_a_manifest_that_is_not_schema_1():
 def exported_and_quantized(trained_run, tmp_path_factory):
     pytest.importorskip("onnx")
     from quantization.pipeline import quantize_run  # lazy: heavy (onnx, onnxruntime quantization)
-    from quantization.run_export import read_run_export
     from training.export import export_run  # lazy: heavy (torch)
 
     run_dir, _ = trained_run
@@ -207,10 +210,6 @@ def test_export_writes_the_spec_and_the_bundle_embeds_it(exported_and_quantized)
 def test_runtime_number_is_the_trained_models_number_on_the_contracts_inputs(exported_and_quantized, tiny_cohort):
     import torch  # lazy: heavy
 
-    from edge_runtime.config import ClinicConfig
-    from edge_runtime.formats import read_record
-    from edge_runtime.formats.labels import read_label_table
-    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
     from training.export import load_models  # lazy: heavy (torch)
 
     run_dir, spec, result = exported_and_quantized

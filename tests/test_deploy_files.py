@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import importlib.util
 import re
@@ -12,9 +13,13 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from packaging.requirements import Requirement
 
 from conftest import REPO_ROOT
+from edge_runtime.commands import run as run_command
+from edge_runtime.config import load_config
 
 DEPLOY = REPO_ROOT / "deploy"
 UNIT = DEPLOY / "systemd" / "elvmass.service"
@@ -104,8 +109,6 @@ def test_clinic_config_has_exactly_the_interface_keys(clinic_config):
 
 
 def test_clinic_config_is_accepted_by_the_runtime_reader(clinic_config):
-    from edge_runtime.config import load_config
-
     config = load_config(CLINIC_CONFIG)
     assert config.problems() == []
     assert config.mains_hz == clinic_config["mains_hz"]
@@ -126,9 +129,6 @@ def test_unit_runs_the_installed_cli_with_the_clinic_config(unit):
 def test_unit_arguments_are_options_of_elvmass_run(unit):
     if importlib.util.find_spec("edge_runtime.commands.run") is None:
         pytest.skip("edge_runtime.commands.run is not in this build yet")
-    import argparse
-
-    from edge_runtime.commands import run as run_command
 
     parser = argparse.ArgumentParser(prog="elvmass run")
     run_command.add_arguments(parser)
@@ -190,8 +190,6 @@ def test_systemd_analyze_accepts_the_unit(tmp_path):
 
 
 def test_edge_requirements_are_exact_pins_of_the_edge_dependencies():
-    from packaging.requirements import Requirement
-
     pins = {}
     for line in REQUIREMENTS.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
@@ -212,8 +210,7 @@ def test_edge_requirements_are_exact_pins_of_the_edge_dependencies():
 
 def test_model_cost_counts_per_beat_macs_of_a_known_graph(tmp_path):
     onnx = pytest.importorskip("onnx")
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # lazy: heavy
 
     spec = importlib.util.spec_from_file_location("model_cost", DEPLOY / "model_cost.py")
     model_cost = importlib.util.module_from_spec(spec)

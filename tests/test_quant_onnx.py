@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) builds the test model")
@@ -13,6 +14,7 @@ from quantization import onnx_int8, verify  # noqa: E402
 from conftest import IMPUTATION  # noqa: E402
 from conftest import contract_inputs as inputs  # noqa: E402
 from quantization.calibration_data import lvm_range_rows, real_record_inputs  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def model_and_onnx(tmp_path_factory):
@@ -34,8 +36,6 @@ def model_and_onnx(tmp_path_factory):
 
 
 def run_onnx(path, beats, demo, params):
-    import onnxruntime as ort
-
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(["lvm_g"], {"beat": beats, "demographics": demo, "parameters": params})[0].ravel()
 

@@ -7,17 +7,23 @@ QRS amplitude of the 12 leads and with weight, so real waveforms give plausible,
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, make_runtime_bundle
+from conftest import make_runtime_bundle
 from edge_runtime.assets import CINC_LVH_RECORD, PTBXL_RECORD
+from edge_runtime.bundle_spec import IntervalCalibration
 from edge_runtime.config import ClinicConfig
+from edge_runtime.formats import read_record
+from edge_runtime.inference import available_backends
+from edge_runtime.model_bundle import DEMO_BUNDLE_DIR, load_bundle, read_manifest
 from edge_runtime.record import PatientContext
+from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record, interval_from_manifest
+from evaluation.interval_check import interval_check
+
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory) -> Path:
@@ -25,9 +31,6 @@ def bundle_dir(tmp_path_factory) -> Path:
 
 
 def test_analyzer_loads_bundle_and_reports_calibrated_interval(bundle_dir):
-    from edge_runtime.formats import read_record
-    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
-
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, backend="onnxruntime", precision="fp32")
     record = read_record(PTBXL_RECORD)
     best, windows = analyze_file_record(analyzer, record, record.patient)
@@ -48,10 +51,6 @@ def test_analyzer_loads_bundle_and_reports_calibrated_interval(bundle_dir):
 
 
 def test_interval_falls_back_to_mae_and_says_so(bundle_dir):
-    from edge_runtime.bundle_spec import IntervalCalibration
-    from edge_runtime.model_bundle import read_manifest
-    from edge_runtime.runtime.pipeline import interval_from_manifest
-
     manifest = read_manifest(bundle_dir)
     assert interval_from_manifest(manifest) == (31.5, 0.9, "split-conformal")
     halfwidth, coverage, how = interval_from_manifest(dataclasses.replace(manifest, calibration=None))
@@ -62,9 +61,6 @@ def test_interval_falls_back_to_mae_and_says_so(bundle_dir):
 
 
 def test_missing_sex_gives_named_no_estimate(bundle_dir):
-    from edge_runtime.formats import read_record
-    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
-
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, backend="onnxruntime", precision="fp32")
     record = read_record(PTBXL_RECORD)
     best, _ = analyze_file_record(analyzer, record, PatientContext(age_years=28.0))
@@ -73,11 +69,6 @@ def test_missing_sex_gives_named_no_estimate(bundle_dir):
 
 
 def test_both_backends_see_the_same_beats_and_agree_on_the_demo_bundle():
-    from edge_runtime.inference import available_backends
-    from edge_runtime.formats import read_record
-    from edge_runtime.model_bundle import DEMO_BUNDLE_DIR, load_bundle
-    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
-
     if not (DEMO_BUNDLE_DIR / "manifest.json").exists():
         pytest.skip("the bundled demo model has not been built into edge_runtime/assets/model yet")
     if "litert" not in available_backends():
@@ -99,8 +90,6 @@ def test_both_backends_see_the_same_beats_and_agree_on_the_demo_bundle():
 
 
 def test_windows_the_signal_core_refuses_become_named_no_estimates(bundle_dir):
-    from edge_runtime.runtime.pipeline import Analyzer
-
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, precision="fp32")
     patient = PatientContext(60.0, "M", 180.0, 80.0)
     short = analyzer.analyze_12(np.zeros((12, 100), dtype=np.float32), 500.0, patient)  # 0.2 s < one beat window
@@ -114,10 +103,6 @@ def test_windows_the_signal_core_refuses_become_named_no_estimates(bundle_dir):
 
 
 def test_interval_check_on_a_label_table(bundle_dir, tmp_path):
-    from edge_runtime.formats import read_record
-    from evaluation.interval_check import interval_check
-    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
-
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, precision="fp32")
     patient = PatientContext(28.0, "M", 177.0, 76.0)
     predicted = analyze_file_record(analyzer, read_record(PTBXL_RECORD), patient)[0].estimate.lvm_g

@@ -18,6 +18,7 @@ from conftest import STANDARD_LEAD_NAMES as LEADS
 from conftest import store_report as _report
 from edge_runtime.runtime.store import ResultStore, decode_window, encode_window
 
+
 def test_window_codec_is_microvolt_exact():
     window = np.random.default_rng(0).normal(0, 1, (12, 5000)).astype(np.float32)
     back = decode_window(encode_window(window), 12)
