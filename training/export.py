@@ -18,7 +18,15 @@ from pathlib import Path
 import numpy as np
 
 from edge_runtime.bundle_spec import ExportSpec, InputSpec, IntervalCalibration
-from edge_runtime.contract import INPUT_NAMES, OUTPUT_NAME, SEX_COLUMN, impute, model_inputs
+from edge_runtime.contract import (
+    INPUT_NAMES,
+    OUTPUT_NAME,
+    SEX_COLUMN,
+    demographics_row,
+    impute,
+    model_inputs,
+    parameters_row,
+)
 from training.model import ElvMassNet, ModelConfig, fold_batchnorm
 
 OPSET = 17
@@ -192,6 +200,7 @@ def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.n
         When the ONNX graph and torch differ by more than 1e-3 g on any parity input.
     """
     from edge_runtime.preprocess import PreprocessConfig
+    from edge_runtime.record import PatientContext
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir or run_dir)
@@ -209,9 +218,11 @@ def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.n
     if synth_inputs is None or synthetic_beats is not None:  # label table gone: random beats of ECG-like size
         rng = np.random.default_rng(0)
         synthetic = synthetic_beats if synthetic_beats is not None else rng.normal(0, 0.3, (8, 12, length)).astype(np.float32)
+        patients = (PatientContext(55.0, "M", 172.0, 80.0), PatientContext(66.0, "F", 160.0, 62.0))
+        ecg = {"qrs_ms": 92.0, "p_axis": 55.0, "r_axis": 20.0, "t_axis": 45.0}
         synth_inputs = (synthetic.astype(np.float32),
-                        np.tile(np.array([[55.0, 1.0, 172.0, 80.0], [66.0, 0.0, 160.0, 62.0]], np.float32), (len(synthetic) // 2 + 1, 1))[:len(synthetic)],
-                        np.tile(np.array([[92.0, 55.0, 20.0, 45.0]], np.float32), (len(synthetic), 1)))
+                        np.array([demographics_row(patients[i % 2]) for i in range(len(synthetic))], np.float32),
+                        np.array([parameters_row(ecg)] * len(synthetic), np.float32))
     files, parity_report = {}, {}
     for variant, model in models.items():
         name = "model.onnx" if variant == "combined" else f"model_{variant}.onnx"
