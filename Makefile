@@ -6,7 +6,11 @@ EDGE_VENV ?= .venv-edge
 DEV_VENV ?= .venv
 PIP_FLAGS ?= --disable-pip-version-check -q
 
-.PHONY: demo test env-edge env-dev clean
+# Debian packages some tests drive for real (headless Chromium for the station, the Cortex-M cross compiler for the
+# HIL kit). Installed when missing and running as root with apt (CI); elsewhere those tests skip with the reason.
+SYSTEM_PACKAGES ?= chromium chromium-driver gcc-arm-none-eabi libnewlib-arm-none-eabi
+
+.PHONY: demo test env-edge env-dev system-deps clean
 
 $(EDGE_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(EDGE_VENV)
@@ -24,7 +28,14 @@ env-dev: $(DEV_VENV)/.installed
 demo: env-edge
 	$(EDGE_VENV)/bin/elvmass demo
 
-test: env-dev
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing >/dev/null; \
+	else echo "note: missing system packages:$$missing (the tests that need them skip)"; fi
+
+test: env-dev system-deps
 	$(DEV_VENV)/bin/python -m pytest -q
 
 clean:

@@ -45,6 +45,14 @@ def test_fault_flags_map_to_config():
     assert config.problems() == []
 
 
+def test_hil_fault_flags_map_to_config():
+    config = emulate.fault_config(parse("--slip-bytes", "0.05", "--clock-hz", "498", "--stuck-lead-off", "v3",
+                                        "--announce-map", "II,I,V1,V2,V3,V4,V5,V6", "--silent-after", "10"))
+    assert (config.slip_prob, config.clock_hz, config.stuck_lead_off) == (0.05, 498.0, ("V3",))
+    assert config.announced_map == ("II", "I", "V1", "V2", "V3", "V4", "V5", "V6") and config.silent_after_s == 10.0
+    assert config.problems() == []
+
+
 def test_unreadable_record_and_bad_flags_exit_1(tmp_path, capsys):
     args = parse("--lead-off", "XX")
     args.record = str(tmp_path / "missing.hea")

@@ -86,6 +86,18 @@ class EcgDataset:
 def hash_label_table(entries: list[LabelEntry], labels_path: Path) -> str:
     """SHA-256 over the label table and every file that belongs to each record (same folder and stem)."""
     digest = hashlib.sha256(Path(labels_path).read_bytes())
+    _update_with_record_files(digest, entries)
+    return digest.hexdigest()
+
+
+def hash_record_files(entries: list[LabelEntry]) -> str:
+    """SHA-256 over every file that belongs to each record (a shard's part of :func:`hash_label_table`)."""
+    digest = hashlib.sha256()
+    _update_with_record_files(digest, entries)
+    return digest.hexdigest()
+
+
+def _update_with_record_files(digest, entries: list[LabelEntry]) -> None:
     listing: dict[Path, dict[str, list[Path]]] = {}
     for entry in entries:
         folder = entry.record_path.parent
@@ -98,7 +110,6 @@ def hash_label_table(entries: list[LabelEntry], labels_path: Path) -> str:
         for path in sorted(listing[folder].get(entry.record_path.stem, [entry.record_path])):
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def signal_core_version() -> str:

@@ -10,7 +10,7 @@ from edge_runtime.commands.run import add_model_arguments, add_patient_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("record", help="ECG file: WFDB .hea, MUSE/HL7 .xml, .csv, .npy/.npz")
+    parser.add_argument("record", help="ECG file: WFDB .hea, MUSE/HL7/Philips .xml, DICOM .dcm, .csv, .npy/.npz")
     parser.add_argument("--fs", type=float, help="sampling rate, for CSV/NumPy files that do not state it")
     add_patient_arguments(parser)
     add_model_arguments(parser)

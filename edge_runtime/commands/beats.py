@@ -11,7 +11,7 @@ import numpy as np
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("record", help="ECG file: WFDB .hea, MUSE/HL7 .xml, .csv, .npy/.npz")
+    parser.add_argument("record", help="ECG file: WFDB .hea, MUSE/HL7/Philips .xml, DICOM .dcm, .csv, .npy/.npz")
     parser.add_argument("--fs", type=float, help="sampling rate, for CSV/NumPy files that do not state it")
     parser.add_argument("--mains", type=float, default=50.0, choices=(50.0, 60.0), help="mains frequency to notch")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -14,7 +14,8 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", help="SQLite result database (default: config's storage_path)")
     parser.add_argument("--config", help="clinic config TOML (for storage_path)")
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+    parser.add_argument("--format", choices=("table", "csv", "json", "fhir"), default="table",
+                        help="output format (fhir: an R4 transaction Bundle; needs the fhir extra)")
     parser.add_argument("--out", help="write to this file (created owner-only) instead of stdout")
     parser.add_argument("--limit", type=int, help="at most this many results")
 
@@ -47,12 +48,21 @@ def to_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_fhir(rows: list[dict], store, patient_id_system: str) -> str:
+    """Rows as a FHIR R4 transaction Bundle (JSON); raises ``FhirUnavailable`` without the fhir extra."""
+    from edge_runtime.interop.fhir_results import build_transaction_bundle
+
+    reports = {row["id"]: store.report(row["id"]) for row in rows}
+    return build_transaction_bundle(rows, reports, patient_id_system=patient_id_system).model_dump_json(indent=2) + "\n"
+
+
 def run(args: argparse.Namespace) -> int:
     from edge_runtime.config import ConfigError, load_config
     from edge_runtime.runtime.store import ResultStore
 
     try:
-        path = Path(args.db) if args.db else load_config(args.config).storage_file
+        config = load_config(args.config)
+        path = Path(args.db) if args.db else config.storage_file
     except ConfigError as error:
         print(f"elvmass results: {error}", file=sys.stderr)
         return 2
@@ -61,7 +71,16 @@ def run(args: argparse.Namespace) -> int:
         return 1
     with ResultStore(path) as store:
         rows = store.results(limit=args.limit)
-    text = {"csv": to_csv, "json": lambda r: json.dumps(r, indent=2) + "\n", "table": to_table}[args.format](rows)
+        if args.format == "fhir":
+            from edge_runtime.interop.fhir_results import FhirUnavailable
+
+            try:
+                text = to_fhir(rows, store, config.fhir_patient_id_system)
+            except FhirUnavailable as error:
+                print(f"elvmass results: {error}", file=sys.stderr)
+                return 2
+    if args.format != "fhir":
+        text = {"csv": to_csv, "json": lambda r: json.dumps(r, indent=2) + "\n", "table": to_table}[args.format](rows)
     if args.out:
         # Exports hold health data too: owner-only, like the database.
         descriptor = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
