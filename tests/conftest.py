@@ -205,3 +205,43 @@ def trained_run(tiny_cohort, tmp_path_factory) -> tuple[Path, Path]:
                  "--folds", "2", "--workers", "1", "--quiet", "--cache-dir", str(cache)])
     assert code == 0
     return run_dir, cache
+
+
+HIL_PATIENT_ARGS = ["--age", "77", "--sex", "F", "--height", "160", "--weight", "70", "--id", "HIL-1"]
+
+
+def run_runtime(port: str, bundle, db, *options: str, timeout: float = 120.0) -> dict:
+    """``elvmass run --port PORT`` in a subprocess (fp32, JSON summary) for the hardware-in-the-loop tests."""
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "elvmass", "run", "--port", port, "--bundle", str(bundle), "--precision", "fp32",
+               "--db", str(db), "--json", "--quiet", *HIL_PATIENT_ARGS, *options]
+    out = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+REPORT_DISCLAIMER = "Research software. Model trained on synthetic data; not clinically validated. Not for diagnosis."
+
+
+def make_report(i: int = 0, **changes) -> dict:
+    """A complete stored report (as the runtime writes it) for the FHIR results and outbox tests."""
+    report = {"estimate_status": "ok", "lvm_g": 150.0 + i, "lvm_interval_g": [120.0 + i, 180.0 + i],
+              "lvm_interval_coverage": 0.9, "lvm_index_g_m2": 80.0, "lvh": True, "lvh_threshold_g_m2": 72.0,
+              "n_beats": 9, "flags": [], "model": {"id": "demo-model", "sha256": "ab" * 32},
+              "patient": {"patient_id": f"P-{i:04d}", "age_years": 60.0, "sex": "M", "height_cm": 180.0,
+                          "weight_kg": 80.0},
+              "disclaimer": REPORT_DISCLAIMER, "recorded_utc": f"2026-11-26T01:{i % 60:02d}:00.000+00:00"}
+    report.update(changes)
+    return report
+
+
+def fill_store(path: Path, reports) -> list[int]:
+    """Store ``reports`` (each with an empty 12-lead window) in a result store at ``path``; their row ids."""
+    from edge_runtime.runtime.store import ResultStore
+
+    window = np.zeros((12, 50), np.float32)
+    with ResultStore(path) as store:
+        return [store.add(report, window, 500.0, STANDARD_LEAD_NAMES) for report in reports]

@@ -10,14 +10,10 @@ dropped-frames test injects its own losses).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, make_runtime_bundle, shared_path
+from conftest import make_runtime_bundle, run_runtime, shared_path
 from edge_runtime.assets import CINC_LVH_RECORD
 from edge_runtime.config import ClinicConfig
 from edge_runtime.formats import read_record
@@ -29,7 +25,6 @@ from edge_runtime.runtime.sources import SerialSource
 from edge_runtime.runtime.store import ResultStore
 
 pytestmark = pytest.mark.slow
-PATIENT = ["--age", "77", "--sex", "F", "--height", "160", "--weight", "70", "--id", "HIL-1"]
 SPEED = 10.0
 BACKLOG = ("--backlog-bytes", str(4 << 20))
 
@@ -37,14 +32,6 @@ BACKLOG = ("--backlog-bytes", str(4 << 20))
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory):
     return make_runtime_bundle(tmp_path_factory.mktemp("hil_bundle"))
-
-
-def run_runtime(port: str, bundle, db, *options: str, timeout: float = 120.0) -> dict:
-    command = [sys.executable, "-m", "elvmass", "run", "--port", port, "--bundle", str(bundle), "--precision", "fp32",
-               "--db", str(db), "--json", "--quiet", *PATIENT, *options]
-    out = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=timeout)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
 
 
 @pytest.fixture(scope="module")
