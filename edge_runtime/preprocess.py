@@ -26,7 +26,8 @@ from edge_runtime.signal_core.rhythm import af_suspected
 
 __all__ = ["PreprocessConfig", "BeatAnalysis", "Flag", "analyze_window", "analyze_record", "analyze_leads"]
 
-PARAMETER_NAMES = ("qrs_ms", "p_axis", "r_axis", "t_axis", "pr_ms", "qt_ms", "heart_rate_bpm")
+# Every ECG parameter the signal core measures; the model is fed four of them (edge_runtime.contract.MODEL_PARAMETERS).
+MEASURED_PARAMETERS = ("qrs_ms", "p_axis", "r_axis", "t_axis", "pr_ms", "qt_ms", "heart_rate_bpm")
 
 
 @dataclass(frozen=True)
@@ -177,7 +178,7 @@ def _parameters(r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray, temp
                 lead_names: tuple[str, ...], config: PreprocessConfig) -> dict[str, float]:
     """Heart rate, QRS duration (median over beats) and the median beat's axes, PR and QT."""
     fs = config.fs
-    parameters = dict.fromkeys(PARAMETER_NAMES, float("nan"))
+    parameters = dict.fromkeys(MEASURED_PARAMETERS, float("nan"))
     rr_s = float(np.median(np.diff(r_peaks))) / fs if r_peaks.size >= 2 else float("nan")
     if math.isfinite(rr_s) and rr_s > 0:
         parameters["heart_rate_bpm"] = 60.0 / rr_s

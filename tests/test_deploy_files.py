@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import importlib.util
 import re
@@ -12,9 +13,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from packaging.requirements import Requirement
 
 from conftest import REPO_ROOT
+from edge_runtime.config import load_config
 
 DEPLOY = REPO_ROOT / "deploy"
 UNIT = DEPLOY / "systemd" / "elvmass.service"
@@ -104,8 +108,6 @@ def test_clinic_config_has_exactly_the_interface_keys(clinic_config):
 
 
 def test_clinic_config_is_accepted_by_the_runtime_reader(clinic_config):
-    from edge_runtime.config import load_config
-
     config = load_config(CLINIC_CONFIG)
     assert config.problems() == []
     assert config.mains_hz == clinic_config["mains_hz"]
@@ -201,8 +203,6 @@ def test_systemd_analyze_accepts_the_unit(tmp_path):
 
 
 def test_edge_requirements_are_exact_pins_of_the_edge_dependencies():
-    from packaging.requirements import Requirement
-
     pins = {}
     for line in REQUIREMENTS.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
@@ -223,8 +223,7 @@ def test_edge_requirements_are_exact_pins_of_the_edge_dependencies():
 
 def test_model_cost_counts_per_beat_macs_of_a_known_graph(tmp_path):
     onnx = pytest.importorskip("onnx")
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # lazy: heavy
 
     spec = importlib.util.spec_from_file_location("model_cost", DEPLOY / "model_cost.py")
     model_cost = importlib.util.module_from_spec(spec)

@@ -10,11 +10,12 @@ import pytest
 
 pytest.importorskip("fhir.resources", reason="the fhir extra (fhir.resources) is part of dev")
 
-from conftest import REPO_ROOT  # noqa: E402
+from conftest import REPO_ROOT, fill_store, make_report  # noqa: E402
 from edge_runtime.config import ConfigError, config_from_dict  # noqa: E402
+from edge_runtime.interop.fhir_results import build_result_resources  # noqa: E402
 from edge_runtime.interop.outbox import Outbox, OutboxError  # noqa: E402
+from edge_runtime.runtime.store import ResultStore  # noqa: E402
 from fhir_test_server import FhirTestServer  # noqa: E402
-from test_fhir_results import fill_store, make_report  # noqa: E402
 
 TOKEN = "secret-token"
 PER_RESULT = 4  # 3 Observations + DiagnosticReport (the Device once per batch)
@@ -87,9 +88,6 @@ def test_server_failing_mid_batch_loses_nothing_and_sends_nothing_twice(db, serv
 
 
 def _resources_of(box, result_id):
-    from edge_runtime.interop.fhir_results import build_result_resources
-    from edge_runtime.runtime.store import ResultStore
-
     with ResultStore(box.db_path) as store:
         row = next(r for r in store.results() if r["id"] == result_id)
         report = store.report(result_id)

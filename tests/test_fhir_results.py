@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 pytest.importorskip("fhir.resources", reason="the fhir extra (fhir.resources) is part of dev")
 
 from fhir.resources.R4B.bundle import Bundle  # noqa: E402
 
-from conftest import REPO_ROOT  # noqa: E402
+from conftest import REPO_ROOT, fill_store, make_report  # noqa: E402
+from edge_runtime.commands import results  # noqa: E402
 from edge_runtime.interop import fhir_results  # noqa: E402
 from edge_runtime.interop.fhir_results import build_result_resources, build_transaction_bundle  # noqa: E402
 from edge_runtime.runtime.store import ResultStore  # noqa: E402
-
-LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
-DISCLAIMER = "Research software. Model trained on synthetic data; not clinically validated. Not for diagnosis."
-
-
-def make_report(i: int = 0, **changes) -> dict:
-    report = {"estimate_status": "ok", "lvm_g": 150.0 + i, "lvm_interval_g": [120.0 + i, 180.0 + i],
-              "lvm_interval_coverage": 0.9, "lvm_index_g_m2": 80.0, "lvh": True, "lvh_threshold_g_m2": 72.0,
-              "n_beats": 9, "flags": [], "model": {"id": "demo-model", "sha256": "ab" * 32},
-              "patient": {"patient_id": f"P-{i:04d}", "age_years": 60.0, "sex": "M", "height_cm": 180.0,
-                          "weight_kg": 80.0},
-              "disclaimer": DISCLAIMER, "recorded_utc": f"2026-11-26T01:{i % 60:02d}:00.000+00:00"}
-    report.update(changes)
-    return report
-
-
-def fill_store(path, reports) -> list[int]:
-    window = np.zeros((12, 50), np.float32)
-    with ResultStore(path) as store:
-        return [store.add(report, window, 500.0, LEADS) for report in reports]
-
 
 @pytest.fixture()
 def stored(tmp_path):
@@ -138,10 +118,6 @@ def test_results_format_fhir_command(stored, tmp_path):
 
 
 def test_missing_fhir_extra_says_how_to_install(stored, monkeypatch, capsys):
-    import builtins
-
-    from edge_runtime.commands import results
-
     real_import = builtins.__import__
 
     def no_fhir(name, *args, **kwargs):

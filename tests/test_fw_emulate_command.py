@@ -9,6 +9,7 @@ import pytest
 
 from conftest import shared_path
 from edge_runtime.commands import emulate
+from edge_runtime.formats import read_record
 from edge_runtime.record import STANDARD_LEADS, EcgRecord, RecordError
 
 
@@ -61,8 +62,6 @@ def test_unreadable_record_and_bad_flags_exit_1(tmp_path, capsys):
 
 @pytest.mark.shared
 def test_ptbdb_1000_hz_record_is_resampled_for_replay():
-    from edge_runtime.formats import read_record
-
     record = read_record(shared_path("ptbdb", "s0010_re.hea"))
     leads = emulate.independent_leads_mv(record)
     assert leads.shape == (8, round(record.n_samples * 500 / record.fs))

@@ -10,6 +10,7 @@ see, while a clean device passes everything. The C device is built with the comp
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from contextlib import contextmanager
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, make_runtime_bundle, run_runtime
 from edge_runtime.assets import CINC_LVH_RECORD
 from edge_runtime.runtime.emulator_process import EmulatorProcess, build_emulator
 from evaluation.c_device import FIRMWARE_DIR, CDeviceProcess, build_c_device, host_compiler
@@ -219,15 +220,11 @@ def test_guided_electrode_removal_follows_the_lead_off_bit():
 
 @pytest.fixture(scope="module")
 def bundle_dir(tmp_path_factory):
-    from test_runtime_bundle import make_runtime_bundle
-
     return make_runtime_bundle(tmp_path_factory.mktemp("hil_bundle"))
 
 
 @pytest.mark.slow
 def test_elvmass_run_on_the_c_device_gives_the_python_emulators_estimate(c_device, device_record, bundle_dir, tmp_path):
-    from test_hil_runtime import run_runtime
-
     options = ("--max-estimates", "1", "--duration", "60")
     with CDeviceProcess(c_device, "--record", str(device_record), "--backlog-bytes", BACKLOG, speed=10) as port:
         from_c = run_runtime(port, bundle_dir, tmp_path / "c.sqlite", *options)
@@ -342,8 +339,6 @@ def test_rate_from_late_arrivals_uses_the_earliest_frames():
 
 @pytest.mark.slow
 def test_a_port_where_nothing_answers_fails_fast_and_says_why():
-    import os
-
     master, slave = os.openpty()  # a terminal with nobody behind it
     try:
         began = time.monotonic()

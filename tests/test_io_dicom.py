@@ -12,7 +12,7 @@ pydicom = pytest.importorskip("pydicom", reason="the dicom extra (pydicom) is pa
 from pydicom.data import get_testdata_file  # noqa: E402
 
 from edge_runtime.assets import PTBXL_RECORD  # noqa: E402
-from edge_runtime.formats import detect_format, read_record  # noqa: E402
+from edge_runtime.formats import detect_format, dicom_ecg, read_record  # noqa: E402
 from edge_runtime.formats.dicom_ecg import (  # noqa: E402
     GENERAL_ECG_SOP_CLASS,
     TWELVE_LEAD_ECG_SOP_CLASS,
@@ -109,7 +109,7 @@ def _truncate(dataset):
 
 def _wrong_vr(dataset):
     # Sampling Frequency written as text that is not a decimal string
-    from pydicom.dataelem import DataElement
+    from pydicom.dataelem import DataElement  # lazy: heavy
     dataset.WaveformSequence[0][0x003A, 0x001A] = DataElement(0x003A001A, "LO", "fast")
 
 
@@ -166,10 +166,8 @@ def test_median_beat_only_is_read_with_a_note(tmp_path, real_record):
 
 
 def test_missing_pydicom_says_how_to_install(tmp_path, real_record, monkeypatch):
-    import edge_runtime.formats.dicom_ecg as module
-
     path = write_dicom_ecg(real_record, tmp_path / "ecg.dcm")
-    monkeypatch.setattr(module, "_pydicom", lambda: None)
+    monkeypatch.setattr(dicom_ecg, "_pydicom", lambda: None)
     with pytest.raises(RecordError, match=r"pip install 'elvmass\[dicom\]'"):
         read_record(path)
 

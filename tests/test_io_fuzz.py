@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from edge_runtime.assets import PHILIPS_XML_RECORD
 from edge_runtime.formats import read_record
+from edge_runtime.formats.dicom_ecg import read_dicom_ecg, write_dicom_ecg
 from edge_runtime.formats.philips_xml import read_philips_xml
 from edge_runtime.formats.hl7_aecg import read_hl7_aecg, write_hl7_aecg
 from edge_runtime.formats.labels import read_label_table
@@ -54,7 +55,6 @@ def templates(work):
 @pytest.fixture(scope="module")
 def dicom_template(work):
     pytest.importorskip("pydicom", reason="the dicom extra (pydicom) is part of dev")
-    from edge_runtime.formats.dicom_ecg import write_dicom_ecg
 
     rng = np.random.default_rng(2)
     record = EcgRecord((rng.standard_normal((12, 40)) * 0.5).astype(np.float32), 500.0, STANDARD_LEADS,
@@ -124,8 +124,6 @@ dicom_edits = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 8), dicom
 @FUZZ
 @given(changes=st.one_of(edits, dicom_edits), truncate=st.integers(0, 2000))
 def test_mutated_dicom(work, dicom_template, changes, truncate):
-    from edge_runtime.formats.dicom_ecg import read_dicom_ecg
-
     data = _mutate(dicom_template, changes)
     _only_record_errors(read_dicom_ecg, work / "d.dcm", data[: len(data) - truncate] if truncate else data)
 
@@ -187,8 +185,6 @@ def test_random_label_tables(work, text):
 
 
 def test_unmutated_dicom_template_reads(work, dicom_template):
-    from edge_runtime.formats.dicom_ecg import read_dicom_ecg
-
     (work / "d.dcm").write_bytes(dicom_template)
     assert read_dicom_ecg(work / "d.dcm").signals_mv.shape == (12, 40)
 

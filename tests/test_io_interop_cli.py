@@ -11,7 +11,10 @@ import pytest
 
 from conftest import REPO_ROOT
 from edge_runtime.assets import PHILIPS_XML_RECORD, PTBXL_RECORD
+from edge_runtime.formats.dicom_ecg import write_dicom_ecg
+from edge_runtime.formats.labels import LabelEntry
 from edge_runtime.formats.wfdb_reader import read_wfdb
+from edge_runtime.preprocess import PreprocessConfig
 
 pytest.importorskip("pydicom", reason="the dicom extra (pydicom) is part of dev")
 
@@ -25,8 +28,6 @@ def elvmass(*args) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def dicom_file(tmp_path_factory):
-    from edge_runtime.formats.dicom_ecg import write_dicom_ecg
-
     record = read_wfdb(PTBXL_RECORD, backend="native").to_standard_12()
     return write_dicom_ecg(record, tmp_path_factory.mktemp("dcm") / "HR06004.dcm")
 
@@ -62,8 +63,6 @@ def test_analyze_philips_gives_a_report():
 
 def test_training_loader_reads_dicom_like_wfdb(dicom_file):
     dataset = pytest.importorskip("training.dataset", reason="training extra")
-    from edge_runtime.formats.labels import LabelEntry
-    from edge_runtime.preprocess import PreprocessConfig
 
     patient = read_wfdb(PTBXL_RECORD, backend="native").patient
     rows = [dataset.analyze_entry(LabelEntry(path, 150.0, patient, {}, "s", 2), PreprocessConfig(), False)

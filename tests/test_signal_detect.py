@@ -15,7 +15,7 @@ from evaluation.scoring import beat_samples, compare_detections, excluded_episod
 
 
 def ludb_reference() -> tuple[np.ndarray, np.ndarray]:
-    import wfdb
+    import wfdb  # lazy: heavy
 
     record = read_record(LUDB_ANNOTATED_RECORD).to_standard_12()
     ann = wfdb.rdann(str(LUDB_ANNOTATED_RECORD.with_suffix("")), "ii")
@@ -81,7 +81,7 @@ def test_scoring_matches_one_to_one_within_tolerance():
 @pytest.mark.shared
 @pytest.mark.parametrize("name", ["119", "208"])
 def test_mitdb_minutes(name):
-    import wfdb
+    import wfdb  # lazy: heavy
 
     path = shared_path("mitdb", f"{name}.hea").with_suffix("")
     record = wfdb.rdrecord(str(path), sampto=360 * 300)

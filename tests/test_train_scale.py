@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,8 @@ from conftest import REPO_ROOT  # noqa: E402
 from elvmass.cli import main  # noqa: E402
 from training.dataset import build_dataset  # noqa: E402
 from training.prepare import load_shards, prepare  # noqa: E402
+from training.synth.cohort import CohortConfig, generate_cohort, write_cohort_json  # noqa: E402
+from training.trainer import TrainConfig, train_model  # noqa: E402
 
 ARRAYS = ("subject_ids", "lvm_g", "demographics", "parameters", "extra_parameters", "beats", "qrs_onset",
           "qrs_offset", "all_beats", "beat_owner")
@@ -26,8 +29,6 @@ ARRAYS = ("subject_ids", "lvm_g", "demographics", "parameters", "extra_parameter
 
 @pytest.fixture(scope="module")
 def small_cohort(tmp_path_factory):
-    from training.synth.cohort import CohortConfig, generate_cohort, write_cohort_json
-
     out = tmp_path_factory.mktemp("cohort")
     config = CohortConfig(n=36, seed=11)
     rows = generate_cohort(out, config, workers=1, progress=False)
@@ -79,8 +80,6 @@ def test_load_shards_refuses_an_incomplete_or_foreign_folder(tmp_path, shards):
 
 
 def test_a_record_that_fails_is_listed_not_dropped(small_cohort, tmp_path):
-    import shutil
-
     lines = (small_cohort / "labels.csv").read_text().splitlines()
     (tmp_path / "records").mkdir()
     for path in (small_cohort / "records").iterdir():
@@ -145,8 +144,7 @@ def test_torchrun_two_processes_train_checkpoint_resume_and_match(shards, single
 
 
 def test_a_crashed_training_resumes_to_the_uninterrupted_result(shards, tmp_path):
-    from training.model import ModelConfig
-    from training.trainer import TrainConfig, train_model
+    from training.model import ModelConfig  # lazy: heavy
 
     dataset = load_shards(shards)
     fit, val = dataset.subset(np.arange(0, 24)), dataset.subset(np.arange(24, len(dataset)))

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.contract import SEX_COLUMN
 from training.metrics import LvhThresholds
 
 
@@ -98,8 +99,8 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
 
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     dataset = dataset if dataset is not None else load_dataset(spec)
-    if spec.sex_specific and np.isnan(dataset.demographics[:, 1]).any():
-        keep = np.flatnonzero(~np.isnan(dataset.demographics[:, 1]))
+    if spec.sex_specific and np.isnan(dataset.demographics[:, SEX_COLUMN]).any():
+        keep = np.flatnonzero(~np.isnan(dataset.demographics[:, SEX_COLUMN]))
         log(f"sex-specific: {len(dataset) - keep.size} subjects with unknown sex left out")
         dataset = dataset.subset(keep)
     cohort = cohort_info(spec.labels)

@@ -19,13 +19,13 @@ from typing import Callable
 
 import numpy as np
 
+from edge_runtime import contract
+from edge_runtime.contract import SEX_COLUMN
 from training.dataset import EcgDataset
 from training.folds import paper_folds, validation_split
 from training.metrics import LvhThresholds, score_fold, summarize_folds
 
 INPUT_MODES = ("beat", "full", "crop")
-DEMOGRAPHIC_IMPUTE = ("age_years", None, "height_cm", "weight_kg")  # sex is never imputed
-PARAMETER_IMPUTE = ("qrs_ms", "p_axis", "r_axis", "t_axis")
 
 
 @dataclass(frozen=True)
@@ -58,12 +58,9 @@ class TrainConfig:
 
 def fit_medians(demographics: np.ndarray, parameters: np.ndarray) -> dict[str, float]:
     """Training-fold medians of every imputable input (NaN-aware), keyed as in the bundle manifest."""
-    medians = {}
-    for column, name in enumerate(DEMOGRAPHIC_IMPUTE):
-        if name is not None:
-            medians[name] = float(np.nanmedian(demographics[:, column]))
-    for column, name in enumerate(PARAMETER_IMPUTE):
-        medians[name] = float(np.nanmedian(parameters[:, column]))
+    columns = {name: demographics[:, i] for i, name in enumerate(contract.DEMOGRAPHIC_FEATURES)}
+    columns |= {name: parameters[:, i] for i, name in enumerate(contract.MODEL_PARAMETERS)}
+    medians = {name: float(np.nanmedian(columns[name])) for name in contract.IMPUTED_FEATURES}
     bad = [k for k, v in medians.items() if not math.isfinite(v)]
     if bad:
         raise ValueError(f"no known value of {bad} in the training data: cannot impute")
@@ -71,16 +68,11 @@ def fit_medians(demographics: np.ndarray, parameters: np.ndarray) -> dict[str, f
 
 
 def impute(demographics: np.ndarray, parameters: np.ndarray, medians: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Copies with NaN replaced by the medians (sex must be known: it is never imputed)."""
-    demo, params = demographics.astype(np.float32).copy(), parameters.astype(np.float32).copy()
-    if np.isnan(demo[:, 1]).any():
+    """float32 copies with NaN replaced by the medians (:func:`edge_runtime.contract.impute`); sex must be
+    known: it is never imputed."""
+    if np.isnan(demographics[:, SEX_COLUMN]).any():
         raise ValueError("sex is unknown for some subjects: it is an input and is never imputed")
-    for column, name in enumerate(DEMOGRAPHIC_IMPUTE):
-        if name is not None:
-            demo[np.isnan(demo[:, column]), column] = medians[name]
-    for column, name in enumerate(PARAMETER_IMPUTE):
-        params[np.isnan(params[:, column]), column] = medians[name]
-    return demo, params
+    return contract.impute(demographics, parameters, medians)
 
 
 def model_input(dataset: EcgDataset, mode: str) -> np.ndarray:
@@ -261,7 +253,7 @@ class TrainedModel:
             return predict_subjects(self.models["combined"], dataset, mode, beats, demo, params)
         out = np.full(len(dataset), np.nan)
         for name, code in (("male", 1.0), ("female", 0.0)):
-            rows = np.flatnonzero(demo[:, 1] == code)
+            rows = np.flatnonzero(demo[:, SEX_COLUMN] == code)
             if rows.size:
                 out[rows] = predict_subjects(self.models[name], dataset.subset(rows), mode, beats, demo[rows], params[rows])
         return out
@@ -276,7 +268,7 @@ def train_variant(dataset: EcgDataset, train_index: np.ndarray, model_config, co
     :func:`train_model`."""
     groups = {"combined": train_index}
     if sex_specific:
-        sex = dataset.demographics[train_index, 1]
+        sex = dataset.demographics[train_index, SEX_COLUMN]
         groups = {"male": train_index[sex == 1.0], "female": train_index[sex == 0.0]}
     models, histories, best_epochs, medians = {}, {}, {}, None
     for name, index in groups.items():

@@ -4,8 +4,9 @@ Steps (each a small function):
 
 1. ``clean_beats``: keep the synchronized beats whose 12-lead shape matches the window's median
    beat (drops ectopic and artefact beats; the paper's model saw sinus beats).
-2. ``model_inputs``: demographics and ECG parameters in raw units; unknown values are NaN and named
-   so the result lists them as imputed (the bundle imputes with its training medians).
+2. ``model_inputs`` (:mod:`edge_runtime.contract`): demographics and ECG parameters in raw units;
+   unknown values are NaN and named so the result lists them as imputed (the bundle imputes with
+   its training medians).
 3. the predictor runs on every clean beat; ``aggregate`` takes the median, the spread across beats
    (IQR) and the interval ``median +- q`` where ``q`` is the split-conformal residual quantile the
    bundle was calibrated with on held-out data (so the interval has the stated coverage there).
@@ -24,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from edge_runtime.contract import model_inputs
 from edge_runtime.flags import Consequence, Flag, names_with
 from edge_runtime.record import PatientContext
 
@@ -35,8 +37,6 @@ STATUS_NONE = "no_estimate"
 NO_ESTIMATE_FLAGS = names_with(Consequence.BLOCKS)
 OUTSIDE_POPULATION_FLAGS = names_with(Consequence.OUTSIDE)
 
-DEMOGRAPHIC_NAMES = ("age_years", "sex", "height_cm", "weight_kg")
-PARAMETER_NAMES = ("qrs_ms", "p_axis", "r_axis", "t_axis")
 MIN_BEAT_CORRELATION = 0.9  # per-beat correlation with the median beat, all 12 leads concatenated
 MIN_CLEAN_BEATS = 3
 
@@ -113,21 +113,6 @@ def clean_beats(beats: np.ndarray, min_correlation: float = MIN_BEAT_CORRELATION
     with np.errstate(invalid="ignore", divide="ignore"):
         correlation = centred @ template_centred / denominator
     return np.flatnonzero(np.nan_to_num(correlation, nan=-1.0) >= min_correlation)
-
-
-def model_inputs(patient: PatientContext, parameters: dict[str, float]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Demographics ``[age, sex (1=M, 0=F), height_cm, weight_kg]`` and parameters
-    ``[qrs_ms, p_axis, r_axis, t_axis]`` in raw units, NaN where unknown, and the unknown names."""
-    sex_code = {"M": 1.0, "F": 0.0}.get(patient.sex or "", math.nan)
-    demographics = np.array([
-        math.nan if patient.age_years is None else patient.age_years, sex_code,
-        math.nan if patient.height_cm is None else patient.height_cm,
-        math.nan if patient.weight_kg is None else patient.weight_kg,
-    ], dtype=np.float32)
-    ecg_parameters = np.array([parameters.get(name, math.nan) for name in PARAMETER_NAMES], dtype=np.float32)
-    missing = [name for name, value in zip(DEMOGRAPHIC_NAMES, demographics) if not np.isfinite(value)]
-    missing += [name for name, value in zip(PARAMETER_NAMES, ecg_parameters) if not np.isfinite(value)]
-    return demographics, ecg_parameters, missing
 
 
 def aggregate(per_beat_lvm_g: np.ndarray, interval_halfwidth_g: float | None) -> tuple[float, float, tuple[float, float] | None]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.bundle_spec import BundleManifest
 from edge_runtime.config import ClinicConfig
 from edge_runtime.record import STANDARD_LEADS, PatientContext
 from edge_runtime.flags import Flag
@@ -38,26 +39,20 @@ class WindowResult:
     fs: float
 
 
-def interval_from_manifest(manifest: dict) -> tuple[float | None, float | None, str]:
+def interval_from_manifest(manifest: BundleManifest) -> tuple[float | None, float | None, str]:
     """The calibrated interval half-width (g), its coverage, and where it came from.
 
-    Reads ``manifest["calibration"] = {"method": "split-conformal", "coverage": 0.9,
-    "lvm_halfwidth_g": q, ...}`` (the conformal quantile of |residual| on held-out data). Without
-    it, falls back to ``metrics`` MAE scaled as for Gaussian residuals (``approximate``); without
-    either, no interval.
+    Reads the manifest's ``calibration`` (:class:`edge_runtime.bundle_spec.IntervalCalibration`, the
+    split-conformal quantile of |residual| on held-out data). Without it, falls back to the
+    cross-validation MAE ``metrics["cv_mae_g"]`` scaled as for Gaussian residuals (``approximate``);
+    without either, no interval.
     """
-    calibration = manifest.get("calibration")
-    if isinstance(calibration, dict):
-        halfwidth = calibration.get("lvm_halfwidth_g", calibration.get("halfwidth_g"))
-        coverage = calibration.get("coverage")
-        if isinstance(halfwidth, (int, float)) and math.isfinite(halfwidth) and halfwidth >= 0:
-            return float(halfwidth), (float(coverage) if isinstance(coverage, (int, float)) else None), \
-                str(calibration.get("method", "calibrated"))
-    metrics = manifest.get("metrics") or {}
-    for key in ("holdout_mae_g", "test_mae_g", "cv_mae_g", "mae_g"):
-        value = metrics.get(key) if isinstance(metrics, dict) else None
-        if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
-            return _MAE_TO_Q90 * float(value), 0.9, f"approximate (from {key}, Gaussian residuals assumed)"
+    calibration = manifest.calibration
+    if calibration is not None:
+        return calibration.lvm_halfwidth_g, calibration.coverage, calibration.method
+    value = manifest.metrics.get("cv_mae_g")
+    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+        return _MAE_TO_Q90 * float(value), 0.9, "approximate (from cv_mae_g, Gaussian residuals assumed)"
     return None, None, "none"
 
 
@@ -66,14 +61,9 @@ def model_info_from_bundle(bundle: Any) -> ModelInfo:
     manifest = bundle.manifest
     halfwidth, coverage, method = interval_from_manifest(manifest)
     manifest_bytes = (Path(bundle.path) / "manifest.json").read_bytes()
-    ranges = {}
-    for name, bounds in (manifest.get("training_ranges") or {}).items():
-        if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
-            ranges[name] = (float(bounds[0]), float(bounds[1]))
     return ModelInfo(model_id=bundle.model_id, sha256=hashlib.sha256(manifest_bytes).hexdigest(),
-                     interval_halfwidth_g=halfwidth, interval_coverage=coverage,
-                     trained_on=str(manifest.get("training_data", "synthetic")), training_ranges=ranges,
-                     interval_method=method)
+                     interval_halfwidth_g=halfwidth, interval_coverage=coverage, trained_on=manifest.training_data,
+                     training_ranges=dict(manifest.training_ranges), interval_method=method)
 
 
 class Analyzer:
