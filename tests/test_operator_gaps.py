@@ -17,7 +17,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from edge_runtime.assets import CINC_LVH_RECORD
-from test_runtime_bundle import make_runtime_bundle
+from conftest import make_runtime_bundle
 
 PATIENT = ["--age", "77", "--sex", "F", "--height", "160", "--weight", "70", "--id", "GAP-1"]
 

@@ -23,7 +23,7 @@ from edge_runtime.runtime.patient import (
     PatientConflictError, operator_only, patient_from_operator, resolve_patient,
 )
 from edge_runtime.runtime.report import add_patient_provenance, build_report, summary_lines
-from test_runtime_bundle import make_runtime_bundle
+from conftest import make_runtime_bundle
 
 MODEL = ModelInfo("demo-1", "cd" * 32, interval_halfwidth_g=20.0, interval_coverage=0.9)
 FILE_PATIENT = PatientContext(77.0, "F", None, None)  # what E07505's header says
@@ -282,7 +282,8 @@ def test_outside_population_exits_4(tmp_path):
     pytest.importorskip("onnx")
     from edge_runtime.preprocess import PreprocessConfig
     from quantization.bundle import BundleModel, write_bundle
-    from test_runtime_bundle import CALIBRATION, IMPUTATION, amplitude_onnx
+    from conftest import CALIBRATION, IMPUTATION, amplitude_onnx
+    from edge_runtime.bundle_spec import IntervalCalibration
 
     config = PreprocessConfig()
     source = amplitude_onnx(tmp_path / "amplitude.onnx", config.beat_length)
@@ -291,7 +292,7 @@ def test_outside_population_exits_4(tmp_path):
                           training_data="unit-test formula; not clinically validated",
                           preprocessing=config.to_dict(), imputation=IMPUTATION, beat_length=config.beat_length,
                           metrics={"cv_mae_g": 15.0}, overwrite=True,
-                          extra={"calibration": CALIBRATION, "training_ranges": {"age_years": [18, 70]}})
+                          calibration=IntervalCalibration(**CALIBRATION), training_ranges={"age_years": (18, 70)})
     out = elvmass("analyze", str(CINC_LVH_RECORD), "--bundle", str(tmp_path / "bundle"), "--precision",
                   "fp32", "--json")
     assert "Traceback" not in out.stderr, out.stderr
