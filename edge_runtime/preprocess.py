@@ -209,7 +209,7 @@ def _window_guards(raw: np.ndarray, r_peaks: np.ndarray, beats: np.ndarray, temp
                                                   f"(need {quality.MIN_BEATS})"))
     if template is not None:
         flags.extend(quality.template_checks(beats, template, middle, config.fs, config.beat_r_index))
-    irregular, reason = af_suspected(r_peaks, config.fs)
+    irregular, reason = af_suspected(r_peaks, config.fs, beats, config.beat_r_index)
     if irregular:
         flags.append(QualityFlag("af_suspected", reason))
     if parameters["qrs_ms"] >= quality.WIDE_QRS_MS:
