@@ -93,3 +93,10 @@ def test_af_flag_on_patients_not_tuned_on(shared_data):
     assert result["se"] >= AF_REPORT_MIN_SENSITIVITY and result["sp"] >= AF_REPORT_MIN_SPECIFICITY, result
     # no-AF-label 12-lead records of the report split: at most 3 of 25 flagged (frequent atrial ectopy)
     assert len(result["cinc"]["flagged"]) <= 3, result["cinc"]
+
+
+def test_too_few_beats_for_p_wave_evidence_falls_back_to_rr():
+    rng = np.random.default_rng(5)
+    irregular = peaks_from_rr(list(rng.uniform(0.45, 1.0, 11)))
+    flagged, reason = rhythm.af_suspected(irregular, FS, np.zeros((2, 12, 400)), 150)
+    assert flagged and "fewer than" in reason and "nan" not in reason

@@ -164,7 +164,9 @@ def af_suspected(r_peaks: np.ndarray, fs: float, beats: np.ndarray | None = None
     if not irregular or beats is None or beat_r_index is None:
         return irregular, reason
     consistency = p_wave_consistency(beats, fs, beat_r_index)
-    if np.isfinite(consistency) and consistency >= P_CORRELATION:
+    if not np.isfinite(consistency):
+        return True, reason + f"; fewer than {MIN_P_BEATS} complete beats for P-wave evidence"
+    if consistency >= P_CORRELATION:
         return False, reason + f"; but consistent P waves before the QRS (correlation {consistency:.2f} >= " \
                                f"{P_CORRELATION}): not AF"
     return True, reason + f"; no consistent P wave before the QRS (correlation {consistency:.2f} < {P_CORRELATION})"

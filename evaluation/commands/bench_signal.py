@@ -71,8 +71,12 @@ def _fmt(score) -> str:
 
 
 # ---------------------------------------------------------------- tables
-def detection_table(title: str, items, methods: dict) -> dict:
-    """Print per-record Se/+P for each method; ``items`` yields (name, signals, fs, reference, start, stop, exclude)."""
+def detection_table(title: str, items, methods: dict) -> tuple[dict, dict, dict]:
+    """Print per-record Se/+P for each method; ``items`` yields (name, signals, fs, reference, start, stop, exclude).
+
+    Returns the gross scores per method (strict: beats in refused stretches are missed), the scores
+    outside the stretches a method refused as noise, and the seconds it refused.
+    """
     from evaluation.scoring import DetectionScore, compare_detections
 
     print(f"\n## {title}\n")
@@ -113,7 +117,7 @@ def detection_table(title: str, items, methods: dict) -> dict:
         if refused_s[method]:
             print(f"{method}: {refused_s[method]:.1f} s refused as noise (unreadable); outside them "
                   f"{_fmt(readable[method]).strip()} (Se% +P%), {readable[method].fn} FN {readable[method].fp} FP")
-    return totals
+    return totals, readable, refused_s
 
 
 def mitdb_items(data: Path, minutes: float | None, split: str | None = None):
@@ -397,7 +401,7 @@ def _cell(score) -> str:
             f"({score.fn} FN, {score.fp} FP)")
 
 
-def summary_markdown(detection: dict, af: dict, speed: dict, command: str) -> list[str]:
+def summary_markdown(detection: dict, af: dict, speed: dict, command: str, outside: dict | None = None) -> list[str]:
     """The documentation's tables from this run: detection per split and set, AF per split, speed."""
     from evaluation.scoring import DetectionScore
 
@@ -421,6 +425,8 @@ def summary_markdown(detection: dict, af: dict, speed: dict, command: str) -> li
         beats = pooled["ours"].tp + pooled["ours"].fn
         lines.append(f"| **{split}** | **all sets** | {beats} | " + " | ".join(
             f"**{_cell(pooled[f])}**" if complete[f] else "-" for f in FAMILIES) + " |")
+    for split, (score, seconds) in (outside or {}).items():
+        lines += ["", f"{split} split, ours outside the {seconds:.1f} s it refused as noise: {_cell(score)}."]
     if af:
         lines += ["", "| AF flag per 10 s window | cpsc2021 AF windows | Se % | non-AF windows | Sp % "
                       "| cinc2021 records flagged (no AF label) |", "|---|---|---|---|---|---|"]
@@ -481,15 +487,19 @@ def run(args: argparse.Namespace) -> int:
     }
     splits = ("tune", "report") if args.split == "both" else (args.split,)
     detection: dict[str, dict] = {}
+    outside: dict[str, list] = {}  # ours outside its refused noise stretches: [score, seconds refused]
     for split in splits:
         for name, (title, items, methods) in sets.items():
             if not (data / name).exists():
                 continue
             print(f"\n# {split} split")
-            totals = detection_table(f"{title}, {split} split", items(split), methods)
+            totals, readable, refused_s = detection_table(f"{title}, {split} split", items(split), methods)
             if sum(t.tp + t.fn for t in totals.values()):
                 detection.setdefault(split, {})[name] = {
                     family: (totals[family] if methods.get(family) else None) for family in FAMILIES}
+                outside.setdefault(split, [DetectionScore(0, 0, 0), 0.0])
+                outside[split][0] = outside[split][0] + readable["ours"]
+                outside[split][1] += refused_s["ours"]
         pooled = {family: DetectionScore(0, 0, 0) for family in FAMILIES}
         for scores in detection.get(split, {}).values():
             for family in FAMILIES:
@@ -505,6 +515,6 @@ def run(args: argparse.Namespace) -> int:
     speed = throughput_table(data, reference) if (data / "cinc2021").exists() else {}
     if args.write_doc:
         command = "elvmass bench-signal --write-doc " + str(args.write_doc)
-        write_doc(Path(args.write_doc), summary_markdown(detection, af, speed, command))
+        write_doc(Path(args.write_doc), summary_markdown(detection, af, speed, command, outside))
         print(f"\nwrote the summary into {args.write_doc}")
     return 0
