@@ -78,6 +78,20 @@ def test_scoring_matches_one_to_one_within_tolerance():
     assert excluded_episodes(np.array([10, 20, 30]), ["[", "!", "]"]) == [(10, 31)]
 
 
+def test_the_tune_report_split_is_fixed_by_rule():
+    from evaluation.splits import split_of
+
+    assert [split_of("mitdb", name) for name in ("100", "101", "208", "203")] == ["tune", "report", "tune", "report"]
+    assert split_of("ludb", "ludb_1") == "report" and split_of("ludb", "2") == "tune"
+    assert split_of("cpsc2021", "data_101_6") == "tune"
+    assert split_of("cpsc2021", "data_21_7") == split_of("cpsc2021", "data_84_1") == "report"  # by patient
+    assert split_of("cinc2021", "JS20014") == "tune" and split_of("cinc2021", "JS20013") == "report"
+    with pytest.raises(ValueError, match="patient"):
+        split_of("cpsc2021", "101")
+    with pytest.raises(ValueError, match="no split"):
+        split_of("ptbdb", "s0010")
+
+
 @pytest.mark.shared
 @pytest.mark.parametrize("name", ["119", "208"])
 def test_mitdb_minutes(name):
