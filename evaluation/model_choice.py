@@ -68,7 +68,7 @@ def verified(bundle, fmt: str, precision: str) -> bool:
     fp32: parity with torch below the limit; INT8: MAE change and LVH agreement within the limits.
     A bundle without a verification record passes nothing at INT8 and everything at fp32.
     """
-    verification = bundle.manifest.get("verification") or {}
+    verification = bundle.manifest.verification or {}
     files = [m.path.name for m in bundle.models if m.format == fmt and m.precision == precision]
     if not files:
         return False

@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.model_bundle import DEMOGRAPHIC_FEATURES, PARAMETER_FEATURES, BundleError, ModelBundle, ModelFile
+from edge_runtime.contract import INPUT_NAMES, OUTPUT_NAME, SEX_CODES, SEX_COLUMN, impute
+from edge_runtime.model_bundle import BundleError, ModelBundle, ModelFile
 from quantization import onnx_int8, verify
 from quantization.bundle import BundleModel, write_bundle
+from quantization.calibration_data import ModelInputs, default_real_records, lvm_range_rows, real_record_inputs
 from quantization.qat import QatConfig
-from quantization.calibration_data import ModelInputs, default_real_records, fill_missing, lvm_range_rows, real_record_inputs
 from quantization.run_export import RunExport, RunExportError
 
 # INT8 ONNX configurations, in order of preference: (format, activations, per-channel weights, float head).
@@ -50,28 +51,28 @@ def evaluation_and_calibration(run: RunExport, imputation: dict[str, float], n_c
     Training rows are every clean beat of the non-held-out subjects (for quantization-aware
     fine-tuning); the held-out subjects never enter calibration or fine-tuning.
 
-    ``labels`` overrides the run's label table. Held-out rows are the export's ``holdout`` subjects; without that list, the paper's fold 0
-    (sorted by LVM, every fifth), and the table says so. Calibration never uses held-out rows.
+    ``labels`` overrides the run's label table. Held-out rows are the export's ``holdout`` subjects
+    (``elvmass train --final-holdout``: the final model never saw them); without that list, the
+    paper's fold 0 (sorted by LVM, every fifth), which the final model may have seen, and the notes
+    say so. Calibration and fine-tuning never use held-out rows.
     """
     from training.dataset import build_dataset
     from training.folds import paper_folds
 
     labels = labels or run.labels_path
-    if labels is None or not Path(labels).is_file():
-        raise RunExportError(f"export.json names no readable label table ('labels'); got {labels}")
+    if not Path(labels).is_file():
+        raise RunExportError(f"the label table {labels} (export.json 'labels') is not readable")
     dataset = build_dataset(labels, progress=False)
-    holdout_ids = run.get("holdout", "holdout_subjects")
-    if holdout_ids:
-        held = np.isin(dataset.subject_ids.astype(str), np.asarray(holdout_ids, dtype=str))
-        notes.append(f"held-out rows: {held.sum()} subjects the exported model did not train on (export.json holdout)")
+    if run.spec.holdout:
+        held = np.isin(dataset.subject_ids.astype(str), np.asarray(run.spec.holdout, dtype=str))
+        notes.append(f"held-out rows: {held.sum()} subjects the exported final model never saw (export.json holdout)")
     else:
         held = paper_folds(dataset.lvm_g) == 0
         notes.append(f"held-out rows: fold 0 of the paper's 5 folds ({held.sum()} subjects); export.json lists no "
                      "holdout, so the final model may have seen them: the INT8-vs-fp32 change is still measured on "
-                     "rows never used for calibration")
-    demo = fill_missing(dataset.demographics, DEMOGRAPHIC_FEATURES, imputation)
-    params = fill_missing(dataset.parameters, PARAMETER_FEATURES, imputation)
-    known_sex = ~np.isnan(demo[:, 1])
+                     "rows never used for calibration (retrain with --final-holdout for rows it never saw)")
+    demo, params = impute(dataset.demographics, dataset.parameters, imputation)
+    known_sex = ~np.isnan(demo[:, SEX_COLUMN])
     rows = ModelInputs(dataset.beats.astype(np.float32), demo, params, [str(s) for s in dataset.subject_ids])
     evaluation_index = np.flatnonzero(held & known_sex)
     train_index = np.flatnonzero(~held & known_sex)
@@ -92,7 +93,7 @@ def evaluation_and_calibration(run: RunExport, imputation: dict[str, float], n_c
 def _onnx_predict(path: Path, inputs: ModelInputs) -> np.ndarray:
     from edge_runtime.inference import OnnxRuntimeBackend
 
-    model = ModelFile(path, "onnx", "fp32", "combined", {k: k for k in ("beat", "demographics", "parameters")}, "lvm_g")
+    model = ModelFile(path, "onnx", "fp32", "combined", {k: k for k in INPUT_NAMES}, OUTPUT_NAME)
     return OnnxRuntimeBackend(model).run(inputs.beats, inputs.demographics, inputs.parameters)
 
 
@@ -145,9 +146,8 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
     if qat not in ("auto", "always", "never"):
         raise ValueError("qat must be 'auto', 'always' or 'never'")
     notes: list[str] = []
-    imputation = {k: float(v) for k, v in run.require("imputation", "medians").items()}
-    preprocessing = run.require("preprocessing", "preprocess")
-    thresholds = run.get("lvh_thresholds_g_m2", default={"M": 72.0, "F": 55.0})
+    spec = run.spec
+    imputation, thresholds = spec.imputation, spec.lvh_thresholds_g_m2
     evaluation, lvm_true, calibration, training = evaluation_and_calibration(run, imputation, n_calibration_rows,
                                                                              shared_data, notes, labels)
     for line in notes:
@@ -169,10 +169,10 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
             feeds = calibration.as_feeds() if variant == "combined" else _variant_rows(variant, calibration).as_feeds()
             qat_source = _LazyQat(torch_model, _variant_rows(variant, training), feeds, scratch / f"{variant}_qat.onnx",
                                   int(rows.beats.shape[-1]), qat_config or QatConfig(), log)
-            # fp32 ONNX as shipped: the export with BatchNorm folded and names compacted (parity checked below).
+            # fp32 ONNX as shipped: the export (BatchNorm already folded), the causal chomp folded into the
+            # Conv pads, names compacted (parity checked below).
             fp32 = scratch / f"{variant}_fp32.onnx"
             shutil.copyfile(source, fp32)
-            onnx_int8.fold_batchnorm(fp32)
             onnx_int8.fold_chomp(fp32)
             onnx_int8.compact_names(fp32)
             fp32_pred = _onnx_predict(fp32, rows)
@@ -264,14 +264,10 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
             "notes": notes,
         }
         bundle = write_bundle(
-            out_dir, models, model_id=run.model_id,
-            training_data=run.training_description, preprocessing=preprocessing,
-            imputation=imputation, beat_length=int(evaluation.beats.shape[-1]), lvh_thresholds_g_m2=thresholds,
-            metrics=_metrics(run.get("metrics", default={})), verification=verification,
-            extra={k: run.info[k] for k in ("calibration", "training_ranges") if k in run.info}
-                  | {"training": {k: v for k, v in run.info.items() if k not in ("metrics", "calibration", "training_ranges")}},
-            overwrite=overwrite,
-        )
+            out_dir, models, model_id=spec.model_id, training_data=spec.training_data,
+            preprocessing=spec.preprocessing, imputation=spec.imputation, beat_length=spec.inputs.beat_length,
+            lvh_thresholds_g_m2=spec.lvh_thresholds_g_m2, calibration=spec.calibration, export=spec,
+            metrics=_metrics(spec.metrics), verification=verification, overwrite=overwrite)
     latency = measure_latency(bundle, evaluation)
     verification["latency_ms_per_beat"] = latency
     table = verify.format_table(parity, scores, sizes, reference_bytes, latency, explored)
@@ -326,20 +322,14 @@ def measure_latency(bundle: ModelBundle, rows: ModelInputs) -> dict[str, float]:
 
 
 def _metrics(metrics: dict) -> dict:
-    """The export's metrics, plus ``cv_mae_g`` at top level when the CV summary has a mean MAE."""
-    out = dict(metrics)
-    summary = metrics.get("cv_summary") if isinstance(metrics, dict) else None
-    mae = summary.get("mae_g") if isinstance(summary, dict) else None
-    if isinstance(mae, dict):
-        mae = mae.get("mean")
-    if isinstance(mae, (int, float)):
-        out["cv_mae_g"] = float(mae)
-    return out
+    """The export's metrics plus ``cv_mae_g``, the mean cross-validation MAE, at top level (the runtime's
+    interval when the bundle has no conformal calibration)."""
+    return {**metrics, "cv_mae_g": float(metrics["cv_summary"]["mae_g"]["mean"])}
 
 
 def _variant_mask(variant: str, rows: ModelInputs) -> np.ndarray:
-    sex = rows.demographics[:, 1]
-    return {"male": sex == 1.0, "female": sex == 0.0}.get(variant, np.ones(len(rows), bool))
+    sex = rows.demographics[:, SEX_COLUMN]
+    return {"male": sex == SEX_CODES["M"], "female": sex == SEX_CODES["F"]}.get(variant, np.ones(len(rows), bool))
 
 
 def _variant_rows(variant: str, rows: ModelInputs) -> ModelInputs:

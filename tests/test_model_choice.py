@@ -31,10 +31,10 @@ def test_choice_is_the_fastest_among_verified_and_measured():
 
 def test_verified_reads_the_bundle_verification():
     bundle = load_bundle()
-    scores = {s["artifact"]: s["passed"] for s in bundle.manifest["verification"]["int8_vs_fp32"]}
+    scores = {s["artifact"]: s["passed"] for s in bundle.manifest.verification["int8_vs_fp32"]}
     assert verified(bundle, "onnx", "int8") == scores[bundle.select("onnx", "int8").path.name]
     assert verified(bundle, "onnx", "fp32")  # parity recorded below the limit
-    bundle.manifest["verification"]["int8_vs_fp32"] = []  # nothing recorded: INT8 is not trusted
+    bundle.manifest.verification["int8_vs_fp32"] = []  # nothing recorded: INT8 is not trusted
     assert not verified(bundle, "onnx", "int8")
 
 

@@ -174,15 +174,10 @@ def torch_eager_ms(bundle, beats, demographics, parameters, repeats: int = 20) -
         return {"window_ms": None, "beat_ms": None, "note": f"torch/training not installed ({error.name})"}
     from evaluation.model_choice import median_ms
 
-    training = bundle.manifest.get("training") or {}
-    config_dict = dict(training.get("model_config") or (training.get("config") or {}).get("model") or {})
-    # Export metadata names the architecture choices as lead_grouping / features.
-    if "lead_grouping" in training:
-        config_dict.setdefault("grouping", training["lead_grouping"])
-    if "features" in training:
-        config_dict.setdefault("features", training["features"])
-    known = set(ModelConfig.__dataclass_fields__)
-    config = ModelConfig(**{k: v for k, v in config_dict.items() if k in known})
+    if bundle.manifest.export is None:
+        return {"window_ms": None, "beat_ms": None, "note": "the bundle names no trained architecture (manifest export is null)"}
+    config_dict = bundle.manifest.export.model_config
+    config = ModelConfig(**config_dict)
     torch.set_num_threads(1)
     model = ElvMassNet(config).eval()  # latency does not depend on the weights' values
     window = [torch.from_numpy(a) for a in (beats, demographics, parameters)]
