@@ -161,3 +161,25 @@ def test_qoperator_u8_per_tensor_is_smaller_than_qdq_and_close_to_fp32(model_and
     assert qop.stat().st_size < qdq.stat().st_size
     reference = run_onnx(fp32, beats[64:], demo[64:], params[64:])
     assert np.mean(np.abs(run_onnx(qop, beats[64:], demo[64:], params[64:]) - reference)) < 0.05 * np.std(reference) + 0.5
+
+
+def test_model_cost_of_a_qoperator_int8_file_uses_its_fp32_twin(model_and_onnx, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("model_cost", Path(__file__).parents[1] / "deploy" / "model_cost.py")
+    model_cost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(model_cost)
+    _, fp32 = model_and_onnx
+    twin = tmp_path / "combined_fp32.onnx"
+    twin.write_bytes(fp32.read_bytes())
+    onnx_int8.fold_chomp(twin)
+    beats, demo, params = inputs(32, seed=3)
+    int8 = onnx_int8.quantize_onnx_int8(twin, tmp_path / "combined_int8.onnx",
+                                        {"beat": beats, "demographics": demo, "parameters": params},
+                                        "u8", False, per_channel=False, quant_format="qoperator")
+    cost = model_cost._cost_or_twin(int8)
+    assert cost["macs_per_beat"] == model_cost.model_cost(twin)["macs_per_beat"] > 0
+    assert cost["size_bytes"] == int8.stat().st_size and cost["macs_from"] == twin.name
+    # the folded chomp computes only the kept samples: fewer MACs than the export
+    assert cost["macs_per_beat"] < model_cost.model_cost(fp32)["macs_per_beat"]
