@@ -158,7 +158,7 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
     r_peaks, unreadable = _detect(conditioned, lead_names, fs_a)
     if unreadable:  # the detector refused a noise burst rather than guess beats in it
         seconds = sum(hi - lo for lo, hi in unreadable) / fs_a
-        flags.append(QualityFlag("noise", f"{seconds:.1f} s of the window unreadable (noise burst): no beats taken there"))
+        flags.append(Flag("noise", f"{seconds:.1f} s of the window unreadable (noise burst): no beats taken there"))
     onset, offset = qrs_boundaries(conditioned, r_peaks, fs_a)
     beats, beat_r_peaks = extract_beats(conditioned, r_peaks, fs_a, config.beat_pre_ms, config.beat_post_ms)
     middle = middle_beat_index(beat_r_peaks, conditioned.shape[1])
