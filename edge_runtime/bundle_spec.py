@@ -205,8 +205,10 @@ class ExportSpec:
 
     ``model_files`` maps each variant (``combined`` or ``male`` + ``female``) to its fp32 ONNX file in
     the run directory. ``model_config`` is the architecture (``training.model.ModelConfig.to_dict()``).
-    The final model trained on every usable subject of ``labels``: there is no holdout, so unbiased
-    numbers come from ``metrics`` (cross-validation) or another cohort.
+    ``holdout`` (optional) lists the subjects of ``labels`` the final model never saw (they were in the
+    CV folds); ``elvmass quantize`` compares INT8 with fp32 on them. Without it the final model trained
+    on every usable subject. Unbiased accuracy numbers come from ``metrics`` (cross-validation) or
+    another cohort.
     """
 
     model_id: str
@@ -227,6 +229,7 @@ class ExportSpec:
     metrics: dict[str, Any]
     calibration: IntervalCalibration | None
     parity: dict[str, Any]
+    holdout: tuple[str, ...] = ()  # subject ids the final model never saw (`elvmass train --final-holdout`)
 
     DOCUMENT = "export.json"
     FIELDS = ("spec_version", "model_id", "model_files", "model_config", "opset", "inputs", "imputation",
@@ -237,17 +240,24 @@ class ExportSpec:
     def sex_specific(self) -> bool:
         return set(self.model_files) == {"male", "female"}
 
+    OPTIONAL = ("holdout",)
+
     def to_dict(self) -> dict[str, Any]:
         values = {name: getattr(self, name) for name in self.FIELDS[1:]}
         values["inputs"] = self.inputs.to_dict()
         values["calibration"] = None if self.calibration is None else self.calibration.to_dict()
+        if self.holdout:
+            values["holdout"] = list(self.holdout)
         return {"spec_version": EXPORT_SPEC_VERSION, **values}
 
     @classmethod
     def from_dict(cls, data: Any, document: str = DOCUMENT) -> "ExportSpec":
         """Parse and check an export document; :class:`SpecError` names the first field in the way."""
         _version(data, "spec_version", EXPORT_SPEC_VERSION, document, " (re-run 'elvmass export RUN_DIR')")
-        d = _keys(data, cls.FIELDS, document, "")
+        d = _keys(data, cls.FIELDS, document, "", cls.OPTIONAL)
+        holdout = d.get("holdout", [])
+        if not isinstance(holdout, list) or not all(isinstance(h, str) and h for h in holdout):
+            raise SpecError(document, "holdout", f"must be a list of subject ids, not {holdout!r}")
         files = _object(d["model_files"], document, "model_files")
         if set(files) not in ({"combined"}, {"male", "female"}):
             raise SpecError(document, "model_files", f"must map 'combined' or 'male' + 'female', not {sorted(files)}")
@@ -269,7 +279,7 @@ class ExportSpec:
                    lvh_thresholds_g_m2=_thresholds(d["lvh_thresholds_g_m2"], document),
                    training_data=_training_data(d["training_data"], document), seed=seed,
                    metrics=metrics, calibration=IntervalCalibration.from_dict(d["calibration"], document),
-                   parity=_object(d["parity"], document, "parity"), **texts)
+                   parity=_object(d["parity"], document, "parity"), holdout=tuple(holdout), **texts)
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ class Backend(Protocol):
 
 
 class OnnxRuntimeBackend:
-    """An ONNX model in onnxruntime (single intra-op thread by default: the device runs one beat at a time)."""
+    """An ONNX model in onnxruntime (single intra-op thread by default; one call per window of clean beats)."""
 
     def __init__(self, model: ModelFile, threads: int = 1) -> None:
         import onnxruntime as ort
@@ -86,14 +86,23 @@ class LiteRTBackend:
         outputs = {detail["name"]: detail for detail in self.interpreter.get_output_details()}
         self.output = outputs.get(model.output_name) or next(iter(outputs.values()))
 
+    @property
+    def batch(self) -> int:
+        """Rows per invoke: the converted graphs have a fixed batch (litert-torch cannot lower a dynamic one)."""
+        return int(self.inputs["beat"]["shape"][0])
+
     def run(self, beat: np.ndarray, demographics: np.ndarray, parameters: np.ndarray) -> np.ndarray:
         arrays = {"beat": beat, "demographics": demographics, "parameters": parameters}
-        result = np.empty(len(beat), dtype=np.float32)
-        for row in range(len(beat)):  # converted graphs have a fixed batch of 1
+        n, batch = len(beat), self.batch
+        result = np.empty(n, dtype=np.float32)
+        for start in range(0, n, batch):  # one invoke per `batch` rows; a short last chunk repeats its last row
+            rows = np.arange(start, start + batch).clip(max=n - 1)
             for key, detail in self.inputs.items():
-                self.interpreter.set_tensor(detail["index"], _to_tensor(arrays[key][row:row + 1], detail))
+                self.interpreter.set_tensor(detail["index"], _to_tensor(arrays[key][rows], detail))
             self.interpreter.invoke()
-            result[row] = _from_tensor(self.interpreter.get_tensor(self.output["index"]), self.output).reshape(-1)[0]
+            out = _from_tensor(self.interpreter.get_tensor(self.output["index"]), self.output).reshape(-1)
+            stop = min(start + batch, n)
+            result[start:stop] = out[:stop - start]
         return result
 
 

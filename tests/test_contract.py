@@ -204,7 +204,7 @@ def test_export_writes_the_spec_and_the_bundle_embeds_it(exported_and_quantized)
     assert manifest.imputation == spec.imputation and manifest.calibration == spec.calibration
     assert manifest.metrics["cv_mae_g"] == spec.metrics["cv_summary"]["mae_g"]["mean"]
     assert {(m.format, m.precision) for m in manifest.models} == {("onnx", "fp32"), ("onnx", "int8")}
-    assert any("fold 0 of the paper's 5 folds" in note for note in result.notes)  # no holdout exists
+    assert spec.holdout and any(f"{len(spec.holdout)} subjects the exported final model never saw" in note for note in result.notes)
 
 
 def test_runtime_number_is_the_trained_models_number_on_the_contracts_inputs(exported_and_quantized, tiny_cohort):

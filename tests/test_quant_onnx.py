@@ -132,3 +132,54 @@ def test_real_calibration_beats_come_through_the_signal_core_and_ludb_is_refused
     assert set(rows.sources) <= {"HR06004.hea", "E07505.hea"}
     assert np.isfinite(rows.demographics).all() and np.isfinite(rows.parameters).all()
     assert any("normalized" in reason for path, reason in skipped if "ludb_1" in path)
+
+
+def test_chomp_folds_into_asymmetric_conv_pads_without_changing_outputs(model_and_onnx, tmp_path):
+    _, fp32 = model_and_onnx
+    folded = tmp_path / "chomp.onnx"
+    folded.write_bytes(fp32.read_bytes())
+    n_slices = op_types(folded).count("Slice")
+    assert onnx_int8.fold_chomp(folded) == 8  # 2 encoders x 2 levels x 2 causal convs per temporal block
+    assert op_types(folded).count("Slice") == n_slices - 8
+    pads = [list(a.ints) for n in onnx.load(str(folded)).graph.node if n.op_type == "Conv"
+            for a in n.attribute if a.name == "pads"]
+    assert any(p[0] > 0 and p[1] == 0 for p in pads)  # left padding only: causal
+    beats, demo, params = inputs(16, seed=9)
+    np.testing.assert_allclose(run_onnx(folded, beats, demo, params), run_onnx(fp32, beats, demo, params), atol=1e-3)
+
+
+def test_qoperator_u8_per_tensor_is_smaller_than_qdq_and_close_to_fp32(model_and_onnx, tmp_path):
+    _, fp32 = model_and_onnx
+    beats, demo, params = inputs(96, seed=3)
+    calibration = {"beat": beats[:64], "demographics": demo[:64], "parameters": params[:64]}
+    qdq = onnx_int8.quantize_onnx_int8(fp32, tmp_path / "qdq.onnx", calibration, "s8", True)
+    qop = onnx_int8.quantize_onnx_int8(fp32, tmp_path / "qop.onnx", calibration, "u8", True, per_channel=False,
+                                       quant_format="qoperator")
+    for path in (qdq, qop):
+        onnx_int8.compact_names(path)
+    assert "QLinearConv" in op_types(qop) and op_types(qop).count("Slice") <= 2  # only the parameter columns
+    assert qop.stat().st_size < qdq.stat().st_size
+    reference = run_onnx(fp32, beats[64:], demo[64:], params[64:])
+    assert np.mean(np.abs(run_onnx(qop, beats[64:], demo[64:], params[64:]) - reference)) < 0.05 * np.std(reference) + 0.5
+
+
+def test_model_cost_of_a_qoperator_int8_file_uses_its_fp32_twin(model_and_onnx, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("model_cost", Path(__file__).parents[1] / "deploy" / "model_cost.py")
+    model_cost = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(model_cost)
+    _, fp32 = model_and_onnx
+    twin = tmp_path / "combined_fp32.onnx"
+    twin.write_bytes(fp32.read_bytes())
+    onnx_int8.fold_chomp(twin)
+    beats, demo, params = inputs(32, seed=3)
+    int8 = onnx_int8.quantize_onnx_int8(twin, tmp_path / "combined_int8.onnx",
+                                        {"beat": beats, "demographics": demo, "parameters": params},
+                                        "u8", False, per_channel=False, quant_format="qoperator")
+    cost = model_cost._cost_or_twin(int8)
+    assert cost["macs_per_beat"] == model_cost.model_cost(twin)["macs_per_beat"] > 0
+    assert cost["size_bytes"] == int8.stat().st_size and cost["macs_from"] == twin.name
+    # the folded chomp computes only the kept samples: fewer MACs than the export
+    assert cost["macs_per_beat"] < model_cost.model_cost(fp32)["macs_per_beat"]

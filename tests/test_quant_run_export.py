@@ -48,7 +48,8 @@ def test_model_files_labels_and_provenance_come_from_the_spec(tmp_path):
 @pytest.mark.parametrize("change, field", [
     (lambda d: d.pop("model_id"), "model_id"),
     (lambda d: d.update(medians=d.pop("imputation")), "imputation"),  # an old alternative name is not guessed
-    (lambda d: d.update(holdout=[]), "holdout"),
+    (lambda d: d.update(holdout="S0001"), "holdout"),  # optional, but a list of subject ids when present
+    (lambda d: d.update(holdout_subjects=["S0001"]), "holdout_subjects"),  # no alternative names
     (lambda d: d.update(spec_version=0), "spec_version"),
     (lambda d: d["inputs"]["parameters"].update(features=["p_axis", "qrs_ms", "r_axis", "t_axis"]),
      "inputs.parameters.features"),

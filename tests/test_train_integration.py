@@ -71,6 +71,9 @@ def test_export_parity_and_manifest_constants(trained_run, tmp_path):
     document = json.loads((tmp_path / "export.json").read_text())
     assert document["spec_version"] == EXPORT_SPEC_VERSION and ExportSpec.from_dict(document).model_id.startswith("elvmass-")
     assert document["model_files"] == {"combined": "model.onnx"} and document["opset"] >= 17
+    # The default --final-holdout 0.1: the final model never saw these subjects; quantize scores INT8 on them.
+    held = json.loads((run_dir / "config.json").read_text())["final_holdout_subjects"]
+    assert document["holdout"] == held and len(held) >= 3
     for report in document["parity"].values():
         assert report["max_abs_diff_g_real"] < 1e-3 and report["max_abs_diff_g_synthetic"] < 1e-3
         assert report["n_real_beats"] > 5

@@ -199,3 +199,15 @@ def test_cache_key_covers_the_signal_core_sources(tmp_path, monkeypatch):
     assert signal_core_version() == before
     (fake / "signal_core" / "detect.py").write_text((fake / "signal_core" / "detect.py").read_text() + "\n# changed\n")
     assert signal_core_version() != before
+
+
+def test_final_holdout_is_every_kth_by_mass_deterministic_and_empty_at_zero():
+    from training.folds import final_holdout
+
+    lvm = np.random.default_rng(0).uniform(60, 260, 200)
+    held = final_holdout(lvm, 0.1, seed=0)
+    assert len(held) == 20 and len(set(held)) == 20
+    assert np.array_equal(held, final_holdout(lvm, 0.1, seed=0))
+    assert final_holdout(lvm, 0.0).size == 0
+    # spread over the whole LV-mass range, like the paper's folds
+    assert lvm[held].min() < np.quantile(lvm, 0.15) and lvm[held].max() > np.quantile(lvm, 0.85)

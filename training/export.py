@@ -245,7 +245,8 @@ def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.n
         data_hash=config["data_hash"], seed=config["train"]["seed"], code_version_train=config["code_version"],
         code_version_export=code_version(),
         metrics={"cv_summary": metrics["summary"], "n_folds": len(metrics["folds"])},
-        calibration=interval_calibration(run_dir), parity=parity_report)
+        calibration=interval_calibration(run_dir), parity=parity_report,
+        holdout=tuple(config.get("final_holdout_subjects", ())))
     # Written through from_dict's checks: a document the quantizer would refuse is never produced.
     document = ExportSpec.from_dict(spec.to_dict()).to_dict()
     (out_dir / "export.json").write_text(json.dumps(document, indent=2) + "\n")

@@ -50,3 +50,15 @@ def validation_split(lvm_g: np.ndarray, train_index: np.ndarray, fraction: float
     phase = np.random.default_rng(seed).integers(min(step, max(order.size, 1)))  # >= 1 validation subject
     is_val = (np.arange(order.size) % step) == phase
     return np.sort(order[~is_val]), np.sort(order[is_val])
+
+
+def final_holdout(lvm_g: np.ndarray, fraction: float, seed: int = 0) -> np.ndarray:
+    """Indices of the subjects the final model leaves out (every k-th by LV mass, phase from ``seed + 1``).
+
+    Empty for ``fraction == 0``. They are still in the CV folds; only the exported model never sees
+    them, which is what an INT8-vs-fp32 comparison on "held-out rows" needs.
+    """
+    if fraction == 0:
+        return np.zeros(0, dtype=int)
+    _, held = validation_split(lvm_g, np.arange(len(lvm_g)), fraction, seed + 1)
+    return held

@@ -35,6 +35,7 @@ class RunSpec:
     shards: Path | None = None  # train on `elvmass prepare` shards instead of analyzing `labels`
     checkpoints: bool = False  # checkpoint every epoch under out/checkpoints and resume from there
     dist: object = None  # training.distributed.DistContext under torchrun
+    final_holdout: float = 0.0  # fraction of subjects the final model never sees (listed in config.json)
 
 
 def cohort_info(labels: Path) -> dict:
@@ -109,9 +110,13 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
     for subject, reason in dataset.excluded:
         log(f"excluded {subject}: {reason}")
     data_s = time.perf_counter() - start_wall
+    from training.folds import final_holdout
+
+    held = final_holdout(dataset.lvm_g, spec.final_holdout, spec.train.seed)
     result = cross_validate(dataset, spec.model, spec.train, n_folds=spec.n_folds, sex_specific=spec.sex_specific,
                             workers=spec.workers, thresholds=spec.thresholds, noise_floor_mae=noise_floor,
-                            log=log, progress=spec.progress and writer, dist=spec.dist, checkpoint_dir=checkpoint_dir)
+                            log=log, progress=spec.progress and writer, dist=spec.dist, checkpoint_dir=checkpoint_dir,
+                            final_holdout=held)
     wall_s = time.perf_counter() - start_wall
     config = {
         "command": " ".join(sys.argv),
@@ -126,7 +131,9 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
         "code_version": code_version(),
         "training_data": describe_training_data(spec.labels, cohort, len(dataset)),
         "final_model": "retrained on all usable subjects (epoch chosen on a validation subset of them), "
-                       "not a fold model; the CV metrics estimate this procedure",
+                       "not a fold model; the CV metrics estimate this procedure"
+                       + (f"; {len(held)} subjects held out of it (final_holdout_subjects)" if len(held) else ""),
+        "final_holdout_subjects": [str(dataset.subject_ids[i]) for i in held],
         "n_usable": len(dataset),
         "n_excluded": len(dataset.excluded),
     }

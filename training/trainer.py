@@ -322,7 +322,7 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
                    sex_specific: bool = False, train_final: bool = True, workers: int = 2,
                    thresholds: LvhThresholds = LvhThresholds(), noise_floor_mae: float | None = None,
                    log: Callable[[str], None] | None = None, progress: bool = True, dist=None,
-                   checkpoint_dir: Path | None = None) -> CvResult:
+                   checkpoint_dir: Path | None = None, final_holdout: np.ndarray | None = None) -> CvResult:
     """The paper's protocol for one configuration; fold jobs (and the final model) run in ``workers`` processes.
 
     With ``dist`` (under torchrun) the jobs run one after another, each trained data-parallel by every rank;
@@ -330,6 +330,8 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
 
     The final model is retrained on ALL subjects (its own validation subset picks the epoch), not
     taken from the best fold; the CV numbers estimate how that procedure generalizes.
+    ``final_holdout`` (subject indices) are left out of the final model only (the CV folds use every
+    subject), so the quantization check can compare INT8 with fp32 on rows the shipped model never saw.
     """
     from tqdm import tqdm
 
@@ -340,7 +342,10 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
     folds = paper_folds(dataset.lvm_g, n_folds)
     jobs = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k), k) for k in range(n_folds)]
     if train_final:
-        jobs.append((np.arange(len(dataset)), None, "final"))
+        final_index = np.arange(len(dataset))
+        if final_holdout is not None and len(final_holdout):
+            final_index = np.setdiff1d(final_index, final_holdout)
+        jobs.append((final_index, None, "final"))
     n_models = 2 if sex_specific else 1
     bar = tqdm(total=len(jobs) * config.epochs * n_models, desc="epochs", disable=not progress, smoothing=0.05)
 

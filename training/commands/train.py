@@ -31,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lvh-male", type=float, default=72.0, help="LVH threshold, men, g/m2 (default 72)")
     parser.add_argument("--lvh-female", type=float, default=55.0, help="LVH threshold, women, g/m2 (default 55)")
     parser.add_argument("--cache-dir", default="runs/cache", help="where analyzed records are cached ('' = off)")
+    parser.add_argument("--final-holdout", type=float, default=0.1,
+                        help="fraction of subjects the final model never sees (every k-th by LVM; the CV folds still "
+                             "use them): the rows 'elvmass quantize' compares INT8 with fp32 on (default 0.1; 0 = none)")
     parser.add_argument("--verbose", action="store_true", help="print every epoch's log line (always in train.log)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--distributed", action="store_true",
@@ -68,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
             sex_specific=args.sex_specific, n_folds=args.folds, workers=args.workers,
             thresholds=LvhThresholds(args.lvh_male, args.lvh_female),
             cache_dir=Path(args.cache_dir) if args.cache_dir else None, progress=not args.quiet, verbose=args.verbose,
+            final_holdout=args.final_holdout,
         )
         metrics = train_run(spec)
     except (RecordError, ValueError, FileNotFoundError, RuntimeError) as error:
