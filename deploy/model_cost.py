@@ -102,6 +102,23 @@ def model_cost(path: str | Path) -> dict:
     }
 
 
+def _cost_or_twin(path: Path) -> dict:
+    """``model_cost``; for an INT8 QOperator graph (QLinearConv outputs have no inferred shape) the MACs of
+    its fp32 twin in the same folder (``*_int8.onnx`` -> ``*_fp32.onnx``: the same network), size its own."""
+    try:
+        return model_cost(path)
+    except ValueError:
+        twin = path.with_name(path.name.replace("_int8", "_fp32"))
+        if twin == path or not twin.exists():
+            raise
+        import onnx
+        from onnx import numpy_helper
+
+        cost = dict(model_cost(twin), file=path.name, size_bytes=path.stat().st_size, macs_from=twin.name)
+        cost["parameters"] = int(sum(numpy_helper.to_array(t).size for t in onnx.load(str(path)).graph.initializer))
+        return cost
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, help="an .onnx file or a model bundle directory")
@@ -111,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"model_cost.py: no .onnx file in {args.model}", file=sys.stderr)
         return 1
-    costs = [model_cost(f) for f in files]
+    costs = [_cost_or_twin(f) for f in files]
     if args.model.is_dir():  # TFLite files have no ONNX graph to count; report their size beside
         costs += [{"file": f.name, "size_bytes": f.stat().st_size} for f in sorted(args.model.rglob("*.tflite"))]
     if args.json:

@@ -21,12 +21,13 @@ from edge_runtime.signal_core.beats import beat_window, extract_beats, middle_be
 from edge_runtime.signal_core.delineate import beat_parameters, qrs_boundaries
 from edge_runtime.signal_core.detect import StreamingRPeakDetector
 from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s
-from edge_runtime.signal_core.quality import QualityFlag
+from edge_runtime.flags import Flag
 from edge_runtime.signal_core.rhythm import af_suspected
 
-__all__ = ["PreprocessConfig", "BeatAnalysis", "QualityFlag", "analyze_window", "analyze_record", "analyze_leads"]
+__all__ = ["PreprocessConfig", "BeatAnalysis", "Flag", "analyze_window", "analyze_record", "analyze_leads"]
 
-PARAMETER_NAMES = ("qrs_ms", "p_axis", "r_axis", "t_axis", "pr_ms", "qt_ms", "heart_rate_bpm")
+# Every ECG parameter the signal core measures; the model is fed four of them (edge_runtime.contract.MODEL_PARAMETERS).
+MEASURED_PARAMETERS = ("qrs_ms", "p_axis", "r_axis", "t_axis", "pr_ms", "qt_ms", "heart_rate_bpm")
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,7 @@ class BeatAnalysis:
     qrs_onset: np.ndarray
     qrs_offset: np.ndarray
     parameters: dict[str, float]
-    flags: list[QualityFlag] = field(default_factory=list)
+    flags: list[Flag] = field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -154,7 +155,10 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
         # offset does not change the conditioned output: the high-pass comes first).
         raw32 = resample_signals(signals - signals[:, :1], fs, fs_a)
     conditioned = condition(raw32, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz)
-    r_peaks = _detect(conditioned, lead_names, fs_a)
+    r_peaks, unreadable = _detect(conditioned, lead_names, fs_a)
+    if unreadable:  # the detector refused a noise burst rather than guess beats in it
+        seconds = sum(hi - lo for lo, hi in unreadable) / fs_a
+        flags.append(Flag("noise", f"{seconds:.1f} s of the window unreadable (noise burst): no beats taken there"))
     onset, offset = qrs_boundaries(conditioned, r_peaks, fs_a)
     beats, beat_r_peaks = extract_beats(conditioned, r_peaks, fs_a, config.beat_pre_ms, config.beat_post_ms)
     middle = middle_beat_index(beat_r_peaks, conditioned.shape[1])
@@ -165,19 +169,23 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
                         middle_beat=middle, qrs_onset=onset, qrs_offset=offset, parameters=parameters, flags=flags)
 
 
-def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> np.ndarray:
-    """R peaks; III, aVR, aVL, aVF are combinations of I and II, so a 12-lead window uses the 8 independent leads."""
+def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """R peaks and refused noise stretches; III, aVR, aVL, aVF are combinations of I and II, so a 12-lead
+    window uses the 8 independent leads."""
     independent = [lead_names.index(name) for name in INDEPENDENT_LEADS if name in lead_names]
     rows = independent if len(independent) == len(INDEPENDENT_LEADS) else list(range(len(lead_names)))
     detector = StreamingRPeakDetector(fs, len(rows))
-    return np.unique(np.concatenate([detector.process(conditioned[rows]), detector.flush()]))
+    peaks = np.unique(np.concatenate([detector.process(conditioned[rows]), detector.flush()]))
+    for lo, hi in detector.unreadable:
+        peaks = peaks[(peaks < lo) | (peaks >= hi)]
+    return peaks, detector.unreadable
 
 
 def _parameters(r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray, template: np.ndarray | None,
                 lead_names: tuple[str, ...], config: PreprocessConfig) -> dict[str, float]:
     """Heart rate, QRS duration (median over beats) and the median beat's axes, PR and QT."""
     fs = config.fs
-    parameters = dict.fromkeys(PARAMETER_NAMES, float("nan"))
+    parameters = dict.fromkeys(MEASURED_PARAMETERS, float("nan"))
     rr_s = float(np.median(np.diff(r_peaks))) / fs if r_peaks.size >= 2 else float("nan")
     if math.isfinite(rr_s) and rr_s > 0:
         parameters["heart_rate_bpm"] = 60.0 / rr_s
@@ -195,25 +203,25 @@ def _parameters(r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray, temp
 
 def _window_guards(raw: np.ndarray, r_peaks: np.ndarray, beats: np.ndarray, template: np.ndarray | None,
                    middle: int | None, parameters: dict[str, float], lead_names: tuple[str, ...],
-                   config: PreprocessConfig) -> list[QualityFlag]:
+                   config: PreprocessConfig) -> list[Flag]:
     """Flags that need the beats: pacing, delineation, beat count, noise/morphology, AF, wide QRS."""
-    flags: list[QualityFlag] = []
+    flags: list[Flag] = []
     if template is not None:
         spikes = quality.pacing_spikes(raw, config.fs, np.ptp(template, axis=1), r_peaks)
         if spikes:
             flags.append(spikes)
     if not ("I" in lead_names and "aVF" in lead_names):
-        flags.append(QualityFlag("no_delineation", "axes need leads I and aVF (12-lead record)"))
+        flags.append(Flag("no_delineation", "axes need leads I and aVF (12-lead record)"))
     if beats.shape[0] < quality.MIN_BEATS:
-        flags.append(QualityFlag("too_few_beats", f"{beats.shape[0]} complete beats in the window "
+        flags.append(Flag("too_few_beats", f"{beats.shape[0]} complete beats in the window "
                                                   f"(need {quality.MIN_BEATS})"))
     if template is not None:
         flags.extend(quality.template_checks(beats, template, middle, config.fs, config.beat_r_index))
-    irregular, reason = af_suspected(r_peaks, config.fs)
+    irregular, reason = af_suspected(r_peaks, config.fs, beats, config.beat_r_index)
     if irregular:
-        flags.append(QualityFlag("af_suspected", reason))
+        flags.append(Flag("af_suspected", reason))
     if parameters["qrs_ms"] >= quality.WIDE_QRS_MS:
-        flags.append(QualityFlag("wide_qrs", f"QRS {parameters['qrs_ms']:.0f} ms >= {quality.WIDE_QRS_MS:g} ms "
+        flags.append(Flag("wide_qrs", f"QRS {parameters['qrs_ms']:.0f} ms >= {quality.WIDE_QRS_MS:g} ms "
                                              "(bundle-branch block suspected)"))
     return flags
 

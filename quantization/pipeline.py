@@ -13,13 +13,25 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.model_bundle import DEMOGRAPHIC_FEATURES, PARAMETER_FEATURES, BundleError, ModelBundle, ModelFile
+from edge_runtime.contract import INPUT_NAMES, OUTPUT_NAME, SEX_CODES, SEX_COLUMN, impute
+from edge_runtime.model_bundle import BundleError, ModelBundle, ModelFile
 from quantization import onnx_int8, verify
 from quantization.bundle import BundleModel, write_bundle
-from quantization.calibration_data import ModelInputs, default_real_records, fill_missing, lvm_range_rows, real_record_inputs
+from quantization.calibration_data import ModelInputs, default_real_records, lvm_range_rows, real_record_inputs
+from quantization.qat import QatConfig
 from quantization.run_export import RunExport, RunExportError
 
-LATENCY_BEATS = 64
+# INT8 ONNX configurations, in order of preference: (format, activations, per-channel weights, float head).
+# u8 QOperator per-tensor first: the smallest file and, measured on x86, the fastest (s8 QOperator kernels
+# are slower than fp32 there), with the last layer float first (an int8 output has ~1 g steps over the
+# LV-mass range); QDQ s8 per-channel with a float head (the earlier default) last.
+ONNX_INT8_CONFIGS = (("qoperator", "u8", False, True), ("qoperator", "u8", False, False), ("qoperator", "u8", True, True),
+                     ("qdq", "s8", True, True))
+# TFLite INT8 plan: (activation bits, per-channel weights, tag, how). Per-tensor first (800 fewer scale and
+# zero-point pairs in the file); the QAT weights only when post-training misses (qat="auto"); 16x8 last.
+TFLITE_INT8_PLAN = ((8, False, "", "post-training"), (8, True, "", "post-training"),
+                    (8, False, "_qat", "quantization-aware fine-tuned weights"), (16, True, "", "post-training"))
+LATENCY_BEATS = 14  # one 10 s window of clean beats, predicted in one call
 
 
 @dataclass
@@ -32,31 +44,35 @@ class QuantizeResult:
 
 
 def evaluation_and_calibration(run: RunExport, imputation: dict[str, float], n_calibration_rows: int,
-                               shared_data: Path | None, notes: list[str], labels: Path | None = None) -> tuple[ModelInputs, np.ndarray, ModelInputs]:
-    """Held-out labelled rows (for INT8 vs fp32) and calibration rows (real beats + training beats).
+                               shared_data: Path | None, notes: list[str], labels: Path | None = None
+                               ) -> tuple[ModelInputs, np.ndarray, ModelInputs, ModelInputs]:
+    """Held-out labelled rows (for INT8 vs fp32), calibration rows (real beats + training beats) and training rows.
 
-    ``labels`` overrides the run's label table. Held-out rows are the export's ``holdout`` subjects; without that list, the paper's fold 0
-    (sorted by LVM, every fifth), and the table says so. Calibration never uses held-out rows.
+    Training rows are every clean beat of the non-held-out subjects (for quantization-aware
+    fine-tuning); the held-out subjects never enter calibration or fine-tuning.
+
+    ``labels`` overrides the run's label table. Held-out rows are the export's ``holdout`` subjects
+    (``elvmass train --final-holdout``: the final model never saw them); without that list, the
+    paper's fold 0 (sorted by LVM, every fifth), which the final model may have seen, and the notes
+    say so. Calibration and fine-tuning never use held-out rows.
     """
     from training.dataset import build_dataset
     from training.folds import paper_folds
 
     labels = labels or run.labels_path
-    if labels is None or not Path(labels).is_file():
-        raise RunExportError(f"export.json names no readable label table ('labels'); got {labels}")
+    if not Path(labels).is_file():
+        raise RunExportError(f"the label table {labels} (export.json 'labels') is not readable")
     dataset = build_dataset(labels, progress=False)
-    holdout_ids = run.get("holdout", "holdout_subjects")
-    if holdout_ids:
-        held = np.isin(dataset.subject_ids.astype(str), np.asarray(holdout_ids, dtype=str))
-        notes.append(f"held-out rows: {held.sum()} subjects the exported model did not train on (export.json holdout)")
+    if run.spec.holdout:
+        held = np.isin(dataset.subject_ids.astype(str), np.asarray(run.spec.holdout, dtype=str))
+        notes.append(f"held-out rows: {held.sum()} subjects the exported final model never saw (export.json holdout)")
     else:
-        held = paper_folds(dataset.lvm_g) == 0
+        held = paper_folds(dataset.lvm_g, groups=dataset.subject_ids) == 0  # whole patients
         notes.append(f"held-out rows: fold 0 of the paper's 5 folds ({held.sum()} subjects); export.json lists no "
                      "holdout, so the final model may have seen them: the INT8-vs-fp32 change is still measured on "
-                     "rows never used for calibration")
-    demo = fill_missing(dataset.demographics, DEMOGRAPHIC_FEATURES, imputation)
-    params = fill_missing(dataset.parameters, PARAMETER_FEATURES, imputation)
-    known_sex = ~np.isnan(demo[:, 1])
+                     "rows never used for calibration (retrain with --final-holdout for rows it never saw)")
+    demo, params = impute(dataset.demographics, dataset.parameters, imputation)
+    known_sex = ~np.isnan(demo[:, SEX_COLUMN])
     rows = ModelInputs(dataset.beats.astype(np.float32), demo, params, [str(s) for s in dataset.subject_ids])
     evaluation_index = np.flatnonzero(held & known_sex)
     train_index = np.flatnonzero(~held & known_sex)
@@ -65,13 +81,19 @@ def evaluation_and_calibration(run: RunExport, imputation: dict[str, float], n_c
     notes.append(f"calibration: {len(calib_train)} training beats at LVM quantiles "
                  f"({dataset.lvm_g[train_index].min():.0f}-{dataset.lvm_g[train_index].max():.0f} g) + {len(real)} real "
                  f"beats from {len({s for s in real.sources})} records ({len(skipped)} records refused by the signal core)")
-    return rows.rows(evaluation_index), dataset.lvm_g[evaluation_index], ModelInputs.concat([calib_train, real])
+    if dataset.all_beats is not None and len(dataset.all_beats):
+        owners = dataset.beat_owner[np.isin(dataset.beat_owner, train_index)]
+        beats = dataset.all_beats[np.isin(dataset.beat_owner, train_index)].astype(np.float32)
+        training = ModelInputs(beats, demo[owners], params[owners], [str(dataset.subject_ids[o]) for o in owners])
+    else:
+        training = rows.rows(train_index)
+    return rows.rows(evaluation_index), dataset.lvm_g[evaluation_index], ModelInputs.concat([calib_train, real]), training
 
 
 def _onnx_predict(path: Path, inputs: ModelInputs) -> np.ndarray:
     from edge_runtime.inference import OnnxRuntimeBackend
 
-    model = ModelFile(path, "onnx", "fp32", "combined", {k: k for k in ("beat", "demographics", "parameters")}, "lvm_g")
+    model = ModelFile(path, "onnx", "fp32", "combined", {k: k for k in INPUT_NAMES}, OUTPUT_NAME)
     return OnnxRuntimeBackend(model).run(inputs.beats, inputs.demographics, inputs.parameters)
 
 
@@ -101,7 +123,8 @@ def _tflite_available() -> bool:
 
 def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = None, n_calibration_rows: int = 256,
                  labels: Path | None = None,
-                 tflite: bool | None = None, overwrite: bool = False, log=print) -> QuantizeResult:
+                 tflite: bool | None = None, overwrite: bool = False, qat: str = "auto",
+                 qat_config: QatConfig | None = None, log=print) -> QuantizeResult:
     """Build the verified bundle of one exported run.
 
     Parameters
@@ -116,12 +139,17 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
         Training beats taken at evenly spaced LV-mass quantiles.
     tflite
         Build TFLite artifacts (``None``: when litert-torch and ai-edge-quantizer are installed).
+    qat
+        ``"auto"``: quantization-aware fine-tuning (:mod:`quantization.qat`) only when no
+        post-training configuration of a format passes; ``"always"``: measure it too; ``"never"``.
     """
+    if qat not in ("auto", "always", "never"):
+        raise ValueError("qat must be 'auto', 'always' or 'never'")
     notes: list[str] = []
-    imputation = {k: float(v) for k, v in run.require("imputation", "medians").items()}
-    preprocessing = run.require("preprocessing", "preprocess")
-    thresholds = run.get("lvh_thresholds_g_m2", default={"M": 72.0, "F": 55.0})
-    evaluation, lvm_true, calibration = evaluation_and_calibration(run, imputation, n_calibration_rows, shared_data, notes, labels)
+    spec = run.spec
+    imputation, thresholds = spec.imputation, spec.lvh_thresholds_g_m2
+    evaluation, lvm_true, calibration, training = evaluation_and_calibration(run, imputation, n_calibration_rows,
+                                                                             shared_data, notes, labels)
     for line in notes:
         log(line)
     tflite = _tflite_available() if tflite is None else tflite
@@ -138,25 +166,39 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
             torch_model = run.torch_model(variant)
             reference = _torch_predict(torch_model, rows)
             fp32_onnx_bytes[variant] = source.stat().st_size
-            # fp32 ONNX as shipped: the export with BatchNorm folded and names compacted (parity checked below).
+            feeds = calibration.as_feeds() if variant == "combined" else _variant_rows(variant, calibration).as_feeds()
+            qat_source = _LazyQat(torch_model, _variant_rows(variant, training), feeds, scratch / f"{variant}_qat.onnx",
+                                  int(rows.beats.shape[-1]), qat_config or QatConfig(), log)
+            # fp32 ONNX as shipped: the export (BatchNorm already folded), the causal chomp folded into the
+            # Conv pads, names compacted (parity checked below).
             fp32 = scratch / f"{variant}_fp32.onnx"
             shutil.copyfile(source, fp32)
-            onnx_int8.fold_batchnorm(fp32)
+            onnx_int8.fold_chomp(fp32)
             onnx_int8.compact_names(fp32)
             fp32_pred = _onnx_predict(fp32, rows)
             parity[f"{variant} fp32 onnx"] = verify.max_abs_diff(reference, fp32_pred)
             models.append(BundleModel(fp32, fp32.name, "onnx", "fp32", variant))
+
             # Measured configurations, in order of preference: s8 activations (ARM's fast path) with the
-            # float head first. The first that meets every threshold ships; if none does, the first.
-            candidates = []
-            for act, keep in (("s8", True), ("s8", False), ("u8", True)):
-                path = scratch / f"{variant}_int8_{act}{'_headfp32' if keep else ''}.onnx"
-                onnx_int8.quantize_onnx_int8(source, path, calibration.as_feeds() if variant == "combined" else
-                                             _variant_rows(variant, calibration).as_feeds(), act, keep)
-                onnx_int8.compact_names(path)
-                score = verify.score_int8(path.name, lvm_rows, fp32_pred, _onnx_predict(path, rows), rows.demographics, thresholds)
-                explored[path.name] = {**score.to_dict(), "size_bytes": path.stat().st_size}
-                candidates.append((path, score, f"activations {act}, last layer {'fp32' if keep else 'int8'}"))
+            # float head first; post-training first, then the same on the QAT weights. Every INT8 file is
+            # scored against the shipped fp32 model. The first that meets every threshold ships; if none does, the first.
+            def onnx_candidates(src: Path, tag: str, how: str) -> list:
+                found = []
+                for fmt, act, per_channel, keep in ONNX_INT8_CONFIGS:
+                    path = scratch / (f"{variant}_int8{tag}_{fmt}_{act}_{'pc' if per_channel else 'pt'}"
+                                      f"{'_headfp32' if keep else ''}.onnx")
+                    onnx_int8.quantize_onnx_int8(src, path, feeds, act, keep, per_channel, fmt)
+                    onnx_int8.compact_names(path)
+                    score = verify.score_int8(path.name, lvm_rows, fp32_pred, _onnx_predict(path, rows), rows.demographics, thresholds)
+                    explored[path.name] = {**score.to_dict(), "size_bytes": path.stat().st_size}
+                    found.append((path, score, f"{how}, {fmt}, activations {act}, "
+                                               f"{'per-channel' if per_channel else 'per-tensor'} weights, "
+                                               f"last layer {'fp32' if keep else 'int8'}"))
+                return found
+
+            candidates = onnx_candidates(source, "", "post-training")
+            if qat == "always" or (qat == "auto" and not any(c[1].passed for c in candidates)):
+                candidates += onnx_candidates(qat_source.onnx(), "_qat", "quantization-aware fine-tuned weights")
             shipped, score, how = next((c for c in candidates if c[1].passed), candidates[0])
             final = scratch / f"{variant}_int8.onnx"
             shutil.copyfile(shipped, final)
@@ -173,28 +215,41 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
                 output = tfl.tflite_output_name(fp32_tfl)
                 fp32_tfl_pred = _tflite_predict(fp32_tfl, names, output, rows)
                 parity[f"{variant} fp32 tflite"] = verify.max_abs_diff(reference, fp32_tfl_pred)
-                models.append(BundleModel(fp32_tfl, fp32_tfl.name, "tflite", "fp32", variant, names, output))
-                feeds = calibration.as_feeds() if variant == "combined" else _variant_rows(variant, calibration).as_feeds()
+                models.append(BundleModel(fp32_tfl, fp32_tfl.name, "tflite", "fp32", variant, names, output,
+                                          notes=f"fixed batch {tfl.graph_batch(fp32_tfl)} rows per invoke (padded)"))
+                # Full INT8 post-training, then full INT8 on the QAT weights, then 16x8 (int16 activations).
                 candidates = []
-                for bits in (8, 16):  # full INT8 first; 16x8 (int16 activations) if INT8 misses a threshold
-                    path = scratch / f"{variant}_int8_a{bits}.tflite"
-                    tfl.quantize_int8(fp32_tfl, path, feeds, activation_bits=bits)
+                for bits, per_channel, tag, how in TFLITE_INT8_PLAN:
+                    if tag == "_qat" and (qat == "never" or (qat == "auto" and any(c[1].passed for c in candidates))):
+                        continue
+                    if bits == 16 and any(c[1].passed for c in candidates):
+                        break
+                    base = fp32_tfl
+                    if tag == "_qat":
+                        base = scratch / f"{variant}_fp32_qat.tflite"
+                        if not base.exists():
+                            tfl.convert_fp32(qat_source.module(), (rows.beats, rows.demographics, rows.parameters), base)
+                    path = scratch / f"{variant}_int8{tag}_a{bits}_{'pc' if per_channel else 'pt'}.tflite"
+                    # int8: float32 interface (input normalization and the regression layer float, see tflite.py)
+                    tfl.quantize_int8(base, path, feeds, activation_bits=bits, per_channel=per_channel,
+                                      float_head=bits == 8, float_inputs=bits == 8)
                     io_names, io_output = tfl.tflite_input_names(path), tfl.tflite_output_name(path)
                     score = verify.score_int8(path.name, lvm_rows, fp32_tfl_pred,
                                               _tflite_predict(path, io_names, io_output, rows), rows.demographics, thresholds)
                     explored[path.name] = {**score.to_dict(), "size_bytes": path.stat().st_size}
-                    candidates.append((path, score, bits, io_names, io_output))
-                    if score.passed:
-                        break
-                path, score, bits, io_names, io_output = next((c for c in candidates if c[1].passed), candidates[0])
+                    candidates.append((path, score, bits, io_names, io_output,
+                                       f"{how}, {'per-channel' if per_channel else 'per-tensor'} weights"))
+                path, score, bits, io_names, io_output, how = next((c for c in candidates if c[1].passed), candidates[0])
                 int8_tfl = scratch / f"{variant}_int8.tflite"
                 shutil.copyfile(path, int8_tfl)
                 score.artifact = int8_tfl.name
                 scores.append(score)
                 notes.append(f"{int8_tfl.name}: shipped {path.name}")
                 models.append(BundleModel(int8_tfl, int8_tfl.name, "tflite", "int8", variant, io_names, io_output,
-                                          notes=f"litert-torch + ai-edge-quantizer, int8 weights, int{bits} activations and "
-                                                f"inputs/outputs (min/max calibration)"))
+                                          notes=f"litert-torch + ai-edge-quantizer, {how}, int8 weights, int{bits} activations"
+                                                + (", float32 inputs/output (normalization and last layer float)" if bits == 8
+                                                   else " and inputs/outputs") + " (min/max calibration), fixed batch "
+                                                f"{tfl.graph_batch(int8_tfl)} rows per invoke (padded)"))
         for model in models:
             sizes[model.file] = model.source.stat().st_size
         reference_bytes = fp32_onnx_bytes.get("combined", next(iter(fp32_onnx_bytes.values())))
@@ -209,14 +264,10 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
             "notes": notes,
         }
         bundle = write_bundle(
-            out_dir, models, model_id=run.model_id,
-            training_data=run.training_description, preprocessing=preprocessing,
-            imputation=imputation, beat_length=int(evaluation.beats.shape[-1]), lvh_thresholds_g_m2=thresholds,
-            metrics=_metrics(run.get("metrics", default={})), verification=verification,
-            extra={k: run.info[k] for k in ("calibration", "training_ranges") if k in run.info}
-                  | {"training": {k: v for k, v in run.info.items() if k not in ("metrics", "calibration", "training_ranges")}},
-            overwrite=overwrite,
-        )
+            out_dir, models, model_id=spec.model_id, training_data=spec.training_data,
+            preprocessing=spec.preprocessing, imputation=spec.imputation, beat_length=spec.inputs.beat_length,
+            lvh_thresholds_g_m2=spec.lvh_thresholds_g_m2, calibration=spec.calibration, export=spec,
+            metrics=_metrics(spec.metrics), verification=verification, overwrite=overwrite)
     latency = measure_latency(bundle, evaluation)
     verification["latency_ms_per_beat"] = latency
     table = verify.format_table(parity, scores, sizes, reference_bytes, latency, explored)
@@ -224,8 +275,36 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
     return QuantizeResult(bundle, table, verification, passed, notes)
 
 
+class _LazyQat:
+    """The quantization-aware fine-tuned model of one variant, trained on first use only (minutes on 2 cores)."""
+
+    def __init__(self, model, training: ModelInputs, calibration: dict[str, np.ndarray], onnx_path: Path,
+                 beat_length: int, config: QatConfig, log) -> None:
+        self._args = (model, training, calibration, onnx_path, beat_length, config, log)
+        self._module = None
+
+    def module(self):
+        if self._module is None:
+            from quantization.qat import qat_finetune
+
+            model, training, calibration, _, _, config, log = self._args
+            log(f"quantization-aware fine-tuning on {len(training)} training beats ({config.epochs} epochs)")
+            self._module = qat_finetune(model, training.beats, training.demographics, training.parameters,
+                                        (calibration["beat"], calibration["demographics"], calibration["parameters"]),
+                                        config, log)
+        return self._module
+
+    def onnx(self) -> Path:
+        from training.export import export_onnx
+
+        path, beat_length = self._args[3], self._args[4]
+        if not path.exists():
+            export_onnx(self.module(), path, beat_length)
+        return path
+
+
 def measure_latency(bundle: ModelBundle, rows: ModelInputs) -> dict[str, float]:
-    """Median per-beat latency of every backend/precision the bundle has and this machine can run."""
+    """Median latency of one window (``LATENCY_BEATS`` beats in one call), ms, per backend/precision here."""
     from edge_runtime.inference import available_backends, load_predictor
 
     sample = rows.rows(np.arange(min(LATENCY_BEATS, len(rows))))
@@ -237,25 +316,20 @@ def measure_latency(bundle: ModelBundle, rows: ModelInputs) -> dict[str, float]:
             except (BundleError, ImportError):  # an absent artifact or runtime has no latency
                 latency[f"{backend} {precision}"] = float("nan")
                 continue
-            latency[f"{backend} {precision}"] = predictor.time_per_beat_ms(sample.beats, sample.demographics, sample.parameters)
+            latency[f"{backend} {precision}"] = len(sample) * predictor.time_per_beat_ms(
+                sample.beats, sample.demographics, sample.parameters, repeats=20)
     return latency
 
 
 def _metrics(metrics: dict) -> dict:
-    """The export's metrics, plus ``cv_mae_g`` at top level when the CV summary has a mean MAE."""
-    out = dict(metrics)
-    summary = metrics.get("cv_summary") if isinstance(metrics, dict) else None
-    mae = summary.get("mae_g") if isinstance(summary, dict) else None
-    if isinstance(mae, dict):
-        mae = mae.get("mean")
-    if isinstance(mae, (int, float)):
-        out["cv_mae_g"] = float(mae)
-    return out
+    """The export's metrics plus ``cv_mae_g``, the mean cross-validation MAE, at top level (the runtime's
+    interval when the bundle has no conformal calibration)."""
+    return {**metrics, "cv_mae_g": float(metrics["cv_summary"]["mae_g"]["mean"])}
 
 
 def _variant_mask(variant: str, rows: ModelInputs) -> np.ndarray:
-    sex = rows.demographics[:, 1]
-    return {"male": sex == 1.0, "female": sex == 0.0}.get(variant, np.ones(len(rows), bool))
+    sex = rows.demographics[:, SEX_COLUMN]
+    return {"male": sex == SEX_CODES["M"], "female": sex == SEX_CODES["F"]}.get(variant, np.ones(len(rows), bool))
 
 
 def _variant_rows(variant: str, rows: ModelInputs) -> ModelInputs:

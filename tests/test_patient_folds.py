@@ -91,4 +91,4 @@ def test_training_keeps_each_patient_in_one_fold_and_calibrates_once_per_patient
         folds_of.setdefault(row["subject_id"], set()).add(row["fold"])
     assert any(sum(r["subject_id"] == p for r in predictions) > 1 for p in folds_of)  # repeats survived
     assert all(len(f) == 1 for f in folds_of.values()), folds_of
-    assert interval_calibration(run)["n_calibration"] == len(folds_of)
+    assert interval_calibration(run).n_calibration == len(folds_of)

@@ -16,17 +16,17 @@ pytest.importorskip("litert_torch", reason="TFLite conversion needs the quant ex
 pytest.importorskip("ai_edge_quantizer", reason="TFLite INT8 needs the quant extra: pip install 'elvmass[quant]'")
 torch = pytest.importorskip("torch")
 
+from conftest import contract_inputs as inputs  # noqa: E402
 from edge_runtime.inference import LiteRTBackend  # noqa: E402
 from edge_runtime.model_bundle import ModelFile  # noqa: E402
 from quantization import tflite  # noqa: E402
-from test_quant_onnx import inputs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    from training.model import ElvMassNet, ModelConfig
+    from training.model import ElvMassNet, ModelConfig  # lazy: heavy
 
     torch.manual_seed(0)
     model = ElvMassNet(ModelConfig(channels=8, levels=2, embed=8, hidden=16)).eval()
@@ -47,11 +47,11 @@ def predict(path: Path, beats, demo, params) -> np.ndarray:
 def test_fp32_tflite_matches_torch_and_keeps_channel_first_input(converted):
     model, fp32, _, names = converted
     assert list(names) == ["beat", "demographics", "parameters"]
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # lazy: heavy
 
     shapes = {d["name"]: tuple(d["shape"]) for d in Interpreter(model_path=str(fp32)).get_input_details()}
-    assert shapes[names["beat"]] == (1, 12, 400)
-    beats, demo, params = inputs(16, seed=5)
+    assert shapes[names["beat"]] == (tflite.TFLITE_BATCH, 12, 400)
+    beats, demo, params = inputs(21, seed=5)  # one full batch of 16 and a padded one
     with torch.no_grad():
         reference = model(*(torch.from_numpy(x) for x in (beats, demo, params))).numpy().ravel()
     assert np.max(np.abs(predict(fp32, beats, demo, params) - reference)) < 1e-3
@@ -59,7 +59,7 @@ def test_fp32_tflite_matches_torch_and_keeps_channel_first_input(converted):
 
 def test_int8_tflite_is_integer_smaller_and_close_to_fp32(converted):
     _, fp32, int8, _ = converted
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # lazy: heavy
 
     details = Interpreter(model_path=str(int8)).get_input_details()
     assert all(np.dtype(d["dtype"]) == np.int8 for d in details)
@@ -76,3 +76,43 @@ def test_strip_tensor_names_keeps_io_names(converted, tmp_path):
     copy.write_bytes(fp32.read_bytes())
     tflite.strip_tensor_names(copy)
     assert tflite.tflite_input_names(copy) == names
+
+
+def test_every_tflite_artifact_takes_a_batch_and_matches_per_row(converted):
+    _, fp32, int8, _ = converted
+    beats, demo, params = inputs(21, seed=7)
+    for path in (fp32, int8):
+        assert tflite.graph_batch(path) == tflite.TFLITE_BATCH
+        batched = predict(path, beats, demo, params)
+        per_row = np.array([predict(path, beats[i:i + 1], demo[i:i + 1], params[i:i + 1])[0] for i in range(len(beats))])
+        np.testing.assert_allclose(batched, per_row, atol=1e-4)
+
+
+def test_float_interface_int8_keeps_inputs_and_output_float_and_is_closer(converted, tmp_path):
+    _, fp32, int8, _ = converted
+    from ai_edge_litert.interpreter import Interpreter
+
+    beats, demo, params = inputs(64, seed=0)
+    calibration = {"beat": beats, "demographics": demo, "parameters": params}
+    float_io = tflite.quantize_int8(fp32, tmp_path / "io.tflite", calibration, per_channel=False,
+                                    float_head=True, float_inputs=True)
+    interpreter = Interpreter(model_path=str(float_io))
+    assert all(np.dtype(d["dtype"]) == np.float32 for d in interpreter.get_input_details())
+    assert np.dtype(interpreter.get_output_details()[0]["dtype"]) == np.float32
+    tensor_types = {np.dtype(d["dtype"]) for d in interpreter.get_tensor_details()}
+    assert np.dtype(np.int8) in tensor_types  # the body is integer
+    beats, demo, params = inputs(32, seed=6)
+    reference = predict(fp32, beats, demo, params)
+    assert np.mean(np.abs(predict(float_io, beats, demo, params) - reference)) <= \
+        np.mean(np.abs(predict(int8, beats, demo, params) - reference))
+
+
+def test_left_padded_convs_compute_the_causal_chomp(converted):
+    model, _, _, _ = converted
+    from training.model import Chomp1d, fold_batchnorm
+
+    rewritten = tflite.left_padded_convs(fold_batchnorm(model))
+    assert not any(isinstance(m, Chomp1d) and m.size for m in rewritten.modules())
+    beats, demo, params = (torch.from_numpy(x) for x in inputs(4, seed=8))
+    with torch.no_grad():
+        torch.testing.assert_close(rewritten(beats, demo, params), model(beats, demo, params), atol=1e-4, rtol=0)

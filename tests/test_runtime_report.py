@@ -31,7 +31,8 @@ def test_report_has_the_issue_keys_and_is_json():
     assert KEYS <= set(report)
     assert report["lvm_g"] == 181.3 and report["lvm_interval_g"] == [151.3, 211.3] and report["lvh"] is True
     assert report["model"] == {"id": "demo-1", "sha256": "cd" * 32, "backend": "onnxruntime", "precision": "int8"}
-    assert report["flags"] == [{"name": "imputed_p_axis", "reason": "unknown"}]
+    assert [(f["name"], f["reason"], f["consequence"]) for f in report["flags"]] == [("imputed_p_axis", "unknown", "informational")]
+    assert report["flags"][0]["operator_text"] == "P axis could not be measured: the model used a typical value."
     assert "not clinically validated" in report["disclaimer"]
     json.dumps(report)
     text = "\n".join(summary_lines(report))
@@ -42,7 +43,10 @@ def test_no_estimate_report_has_no_number():
     estimate = Estimate("no_estimate", flags=[Flag("lead_off", "V3 off")])
     report = build_report(estimate, PatientContext(), MODEL, ClinicConfig())
     assert report["lvm_g"] is None and report["lvh"] is None and report["lvm_interval_g"] is None
-    assert "NO ESTIMATE" in summary_lines(report)[0] and "lead_off" in "\n".join(summary_lines(report))
+    text = "\n".join(summary_lines(report))
+    # plain words for the operator (the registry's text), never the code name or the developer reason
+    assert "NO ESTIMATE" in summary_lines(report)[0] and "An electrode is off or loose" in text
+    assert "lead_off" not in text and "V3 off" not in text
 
 
 def test_render_png(tmp_path):

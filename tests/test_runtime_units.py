@@ -7,12 +7,21 @@ import math
 import numpy as np
 import pytest
 
+from edge_runtime.assets import PTBXL_RECORD
 from edge_runtime.config import ClinicConfig, ConfigError, config_from_dict, load_config
-from edge_runtime.record import PatientContext, STANDARD_LEADS, derive_limb_leads
+from edge_runtime.record import EcgRecord, PatientContext, STANDARD_LEADS, derive_limb_leads
 from edge_runtime.runtime import estimate as est
-from edge_runtime.runtime.estimate import Flag, ModelInfo
+from edge_runtime.runtime.display import HeartRateMeter, LiveDisplay
+from edge_runtime.flags import Flag
+from edge_runtime.formats import read_record
+from edge_runtime.runtime.estimate import ModelInfo
 from edge_runtime.runtime.patient import PatientInputError, merge_patient, patient_from_operator
+from edge_runtime.runtime.session import SessionSummary
+from edge_runtime.runtime.sources import SerialSource, channels_from_record
 from edge_runtime.runtime.window import WindowAssembler
+from firmware_bridge.frames import ELECTRODES
+from firmware_bridge.text_mode import TextLineDecoder
+from training.conformal import conformal_halfwidth
 
 
 # --- config -----------------------------------------------------------------------------------
@@ -146,7 +155,7 @@ def test_clean_beats_drops_the_odd_beat():
 def test_estimate_ok_median_interval_and_lvh():
     predictor = ConstantPlusAmplitude()
     patient = PatientContext(60.0, "M", 180.0, 80.0)
-    result = est.estimate_window(_beats(), PARAMS, [], True, patient, predictor, MODEL)
+    result = est.estimate_window(_beats(), PARAMS, [], patient, predictor, MODEL)
     per_beat = 100.0 + 10.0 * np.ptp(_beats(), axis=(1, 2))
     assert result.estimate_status == "ok" and result.n_beats == 8
     assert result.lvm_g == pytest.approx(np.median(per_beat))
@@ -166,7 +175,7 @@ def test_estimate_female_threshold_and_lvh_verdict_flip():
 
 
 def test_missing_demographics_are_imputed_flagged_and_lvh_unknown():
-    result = est.estimate_window(_beats(), {**PARAMS, "p_axis": math.nan}, [], True, PatientContext(age_years=50.0),
+    result = est.estimate_window(_beats(), {**PARAMS, "p_axis": math.nan}, [], PatientContext(age_years=50.0),
                                  ConstantPlusAmplitude(), MODEL)
     names = [f.name for f in result.flags]
     assert result.estimate_status == "ok" and result.lvm_g is not None
@@ -180,30 +189,29 @@ def test_missing_demographics_are_imputed_flagged_and_lvh_unknown():
     ("saturation", "no_estimate"), ("needs_12_leads", "no_estimate"),
 ])
 def test_rhythm_and_quality_flags_decide_the_status(flag, status):
-    result = est.estimate_window(_beats(), PARAMS, [Flag(flag, "test")], flag != "af_suspected",
+    result = est.estimate_window(_beats(), PARAMS, [Flag(flag, "test")],
                                  PatientContext(60.0, "M", 180.0, 80.0), ConstantPlusAmplitude(), MODEL)
     assert result.estimate_status == status
     assert (result.lvm_g is None) == (status == "no_estimate")
     assert flag in [f.name for f in result.flags]
 
 
-def test_unknown_excluding_flag_gives_no_number_and_no_model_gives_no_estimate():
-    result = est.estimate_window(_beats(), PARAMS, [Flag("brand_new_problem", "x")], False,
-                                 PatientContext(), ConstantPlusAmplitude(), MODEL)
-    assert result.estimate_status == "no_estimate" and result.lvm_g is None
-    result = est.estimate_window(_beats(), PARAMS, [], True, PatientContext(), None, None)
+def test_unregistered_flag_is_refused_and_no_model_gives_no_estimate():
+    with pytest.raises(KeyError, match="brand_new_problem"):
+        Flag("brand_new_problem", "x")
+    result = est.estimate_window(_beats(), PARAMS, [], PatientContext(), None, None)
     assert result.estimate_status == "no_estimate" and "no_model" in [f.name for f in result.flags]
 
 
 def test_too_few_clean_beats_and_bad_model_output():
-    result = est.estimate_window(_beats(n=2), PARAMS, [], True, PatientContext(), ConstantPlusAmplitude(), MODEL)
+    result = est.estimate_window(_beats(n=2), PARAMS, [], PatientContext(), ConstantPlusAmplitude(), MODEL)
     assert result.estimate_status == "no_estimate" and "no_clean_beats" in [f.name for f in result.flags]
 
     class NanModel:
         def predict(self, beats, demographics, parameters):
             return np.full(len(beats), np.nan)
 
-    result = est.estimate_window(_beats(), PARAMS, [], True, PatientContext(), NanModel(), MODEL)
+    result = est.estimate_window(_beats(), PARAMS, [], PatientContext(), NanModel(), MODEL)
     assert result.estimate_status == "no_estimate" and result.lvm_g is None
 
 
@@ -214,7 +222,7 @@ def test_backend_refusal_becomes_a_named_no_estimate():
                 raise ValueError("sex is unknown: the model needs it (1 = male, 0 = female)")
             return np.full(len(beats), 150.0)
 
-    result = est.estimate_window(_beats(), PARAMS, [], True, PatientContext(age_years=50.0), NeedsSex(), MODEL)
+    result = est.estimate_window(_beats(), PARAMS, [], PatientContext(age_years=50.0), NeedsSex(), MODEL)
     assert result.estimate_status == "no_estimate" and result.lvm_g is None
     assert [f.name for f in result.flags] == ["sex_unknown"] and "sex" in result.flags[0].reason
 
@@ -222,10 +230,6 @@ def test_backend_refusal_becomes_a_named_no_estimate():
 # --- sources and display ----------------------------------------------------------------------
 
 def test_channels_from_a_two_lead_record_report_the_missing_electrodes_off():
-    from edge_runtime.record import EcgRecord
-    from edge_runtime.runtime.sources import channels_from_record
-    from firmware_bridge.frames import ELECTRODES
-
     data = np.random.default_rng(0).normal(0, 0.2, (2, 1000)).astype(np.float32)
     signals, off = channels_from_record(EcgRecord(data, 200.0, ("I", "II")))
     assert signals.shape == (8, 1000) and np.array_equal(signals[:2], data) and not signals[2:].any()
@@ -233,11 +237,6 @@ def test_channels_from_a_two_lead_record_report_the_missing_electrodes_off():
 
 
 def test_heart_rate_meter_and_status_line_on_a_real_record():
-    from edge_runtime.assets import PTBXL_RECORD
-    from edge_runtime.formats import read_record
-    from edge_runtime.runtime.display import HeartRateMeter, LiveDisplay
-    from edge_runtime.runtime.session import SessionSummary
-
     record = read_record(PTBXL_RECORD)
     lead_ii = record.lead("II")
     meter = HeartRateMeter(record.fs)
@@ -254,14 +253,12 @@ def test_heart_rate_meter_and_status_line_on_a_real_record():
     display = LiveDisplay()
     display._meter = meter
     line = display.line(Session())
-    assert "LEAD OFF V3" in line and f"HR {meter.bpm:.0f} bpm" in line and " 5.0/10 s" in line
+    assert "electrode off: V3" in line and f"HR {meter.bpm:.0f} bpm" in line and " 5.0/10 s" in line
 
 
 # --- interval calibration ---------------------------------------------------------------------
 
 def test_conformal_halfwidth_rank_and_coverage():
-    from training.conformal import conformal_halfwidth
-
     residuals = np.arange(1, 20, dtype=float)  # n = 19 -> rank ceil(20 * 0.9) = 18
     assert conformal_halfwidth(residuals, 0.9) == 18.0
     assert conformal_halfwidth(-residuals, 0.5) == 10.0  # absolute values
@@ -274,8 +271,6 @@ def test_conformal_halfwidth_rank_and_coverage():
 
 
 def test_per_sample_lead_off_is_attributed_to_the_window_that_contains_it():
-    from edge_runtime.runtime.window import WindowAssembler
-
     assembler = WindowAssembler(fs=100.0, window_s=1.0)  # 100-sample windows
     lead_off = np.zeros((150, 9), dtype=bool)
     lead_off[120, 4] = True  # V2 off at sample 120: the second window only
@@ -289,8 +284,5 @@ def test_per_sample_lead_off_is_attributed_to_the_window_that_contains_it():
 
 
 def test_serial_source_asks_the_binary_decoder_for_coalesced_blocks():
-    from edge_runtime.runtime.sources import SerialSource
-    from firmware_bridge.text_mode import TextLineDecoder
-
     assert SerialSource("loop://", reconnect=False).transport.decoder.coalesce is True
     assert isinstance(SerialSource("loop://", reconnect=False, text_mode=True).transport.decoder, TextLineDecoder)

@@ -83,3 +83,16 @@ def validation_split(lvm_g: np.ndarray, train_index: np.ndarray, fraction: float
     group_is_val[order] = (np.arange(n_groups) % step) == phase
     is_val = group_is_val[codes]
     return np.sort(train_index[~is_val]), np.sort(train_index[is_val])
+
+
+def final_holdout(lvm_g: np.ndarray, fraction: float, seed: int = 0, groups: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the subjects the final model leaves out (every k-th by LV mass, phase from ``seed + 1``).
+
+    Empty for ``fraction == 0``. They are still in the CV folds; only the exported model never sees
+    them, which is what an INT8-vs-fp32 comparison on "held-out rows" needs. With ``groups``
+    (patients) whole patients are held out.
+    """
+    if fraction == 0:
+        return np.zeros(0, dtype=int)
+    _, held = validation_split(lvm_g, np.arange(len(lvm_g)), fraction, seed + 1, groups=groups)
+    return held

@@ -4,12 +4,15 @@ Steps (each a small function):
 
 1. ``clean_beats``: keep the synchronized beats whose 12-lead shape matches the window's median
    beat (drops ectopic and artefact beats; the paper's model saw sinus beats).
-2. ``model_inputs``: demographics and ECG parameters in raw units; unknown values are NaN and named
-   so the result lists them as imputed (the bundle imputes with its training medians).
+2. ``model_inputs`` (:mod:`edge_runtime.contract`): demographics and ECG parameters in raw units;
+   unknown values are NaN and named so the result lists them as imputed (the bundle imputes with
+   its training medians).
 3. the predictor runs on every clean beat; ``aggregate`` takes the median, the spread across beats
    (IQR) and the interval ``median +- q`` where ``q`` is the split-conformal residual quantile the
    bundle was calibrated with on held-out data (so the interval has the stated coverage there).
-4. ``lvh_verdict``: indexed LVM (LVM / BSA, Mosteller) against the sex-specific threshold.
+4. ``lvh_verdict``: indexed LVM (LVM / BSA, Mosteller) against the sex-specific threshold;
+   ``index_interval`` and ``three_state_verdict``: "LVH", "no LVH" or "borderline" (the index interval
+   reaches both sides of the threshold).
 5. ``decide_status``: ``ok``, ``outside_population`` (a number, clearly marked, with the reason)
    or ``no_estimate`` (no number, with the reason).
 """
@@ -22,26 +25,18 @@ from typing import Protocol
 
 import numpy as np
 
+from edge_runtime.contract import model_inputs
+from edge_runtime.flags import Consequence, Flag, names_with
 from edge_runtime.record import PatientContext
 
 STATUS_OK = "ok"
 STATUS_OUTSIDE = "outside_population"
 STATUS_NONE = "no_estimate"
 
-# Flag names (from the signal core, the window assembler and this module) by consequence.
-# Signal quality: the window's numbers cannot be trusted at all.
-NO_ESTIMATE_FLAGS = frozenset({
-    "lead_off", "saturation", "noise", "too_few_beats", "inconsistent_morphology", "gap", "dropped_frames",
-    "needs_12_leads", "no_clean_beats", "flat_line", "no_model", "normalized_amplitudes", "sex_unknown",
-    "non_finite_samples", "analysis_error",
-})
-# Rhythm/conduction the model was never trained on but where a number is still informative.
-OUTSIDE_POPULATION_FLAGS = frozenset({"af_suspected", "wide_qrs", "outside_training_range"})
-# Ventricular pacing: QRS voltage reflects the pacing site, not LV mass.
-PACED_FLAGS = frozenset({"pacing", "paced"})
+# What each flag does is decided in one place, the registry (edge_runtime/flags.py).
+NO_ESTIMATE_FLAGS = names_with(Consequence.BLOCKS)
+OUTSIDE_POPULATION_FLAGS = names_with(Consequence.OUTSIDE)
 
-DEMOGRAPHIC_NAMES = ("age_years", "sex", "height_cm", "weight_kg")
-PARAMETER_NAMES = ("qrs_ms", "p_axis", "r_axis", "t_axis")
 MIN_BEAT_CORRELATION = 0.9  # per-beat correlation with the median beat, all 12 leads concatenated
 MIN_CLEAN_BEATS = 3
 
@@ -50,17 +45,6 @@ class Predictor(Protocol):
     """What the estimate needs from a model backend (``edge_runtime.inference``)."""
 
     def predict(self, beats: np.ndarray, demographics: np.ndarray, parameters: np.ndarray) -> np.ndarray: ...
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A named reason attached to a result (``name`` is stable, ``reason`` is for people)."""
-
-    name: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "reason": self.reason}
 
 
 @dataclass(frozen=True)
@@ -86,8 +70,10 @@ class Estimate:
     lvm_spread_g: float | None = None  # IQR of the per-beat estimates
     per_beat_lvm_g: list[float] = field(default_factory=list)
     lvm_index_g_m2: float | None = None
-    lvh: bool | None = None
+    lvh: bool | None = None  # the point index against the threshold (kept for readers of the boolean)
     lvh_threshold_g_m2: float | None = None
+    lvm_index_interval_g_m2: tuple[float, float] | None = None  # the LV-mass interval divided by BSA
+    lvh_verdict: str | None = None  # "LVH", "no LVH" or "borderline" (the index interval spans the threshold)
     n_beats: int = 0
     flags: list[Flag] = field(default_factory=list)
     imputed: list[str] = field(default_factory=list)
@@ -129,21 +115,6 @@ def clean_beats(beats: np.ndarray, min_correlation: float = MIN_BEAT_CORRELATION
     return np.flatnonzero(np.nan_to_num(correlation, nan=-1.0) >= min_correlation)
 
 
-def model_inputs(patient: PatientContext, parameters: dict[str, float]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Demographics ``[age, sex (1=M, 0=F), height_cm, weight_kg]`` and parameters
-    ``[qrs_ms, p_axis, r_axis, t_axis]`` in raw units, NaN where unknown, and the unknown names."""
-    sex_code = {"M": 1.0, "F": 0.0}.get(patient.sex or "", math.nan)
-    demographics = np.array([
-        math.nan if patient.age_years is None else patient.age_years, sex_code,
-        math.nan if patient.height_cm is None else patient.height_cm,
-        math.nan if patient.weight_kg is None else patient.weight_kg,
-    ], dtype=np.float32)
-    ecg_parameters = np.array([parameters.get(name, math.nan) for name in PARAMETER_NAMES], dtype=np.float32)
-    missing = [name for name, value in zip(DEMOGRAPHIC_NAMES, demographics) if not np.isfinite(value)]
-    missing += [name for name, value in zip(PARAMETER_NAMES, ecg_parameters) if not np.isfinite(value)]
-    return demographics, ecg_parameters, missing
-
-
 def aggregate(per_beat_lvm_g: np.ndarray, interval_halfwidth_g: float | None) -> tuple[float, float, tuple[float, float] | None]:
     """Median LV mass, IQR across beats, and the calibrated interval ``median +- halfwidth``."""
     values = np.asarray(per_beat_lvm_g, dtype=np.float64)
@@ -170,20 +141,43 @@ def lvh_verdict(lvm_g: float, patient: PatientContext, threshold_male: float, th
     return index, (None if threshold is None else bool(index > threshold)), threshold
 
 
-def decide_status(flags: list[Flag], usable: bool | None = None) -> str:
-    """``no_estimate`` if any flag forbids a number, else ``outside_population`` if any flag marks
-    the patient outside the training population, else ``ok``.
+VERDICT_LVH = "LVH"
+VERDICT_NO_LVH = "no LVH"
+VERDICT_BORDERLINE = "borderline"
 
-    ``usable`` is the signal core's own verdict; a flag it considers excluding that this module
-    does not know is treated as a quality problem (no number rather than a silently wrong one).
+
+def index_interval(lvm_interval_g: tuple[float, float] | None, bsa_m2: float | None) -> tuple[float, float] | None:
+    """The LV-mass interval indexed to body surface area (g/m2); ``None`` without an interval or a BSA.
+
+    BSA is taken as exact (it is measured, not modelled), so the index interval is the mass interval / BSA.
     """
-    names = {flag.name for flag in flags}
-    if names & (NO_ESTIMATE_FLAGS | PACED_FLAGS):
+    if lvm_interval_g is None or bsa_m2 is None or not bsa_m2 > 0:
+        return None
+    return lvm_interval_g[0] / bsa_m2, lvm_interval_g[1] / bsa_m2
+
+
+def three_state_verdict(index_g_m2: float | None, interval_g_m2: tuple[float, float] | None,
+                        threshold_g_m2: float | None) -> str | None:
+    """``"LVH"``, ``"no LVH"`` or ``"borderline"``; ``None`` when the index or the threshold is unknown.
+
+    Borderline when the index interval reaches both sides of the threshold (LVH is ``index > threshold``):
+    the data cannot tell LVH from no LVH, and a definite word would overstate the result. Without an
+    interval the verdict is the point index against the threshold.
+    """
+    if index_g_m2 is None or threshold_g_m2 is None:
+        return None
+    if interval_g_m2 is not None and interval_g_m2[0] <= threshold_g_m2 < interval_g_m2[1]:
+        return VERDICT_BORDERLINE
+    return VERDICT_LVH if index_g_m2 > threshold_g_m2 else VERDICT_NO_LVH
+
+
+def decide_status(flags: list[Flag]) -> str:
+    """``no_estimate`` if any flag blocks the estimate, else ``outside_population`` if any flag marks the
+    patient outside the studied population, else ``ok`` (consequences: :mod:`edge_runtime.flags`)."""
+    consequences = {flag.consequence for flag in flags}
+    if Consequence.BLOCKS in consequences:
         return STATUS_NONE
-    unknown = names - OUTSIDE_POPULATION_FLAGS - {f"imputed_{n}" for n in DEMOGRAPHIC_NAMES + PARAMETER_NAMES}
-    if usable is False and unknown:
-        return STATUS_NONE
-    if names & OUTSIDE_POPULATION_FLAGS:
+    if Consequence.OUTSIDE in consequences:
         return STATUS_OUTSIDE
     return STATUS_OK
 
@@ -193,11 +187,12 @@ def _range_flags(patient: PatientContext, ranges: dict[str, tuple[float, float]]
     for name, (low, high) in ranges.items():
         value = getattr(patient, name, None)
         if value is not None and not low <= value <= high:
-            flags.append(Flag("outside_training_range", f"{name}={value:g} outside the training range {low:g}-{high:g}"))
+            flags.append(Flag("outside_training_range", f"{name}={value:g} outside the training range {low:g}-{high:g}",
+                              where=f"{name.split('_')[0].capitalize()} {value:g}"))
     return flags
 
 
-def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flags: list[Flag], usable: bool | None,
+def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flags: list[Flag],
                     patient: PatientContext, predictor: Predictor | None, model: ModelInfo | None,
                     threshold_male: float = 72.0, threshold_female: float = 55.0) -> Estimate:
     """Estimate LV mass from one window's synchronized beats.
@@ -210,8 +205,6 @@ def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flag
         ``BeatAnalysis.parameters`` (``qrs_ms``, ``p_axis``, ``r_axis``, ``t_axis``; NaN if unknown).
     signal_flags : list of Flag
         Quality/rhythm flags of the signal core and the window assembler.
-    usable : bool or None
-        ``BeatAnalysis.usable``.
     patient : PatientContext
         Validated patient context (unknown values are imputed by the bundle and flagged).
     predictor, model : optional
@@ -234,7 +227,7 @@ def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flag
                                             f"(need {MIN_CLEAN_BEATS})"))
     if predictor is None or model is None:
         flags.append(Flag("no_model", "no model bundle loaded"))
-    status = decide_status(flags, usable)
+    status = decide_status(flags)
     result = Estimate(estimate_status=status, n_beats=int(rows.size), flags=flags, beat_rows=rows.tolist())
     if status == STATUS_NONE:
         return result
@@ -246,7 +239,7 @@ def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flag
             np.repeat(ecg_parameters[None, :], count, axis=0),
         )
     except ValueError as error:  # the backend refuses inputs it cannot take (e.g. unknown sex)
-        name = "sex_unknown" if "sex" in str(missing) and "sex" in str(error) else "model_refused"
+        name = "sex_unknown" if "sex" in missing else "model_refused"  # sex is never imputed: it picks the model
         flags.append(Flag(name, str(error)))
         result.estimate_status = STATUS_NONE
         return result
@@ -264,7 +257,11 @@ def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flag
     result.lvm_g, result.lvm_spread_g, result.lvm_interval_g = aggregate(predictions, model.interval_halfwidth_g)  # type: ignore[union-attr]
     result.lvm_index_g_m2, result.lvh, result.lvh_threshold_g_m2 = lvh_verdict(
         result.lvm_g, patient, threshold_male, threshold_female)
+    result.lvm_index_interval_g_m2 = index_interval(result.lvm_interval_g, patient.bsa_m2)
+    result.lvh_verdict = three_state_verdict(result.lvm_index_g_m2, result.lvm_index_interval_g_m2,
+                                             result.lvh_threshold_g_m2)
     if result.lvh is None:
         unknown = [name for name in ("sex", "height_cm", "weight_kg") if name in missing]
-        flags.append(Flag("lvh_unknown", f"LVH needs sex, height and weight; unknown: {', '.join(unknown)}"))
+        flags.append(Flag("lvh_unknown", f"LVH needs sex, height and weight; unknown: {', '.join(unknown)}",
+                          where=" and ".join(name.split("_")[0] for name in unknown)))
     return result

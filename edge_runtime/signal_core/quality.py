@@ -1,18 +1,18 @@
 """Quality and out-of-population guards: each a named flag with a human-readable reason.
 
-Flags (``QualityFlag.name``): ``lead_off`` (flat lead), ``saturation`` (clipping plateau),
+Flags (``Flag.name``, registered in :mod:`edge_runtime.flags`): ``lead_off`` (flat lead), ``saturation`` (clipping plateau),
 ``noise`` (beats disagree with their median beat), ``too_few_beats``, ``inconsistent_morphology``
 (the middle beat is not the window's dominant morphology, e.g. an ectopic beat),
 ``af_suspected``, ``wide_qrs`` (QRS >= 120 ms, bundle-branch-block suspicion), ``pacing``
-(pacemaker spikes), ``no_delineation`` (fewer than the 12 leads: no axes). All of them exclude
-the window from the model except where ``excludes`` is False.
+(pacemaker spikes), ``no_delineation`` (fewer than the 12 leads: no axes). What each flag does to the estimate and what
+the operator reads is in the one registry, :mod:`edge_runtime.flags`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+
+from edge_runtime.flags import Flag
 
 FLAT_BLOCK_S = 1.0
 FLAT_PTP_MV = 0.01
@@ -26,16 +26,7 @@ PACING_HALF_WIDTH_S = 0.002
 PACING_SPIKE_FRACTION = 0.25
 
 
-@dataclass(frozen=True)
-class QualityFlag:
-    """One finding about a window. ``excludes``: the window must not feed the model."""
-
-    name: str
-    reason: str
-    excludes: bool = True
-
-
-def flat_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...]) -> QualityFlag | None:
+def flat_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...]) -> Flag | None:
     """Leads that are flat (peak-to-peak below 0.01 mV) over any whole 1 s block: lead off."""
     block = max(1, int(round(FLAT_BLOCK_S * fs)))
     n_blocks = signals.shape[1] // block
@@ -48,17 +39,19 @@ def flat_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...]) -> Q
     if flat.size == 0:
         return None
     names = ", ".join(lead_names[i] for i in flat)
-    return QualityFlag("lead_off", f"flat signal (< {FLAT_PTP_MV} mV peak-to-peak for >= {FLAT_BLOCK_S:g} s) in {names}")
+    return Flag("lead_off", f"flat signal (< {FLAT_PTP_MV} mV peak-to-peak for >= {FLAT_BLOCK_S:g} s) in {names}",
+                where=names)
 
 
-def saturated_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...]) -> QualityFlag | None:
+def saturated_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...]) -> Flag | None:
     """Leads that sit at their extreme value for >= 16 ms in a row: clipping at the amplifier's range.
 
     Only an extreme on the lead's dominant side counts (at least half as far from the median as the
     other extreme): a flat ST segment that happens to be a small lead's maximum is not clipping.
     """
     run = max(3, int(round(SATURATION_RUN_S * fs)))
-    found = []
+    found: list[str] = []
+    leads: list[str] = []
     highs, lows = signals.max(axis=1), signals.min(axis=1)
     at_high = np.abs(signals - highs[:, None]) <= SATURATION_TOLERANCE_MV
     at_low = np.abs(signals - lows[:, None]) <= SATURATION_TOLERANCE_MV
@@ -72,14 +65,16 @@ def saturated_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...])
             csum = np.concatenate([[0], np.cumsum(at_extreme)])
             if np.any(csum[run:] - csum[:-run] == run):
                 found.append(f"{lead_names[i]} at {extreme:+.2f} mV")
+                leads.append(lead_names[i])
                 break
     if not found:
         return None
-    return QualityFlag("saturation", f"clipped plateau (>= {run} samples at the extreme) in " + "; ".join(found))
+    return Flag("saturation", f"clipped plateau (>= {run} samples at the extreme) in " + "; ".join(found),
+                where=", ".join(leads))
 
 
 def pacing_spikes(signals: np.ndarray, fs: float, qrs_amplitude: np.ndarray,
-                  r_peaks: np.ndarray) -> QualityFlag | None:
+                  r_peaks: np.ndarray) -> Flag | None:
     """Pacemaker spikes: deflections a few ms wide, far narrower than any ECG wave.
 
     Parameters
@@ -127,18 +122,18 @@ def pacing_spikes(signals: np.ndarray, fs: float, qrs_amplitude: np.ndarray,
     before = np.searchsorted(events, r_peaks + int(0.02 * fs))
     paced_beats = int(np.count_nonzero(before > lead))
     if paced_beats >= max(2, len(r_peaks) / 2) and events.size <= 2.5 * len(r_peaks):
-        return QualityFlag("pacing", f"narrow spikes (< {2 * PACING_HALF_WIDTH_S * 1000:g} ms wide, >= "
+        return Flag("pacing", f"narrow spikes (< {2 * PACING_HALF_WIDTH_S * 1000:g} ms wide, >= "
                                      f"{PACING_SPIKE_FRACTION:g} of the QRS amplitude) before {paced_beats} of "
                                      f"{len(r_peaks)} beats")
     if events.size >= max(2, len(r_peaks) / 2):
-        return QualityFlag("noise", f"{events.size} narrow spikes not locked to the beats (impulsive artefacts)")
+        return Flag("noise", f"{events.size} narrow spikes not locked to the beats (impulsive artefacts)")
     return None
 
 
 def template_checks(beats: np.ndarray, template: np.ndarray, middle_beat: int | None, fs: float,
-                    beat_pre: int) -> list[QualityFlag]:
+                    beat_pre: int) -> list[Flag]:
     """Noise and morphology flags from the beats' agreement with their median beat ``template``."""
-    flags: list[QualityFlag] = []
+    flags: list[Flag] = []
     if beats.shape[0] < MIN_BEATS or middle_beat is None:
         return flags
     residual = beats - template[None]
@@ -146,7 +141,7 @@ def template_checks(beats: np.ndarray, template: np.ndarray, middle_beat: int | 
     rms = np.sqrt(np.mean(residual ** 2, axis=(0, 2)))
     ratio = rms / np.maximum(span, 1e-3)
     if np.median(ratio) > NOISE_RATIO:
-        flags.append(QualityFlag("noise", f"beat-to-beat residual is {np.median(ratio):.2f} of the median beat's "
+        flags.append(Flag("noise", f"beat-to-beat residual is {np.median(ratio):.2f} of the median beat's "
                                           f"amplitude (median over leads; limit {NOISE_RATIO})"))
     half = int(round(0.1 * fs))
     lo, hi = max(0, beat_pre - half), min(beats.shape[2], beat_pre + half)
@@ -157,10 +152,10 @@ def template_checks(beats: np.ndarray, template: np.ndarray, middle_beat: int | 
     denom = np.linalg.norm(qrs, axis=1) * np.linalg.norm(ref)
     corr = np.where(denom > 0, qrs @ ref / np.maximum(denom, 1e-12), 0.0)
     if corr[middle_beat] < MORPHOLOGY_CORRELATION:
-        flags.append(QualityFlag("inconsistent_morphology",
+        flags.append(Flag("inconsistent_morphology",
                                  f"middle beat's QRS correlates {corr[middle_beat]:.2f} with the median beat "
                                  f"(limit {MORPHOLOGY_CORRELATION}): ectopic or artefact"))
     elif np.mean(corr < MORPHOLOGY_CORRELATION) > 0.5:
-        flags.append(QualityFlag("inconsistent_morphology",
+        flags.append(Flag("inconsistent_morphology",
                                  f"{np.mean(corr < MORPHOLOGY_CORRELATION):.0%} of beats differ from the median beat"))
     return flags

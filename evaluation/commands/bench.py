@@ -4,8 +4,12 @@ Rows (targets from the issue):
 
 * whole runtime CPU per second of 12-lead 500 Hz ECG: frame decoding, windowing, ``analyze_window``,
   per-beat model, aggregation and the SQLite commit, on one core (>= 1000x real time);
-* per-beat inference latency per backend and precision, and the ratio to torch eager fp32 of the
-  same architecture (>= 5x; torch only if installed, imported only here);
+* inference latency per window (one call with the window's ~14 clean beats, as the runtime calls it)
+  and per beat, per backend and precision, and the ratio to torch eager fp32 of the same architecture
+  on the same batch (the choice >= 10x per window; torch only if installed, imported only here);
+* which artifacts passed the bundle's verification, and the fastest of them (``--write-config PATH``
+  writes it into the clinic config); INT8 file sizes against fp32 ONNX (>= 3x smaller); the
+  instruction-set-neutral cost (MACs, bytes moved) per window beside the measured times;
 * peak RSS of the run process (<= 100 MB): a child process doing exactly the run loop;
 * import / start-up time (modules, and bundle + backend ready);
 * installed size of the edge environment (<= 300 MB), measured on a venv with only the edge deps;
@@ -33,9 +37,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", help="held-out label table (labels.csv): coverage of the interval and the "
                                          "split-conformal half-width for the manifest's calibration field")
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON")
+    parser.add_argument("--write-config", metavar="PATH",
+                        help="write the fastest verified backend/precision measured here into this clinic config "
+                             "(TOML; created if absent, other keys kept)")
+    parser.add_argument("--models-only", action="store_true",
+                        help="only the model rows (latency per artifact, choice, sizes, cost): skips the runtime, "
+                             "memory, start-up, environment and real-time rows")
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per artifact (median; default 20)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--backend", default="onnxruntime", help=argparse.SUPPRESS)
-    parser.add_argument("--precision", default="int8", help=argparse.SUPPRESS)
+    parser.add_argument("--backend", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default=None, help=argparse.SUPPRESS)
 
 
 # --- the run-process worker ---------------------------------------------------------------------
@@ -98,7 +109,9 @@ def worker(args: argparse.Namespace) -> dict:
     return {"ecg_s": n_samples / 500.0, "cpu_s": cpu_s, "wall_s": wall_s, "decode_cpu_s": decode_cpu,
             "window_cpu_s": analysis_cpu[0], "windows": session.summary.windows,
             "estimates": session.summary.n_estimates, "ready_s": ready_s,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            # VmHWM, not ru_maxrss: ru_maxrss survives exec, so it would report the parent bench process
+            # (which has imported torch for the reference row) as this child's peak.
+            "peak_rss_mb": _memory_mb().get("VmHWM", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0),
             "rss_after_imports_and_load": memory_ready, "rss_end": _memory_mb()}
 
 
@@ -109,7 +122,7 @@ def _memory_mb() -> dict[str, float]:
     except OSError:
         return {}
     values = {}
-    for key in ("VmRSS", "RssAnon", "RssFile"):
+    for key in ("VmRSS", "RssAnon", "RssFile", "VmHWM"):
         for line in text.splitlines():
             if line.startswith(key + ":"):
                 values[key] = int(line.split()[1]) / 1024.0
@@ -138,76 +151,62 @@ def import_time_s() -> float:
     return best(probe) - best("pass")
 
 
-def beat_latencies(bundle: str | None) -> tuple[list[dict], dict]:
-    """Per-beat (batch of 1) latency for every backend x precision the bundle and this machine have."""
-    import numpy as np
+def model_latencies(bundle: str | None, repeats: int = 20) -> tuple[list[dict], dict]:
+    """Per-window and per-beat latency of every backend x precision, and torch eager fp32 on the same inputs."""
+    from dataclasses import asdict
 
-    from edge_runtime.assets import CINC_LVH_RECORD
-    from edge_runtime.inference import BACKENDS, available_backends, load_predictor
-    from edge_runtime.formats import read_record
     from edge_runtime.model_bundle import load_bundle
-    from edge_runtime.preprocess import analyze_record
+    from evaluation.model_choice import time_artifacts, window_inputs
 
     loaded = load_bundle(bundle)
-    analysis = analyze_record(read_record(CINC_LVH_RECORD))
-    beats = analysis.beats[:8].astype(np.float32)
-    demographics = np.tile(np.array([[77.0, 0.0, 160.0, 68.0]], dtype=np.float32), (len(beats), 1))
-    parameters = np.tile(np.array([[90.0, 50.0, 10.0, 30.0]], dtype=np.float32), (len(beats), 1))
-    rows = []
-    installed = available_backends()
-    for backend in BACKENDS:
-        for precision in ("fp32", "int8"):
-            fmt = {"onnxruntime": "onnx", "litert": "tflite"}[backend]
-            if not any(m.format == fmt and m.precision == precision for m in loaded.models):
-                rows.append({"backend": backend, "precision": precision, "ms": None, "note": "not in bundle"})
-                continue
-            if backend not in installed:
-                rows.append({"backend": backend, "precision": precision, "ms": None, "note": "runtime not installed"})
-                continue
-            predictor = load_predictor(loaded, backend=backend, precision=precision, threads=1)
-            times = []
-            for row in range(len(beats)):
-                sl = slice(row, row + 1)
-                times.append(predictor.time_per_beat_ms(beats[sl], demographics[sl], parameters[sl], repeats=20))
-            rows.append({"backend": backend, "precision": precision, "ms": float(np.median(times)), "note": ""})
-    torch_row = torch_eager_ms(loaded, beats, demographics, parameters)
-    return rows, torch_row
+    rows = [asdict(r) for r in time_artifacts(loaded, repeats)]
+    return rows, torch_eager_ms(loaded, *window_inputs(), repeats=repeats)
 
 
-def torch_eager_ms(bundle, beats, demographics, parameters) -> dict:
-    """torch eager fp32, batch of 1, one thread, of the architecture the bundle was trained with."""
+def torch_eager_ms(bundle, beats, demographics, parameters, repeats: int = 20) -> dict:
+    """torch eager fp32, one thread, of the architecture the bundle was trained with: one window, one beat."""
     try:
         # lazy and optional: the reference row needs the train extra; the device never has it.
         import torch  # lazy
 
         from training.model import ElvMassNet, ModelConfig  # lazy
     except ImportError as error:
-        return {"ms": None, "note": f"torch/training not installed ({error.name})"}
-    import numpy as np
+        return {"window_ms": None, "beat_ms": None, "note": f"torch/training not installed ({error.name})"}
+    from evaluation.model_choice import median_ms
 
-    training = bundle.manifest.get("training") or {}
-    config_dict = dict(training.get("model_config") or (training.get("config") or {}).get("model") or {})
-    # Export metadata names the architecture choices as lead_grouping / features.
-    if "lead_grouping" in training:
-        config_dict.setdefault("grouping", training["lead_grouping"])
-    if "features" in training:
-        config_dict.setdefault("features", training["features"])
-    known = set(ModelConfig.__dataclass_fields__)
-    config = ModelConfig(**{k: v for k, v in config_dict.items() if k in known})
+    if bundle.manifest.export is None:
+        return {"window_ms": None, "beat_ms": None, "note": "the bundle names no trained architecture (manifest export is null)"}
+    config_dict = bundle.manifest.export.model_config
+    config = ModelConfig(**config_dict)
     torch.set_num_threads(1)
     model = ElvMassNet(config).eval()  # latency does not depend on the weights' values
-    times = []
+    window = [torch.from_numpy(a) for a in (beats, demographics, parameters)]
     with torch.inference_mode():
-        for row in range(len(beats)):
-            inputs = [torch.from_numpy(a[row:row + 1]) for a in (beats, demographics, parameters)]
-            model(*inputs)
-            runs = []
-            for _ in range(20):
-                start = time.perf_counter()
-                model(*inputs)
-                runs.append((time.perf_counter() - start) * 1000.0)
-            times.append(float(np.median(runs)))
-    return {"ms": float(np.median(times)), "note": f"ElvMassNet({', '.join(f'{k}={v}' for k, v in config_dict.items()) or 'defaults'})"}
+        window_ms = median_ms(lambda: model(*window), repeats)
+        beat_ms = median_ms(lambda: model(*[t[:1] for t in window]), repeats)
+    return {"window_ms": window_ms, "beat_ms": beat_ms,
+            "note": f"ElvMassNet({', '.join(f'{k}={v}' for k, v in config_dict.items()) or 'defaults'})"}
+
+
+def model_costs(bundle: str | None) -> dict[str, dict]:
+    """Instruction-set-neutral cost per precision (from the bundle's ONNX files); empty without ``onnx``."""
+    from edge_runtime.model_bundle import load_bundle
+    from evaluation.model_choice import bytes_moved
+
+    try:
+        import onnx  # noqa: F401  (host tool: the train extra)
+    except ImportError:
+        return {}
+    loaded = load_bundle(bundle)
+    costs = {}
+    fp32 = next((m.path for m in loaded.models if m.format == "onnx" and m.precision == "fp32"), None)
+    for model in sorted(loaded.models, key=lambda m: m.precision != "fp32"):
+        if model.format == "onnx" and model.precision not in costs:
+            try:
+                costs[model.precision] = bytes_moved(model.path, structure_from=fp32)
+            except (OSError, ValueError) as error:  # deploy/ absent (installed wheel) or an uncountable graph
+                costs[model.precision] = {"error": str(error)}
+    return costs
 
 
 def first_estimate_s(bundle: str | None) -> float | None:
@@ -240,24 +239,34 @@ def run(args: argparse.Namespace) -> int:
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
+    from edge_runtime.config import ClinicConfig
     from edge_runtime.model_bundle import BundleError
+    from evaluation.model_choice import ArtifactTiming, choose, write_config_choice
 
     results: dict = {}
-    bundle = ["--bundle", args.bundle] if args.bundle else []
-    child = _child([sys.executable, "-m", "elvmass", "bench", "--worker", "--seconds", str(args.seconds), *bundle])
-    if child.returncode != 0:
-        print(f"elvmass bench: runtime worker failed:\n{child.stderr[-2000:]}", file=sys.stderr)
-        return 1
-    results["runtime"] = json.loads(child.stdout.strip().splitlines()[-1])
-    results["import_s"] = import_time_s()
     try:
-        results["latency"], results["torch"] = beat_latencies(args.bundle)
+        results["latency"], results["torch"] = model_latencies(args.bundle, args.repeats)
     except BundleError as error:
         print(f"elvmass bench: {error}", file=sys.stderr)
         return 1
-    results["edge_venv_mb"] = venv_size_mb(args.edge_venv)
-    results["first_estimate_s"] = None if args.skip_realtime else first_estimate_s(args.bundle)
-    if args.labels:
+    chosen = choose([ArtifactTiming(**row) for row in results["latency"]])
+    results["choice"] = None if chosen is None else {"backend": chosen.backend, "precision": chosen.precision}
+    results["default"] = {"backend": ClinicConfig().backend, "precision": ClinicConfig().precision}
+    results["cost"] = model_costs(args.bundle)
+    if not args.models_only:
+        bundle = ["--bundle", args.bundle] if args.bundle else []
+        picked = results["choice"] or results["default"]
+        child = _child([sys.executable, "-m", "elvmass", "bench", "--worker", "--seconds", str(args.seconds), *bundle,
+                        "--backend", picked["backend"], "--precision", picked["precision"]])
+        if child.returncode != 0:
+            print(f"elvmass bench: runtime worker failed:\n{child.stderr[-2000:]}", file=sys.stderr)
+            return 1
+        results["runtime"] = json.loads(child.stdout.strip().splitlines()[-1])
+        results["runtime"].update(picked)
+        results["import_s"] = import_time_s()
+        results["edge_venv_mb"] = venv_size_mb(args.edge_venv)
+        results["first_estimate_s"] = None if args.skip_realtime else first_estimate_s(args.bundle)
+    if args.labels and not args.models_only:
         from dataclasses import asdict
 
         from edge_runtime.config import ClinicConfig
@@ -265,6 +274,12 @@ def run(args: argparse.Namespace) -> int:
         from edge_runtime.runtime.pipeline import Analyzer
 
         results["interval"] = asdict(interval_check(Analyzer(ClinicConfig(), bundle_path=args.bundle), args.labels))
+    if args.write_config:
+        if chosen is None:
+            print("elvmass bench: no verified artifact ran here; config not written", file=sys.stderr)
+            return 1
+        write_config_choice(args.write_config, chosen.backend, chosen.precision)
+        results["config_written"] = str(args.write_config)
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
@@ -272,11 +287,73 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_rows(results: dict) -> list[tuple[str, str, str]]:
+    """Latency per artifact beside torch eager, the verified choice, INT8 sizes and the neutral cost."""
+    from evaluation.model_choice import WINDOW_BEATS
+
+    torch_row = results["torch"]
+    torch_window, torch_beat = torch_row.get("window_ms"), torch_row.get("beat_ms")
+    choice = results.get("choice") or {}
+    rows = []
+    for row in results["latency"]:
+        name = f"{row['backend']} {row['precision']}"
+        chosen = choice == {"backend": row["backend"], "precision": row["precision"]}
+        if row["window_ms"] is None:
+            rows.append((f"inference CPU per window ({WINDOW_BEATS} beats, 1 call), {name}", f"n/a ({row['note']})", ""))
+            continue
+        ratio = "" if torch_window is None else (f", {torch_window / row['window_ms']:.1f}x vs torch eager same batch, "
+                                                 f"{WINDOW_BEATS * torch_beat / row['window_ms']:.1f}x vs torch one call per beat")
+        beat_ratio = "" if torch_beat is None else f", {torch_beat / row['beat_ms']:.1f}x"
+        status = ("verified" if row["passed"] else "FAILED verification") + ("; CHOSEN" if chosen else "")
+        rows.append((f"inference CPU per window ({WINDOW_BEATS} beats, 1 call), {name}",
+                     f"{row['window_ms']:.3f} ms{ratio} (1 beat: {row['beat_ms']:.3f} ms{beat_ratio}; {status})",
+                     ">= 10x (choice)" if chosen else ""))
+    rows.append((f"inference CPU per window, torch eager fp32 (reference, same {WINDOW_BEATS} beats)",
+                 _fmt(torch_window, "{:.3f} ms") + (f" (1 beat: {torch_beat:.3f} ms; one call per beat = "
+                                                    f"{WINDOW_BEATS * torch_beat:.3f} ms)" if torch_beat else "")
+                 + f" ({torch_row['note']})", ""))
+    default = results["default"]
+    rows.append(("choice: fastest verified artifact measured here",
+                 "none" if not choice else f"backend = {choice['backend']}, precision = {choice['precision']}"
+                 + (f" (written to {results['config_written']})" if results.get("config_written") else "")
+                 + f"; shipped default {default['backend']} {default['precision']}", ""))
+    fp32_onnx = next((r["size_bytes"] for r in results["latency"] if r["backend"] == "onnxruntime" and r["precision"] == "fp32"), 0)
+    for row in results["latency"]:
+        if row["precision"] == "int8" and row["size_bytes"] and fp32_onnx:
+            fp32_same = next((r["size_bytes"] for r in results["latency"]
+                              if r["backend"] == row["backend"] and r["precision"] == "fp32"), 0)
+            rows.append((f"size, {row['backend']} int8 vs fp32 ONNX (vs fp32 of its own format)",
+                         f"{row['size_bytes']:,} B: {fp32_onnx / row['size_bytes']:.3f}x smaller"
+                         + (f" ({fp32_same / row['size_bytes']:.3f}x)" if fp32_same else ""), ">= 3x"))
+    for precision, cost in (results.get("cost") or {}).items():
+        if "error" in cost:
+            rows.append((f"neutral cost per window, {precision}", f"n/a ({cost['error']})", ""))
+            continue
+        rows.append((f"neutral cost per window ({WINDOW_BEATS} beats), {precision} ONNX",
+                     f"{cost['macs_per_beat'] * WINDOW_BEATS / 1e6:.1f} M MACs; bytes moved "
+                     f"{(cost['weight_bytes'] + cost['activation_bytes_per_beat'] * WINDOW_BEATS) / 1e6:.2f} MB "
+                     f"(weights {cost['weight_bytes'] / 1e3:.0f} kB once + activations "
+                     f"{cost['activation_bytes_per_beat'] * WINDOW_BEATS / 1e6:.2f} MB)", ""))
+    return rows
+
+
 def table(results: dict, args: argparse.Namespace) -> list[str]:
     """The printed table: measurement, value, target."""
+    rows = model_rows(results)
+    if "runtime" in results:
+        rows = _runtime_rows(results, args) + rows
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    lines = [f"{'measurement'.ljust(width)}  {'value'.ljust(value_width)}  target", "-" * (width + value_width + 12)]
+    lines += [f"{name.ljust(width)}  {value.ljust(value_width)}  {target}" for name, value, target in rows]
+    lines.append(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; numbers from this run only")
+    return lines
+
+
+def _runtime_rows(results: dict, args: argparse.Namespace) -> list[tuple[str, str, str]]:
     rt = results["runtime"]
     cpu_per_s = rt["cpu_s"] / rt["ecg_s"]
-    rows = [("whole runtime, CPU per s of 12-lead 500 Hz ECG (1 core)",
+    rows = [(f"whole runtime, CPU per s of 12-lead 500 Hz ECG (1 core, {rt['backend']} {rt['precision']})",
              f"{cpu_per_s * 1000:.2f} ms = {1 / cpu_per_s:,.0f}x real time "
              f"({rt['ecg_s']:.0f} s ECG, {rt['windows']} windows, {rt['estimates']} estimates)", ">= 1000x")]
     per_s = lambda key: rt[key] / rt["ecg_s"] * 1000  # noqa: E731 - ms of CPU per s of ECG
@@ -285,13 +362,6 @@ def table(results: dict, args: argparse.Namespace) -> list[str]:
                  f"({rt['window_cpu_s'] / max(rt['windows'], 1) * 1000:.1f} ms per 10 s window)", ""))
     rows.append(("  of which per-frame event handling and windowing",
                  f"{per_s('cpu_s') - per_s('decode_cpu_s') - per_s('window_cpu_s'):.2f} ms", ""))
-    torch_ms = results["torch"]["ms"]
-    for row in results["latency"]:
-        ratio = "" if row["ms"] is None or torch_ms is None else f", {torch_ms / row['ms']:.1f}x vs torch eager"
-        rows.append((f"per-beat inference, {row['backend']} {row['precision']}",
-                     _fmt(row["ms"], "{:.3f} ms") + ratio + (f" ({row['note']})" if row["note"] else ""), ">= 5x"))
-    rows.append(("per-beat inference, torch eager fp32 (reference)",
-                 _fmt(torch_ms, "{:.3f} ms") + f" ({results['torch']['note']})", ""))
     ready = rt.get("rss_after_imports_and_load") or {}
     rows.append(("peak RSS of the run process", f"{rt['peak_rss_mb']:.1f} MB", "<= 100 MB"))
     if ready:
@@ -313,9 +383,4 @@ def table(results: dict, args: argparse.Namespace) -> list[str]:
                       f"+-{current:.1f} g covers {interval['current_coverage']:.1%}")
                      + f"; split-conformal {interval['coverage']:.0%} half-width {interval['conformal_halfwidth_g']:.1f} g"
                      + f"; MAE {interval['mae_g']:.1f} g", f">= {interval['coverage']:.0%}"))
-    width = max(len(r[0]) for r in rows)
-    value_width = max(len(r[1]) for r in rows)
-    lines = [f"{'measurement'.ljust(width)}  {'value'.ljust(value_width)}  target", "-" * (width + value_width + 12)]
-    lines += [f"{name.ljust(width)}  {value.ljust(value_width)}  {target}" for name, value, target in rows]
-    lines.append(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}; numbers from this run only")
-    return lines
+    return rows

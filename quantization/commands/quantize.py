@@ -16,11 +16,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="label table of the training cohort (default: the one the run was trained on)")
     parser.add_argument("--calibration-rows", type=int, default=256, help="training beats at LV-mass quantiles")
     parser.add_argument("--no-tflite", action="store_true", help="ONNX artifacts only")
+    parser.add_argument("--qat", choices=("auto", "always", "never"), default="auto",
+                        help="quantization-aware fine-tuning: when post-training INT8 misses a threshold (auto), "
+                             "measured as well (always), or not at all (never)")
+    parser.add_argument("--qat-epochs", type=int, default=4, help="epochs of quantization-aware fine-tuning")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle directory")
 
 
 def run(args: argparse.Namespace) -> int:
     from quantization.pipeline import quantize_run
+    from quantization.qat import QatConfig
     from quantization.run_export import RunExportError, read_run_export
 
     shared = args.shared_data
@@ -30,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = quantize_run(read_run_export(args.run_dir), args.out, shared_data=shared,
                               n_calibration_rows=args.calibration_rows, labels=args.labels, tflite=False if args.no_tflite else None,
-                              overwrite=args.overwrite)
+                              overwrite=args.overwrite, qat=args.qat, qat_config=QatConfig(epochs=args.qat_epochs))
     except (RunExportError, FileExistsError) as error:
         print(f"elvmass quantize: {error}", file=sys.stderr)
         return 2
