@@ -78,3 +78,17 @@ def test_synth_check_command_prints_measured_vs_band_and_refuses_bad_input(tmp_p
     (tmp_path / "bad.csv").write_text("record,lvm_g\n")
     assert main(["synth-check", str(tmp_path / "bad.csv")]) == 2
     assert "missing column" in capsys.readouterr().out
+
+
+def test_easy_preset_is_the_generator_before_issue_19():
+    """`--difficulty easy` keeps the 1.0 models; its extra gains are exactly 1, so its records are unchanged."""
+    from training.synth.phenotype import PhenotypeModel
+    from training.synth.subjects import SubjectModel
+
+    easy = CohortConfig.for_difficulty("easy", n=3, seed=4)
+    assert easy.subjects == SubjectModel() and easy.phenotype == PhenotypeModel()
+    for index in range(3):
+        latents = simulate_subject(index, easy).latents
+        assert latents["precordial_gain"] == latents["p_gain"] == latents["t_gain"] == 1.0
+    paper = simulate_subject(0, CohortConfig(n=3, seed=4)).latents
+    assert paper["precordial_gain"] != 1.0 and paper["t_gain"] != 1.0
