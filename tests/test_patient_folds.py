@@ -92,3 +92,28 @@ def test_training_keeps_each_patient_in_one_fold_and_calibrates_once_per_patient
     assert any(sum(r["subject_id"] == p for r in predictions) > 1 for p in folds_of)  # repeats survived
     assert all(len(f) == 1 for f in folds_of.values()), folds_of
     assert interval_calibration(run).n_calibration == len(folds_of)
+
+
+def test_dataset_applies_the_closest_ecg_rule(tmp_path):
+    from training.dataset import build_dataset
+    from training.synth.cohort import CohortConfig, generate_cohort
+
+    cohort = tmp_path / "cohort"
+    generate_cohort(cohort, CohortConfig(n=6, seed=9), progress=False)
+    rows = list(csv.DictReader(open(cohort / "labels.csv")))
+    for k, row in enumerate(rows):  # patients P0..P2, two ECGs each, one CT each; the second ECG is closer
+        row.update(subject_id=f"P{k // 2}", lvm_g=rows[k - k % 2]["lvm_g"], lvm_time="2024-06-10",
+                   ecg_time="2024-01-01" if k % 2 == 0 else "2024-06-08")
+    with open(cohort / "timed.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    every = build_dataset(cohort / "timed.csv", cache_dir=None, progress=False)
+    closest = build_dataset(cohort / "timed.csv", cache_dir=None, progress=False, closest_ecg=True)
+    assert len(every) + len(every.excluded) == 6 and len(closest) + len(closest.excluded) == 3
+    # closest.table_rows index the rule's 3 kept entries (patient order); each must be the patient's later ECG
+    later = {int(r) // 2: j for j, r in enumerate(every.table_rows) if int(r) % 2 == 1}
+    for i, kept in enumerate(closest.table_rows):
+        assert closest.subject_ids[i] == f"P{int(kept)}"
+        if int(kept) in later:
+            assert np.array_equal(closest.beats[i], every.beats[later[int(kept)]])
