@@ -28,11 +28,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-station": ("evaluation.commands.bench_station", "measure the operator station's budgets in a real browser"),
     "bench-signal": ("evaluation.commands.bench_signal", "score beat detection, delineation and AF flag on real data"),
     "emulate": ("edge_runtime.commands.emulate", "emulate an acquisition front-end on a pseudo-terminal or socket"),
+    "metamorphic": ("evaluation.commands.metamorphic", "metamorphic checks on real unlabelled ECGs: x1.25 voltage, wander, mains, EMG"),
     "bench-scale": ("evaluation.commands.bench_scale", "preprocessing and training throughput for 1 vs 2 workers, and a projection"),
     "fuzz-decoder": ("evaluation.commands.fuzz_decoder", "fuzz and benchmark the serial frame decoder"),
     "hil-check": ("evaluation.commands.hil_check", "conformance check of a front-end on a serial port (pass/fail table)"),
     # training side (torch; install the train extra)
     "synth": ("training.commands.synth", "generate a synthetic cohort (WFDB records + label table)"),
+    "synth-check": ("evaluation.commands.synth_check", "measure a cohort against the published voltage/LV-mass target bands"),
     "synth-compare": ("training.commands.synth_compare", "compare synthetic and real ECG feature distributions"),
     "prepare": ("training.commands.prepare", "label table -> sharded training arrays, analyzed in parallel on Dask"),
     "train": ("training.commands.train", "train and cross-validate one eLVMass-Net configuration"),

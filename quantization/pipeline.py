@@ -67,7 +67,7 @@ def evaluation_and_calibration(run: RunExport, imputation: dict[str, float], n_c
         held = np.isin(dataset.subject_ids.astype(str), np.asarray(run.spec.holdout, dtype=str))
         notes.append(f"held-out rows: {held.sum()} subjects the exported final model never saw (export.json holdout)")
     else:
-        held = paper_folds(dataset.lvm_g) == 0
+        held = paper_folds(dataset.lvm_g, groups=dataset.subject_ids) == 0  # whole patients
         notes.append(f"held-out rows: fold 0 of the paper's 5 folds ({held.sum()} subjects); export.json lists no "
                      "holdout, so the final model may have seen them: the INT8-vs-fp32 change is still measured on "
                      "rows never used for calibration (retrain with --final-holdout for rows it never saw)")

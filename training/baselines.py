@@ -156,7 +156,7 @@ def run_baselines(dataset: EcgDataset, *, names: tuple[str, ...] = BASELINES, n_
     """Every baseline on the paper's folds: ``{name: {"folds": [...], "summary": {...}, "prediction": array}}``."""
     from training.trainer import TrainConfig, cross_validate
 
-    folds = paper_folds(dataset.lvm_g, n_folds)
+    folds = paper_folds(dataset.lvm_g, n_folds, groups=dataset.subject_ids)  # the network's folds
     tabular = {"ecg_ai_gbt": ecg_ai_features, "voltage_linear": lambda d: np.column_stack(
         [voltage_criteria(d), demographic_features(d)]), "demographics_linear": demographic_features}
     results = {}

@@ -26,7 +26,7 @@ from edge_runtime.formats.labels import LabelEntry, read_label_table
 from edge_runtime.preprocess import PreprocessConfig, analyze_record
 from edge_runtime.runtime.estimate import clean_beats
 
-DATASET_VERSION = 2  # bump when the cached arrays change meaning
+DATASET_VERSION = 3  # bump when the cached arrays change meaning (3: table_rows)
 EXTRA_PARAMETERS = ("pr_ms", "qt_ms", "heart_rate_bpm")
 FULL_SECONDS = 10.0  # the 'full' input is the conditioned 10 s window, zero-padded/cut to this length
 
@@ -56,6 +56,11 @@ class EcgDataset:
     # median beat), grouped by subject in order; beat_owner[j] = subject row of clean_beats[j].
     all_beats: np.ndarray | None = None
     beat_owner: np.ndarray | None = None
+    # Clean beats of augmented copies of each subject's RAW record (training/augment.py, then the
+    # same signal core), grouped by subject like all_beats; used for training only, never scored.
+    aug_beats: np.ndarray | None = None
+    aug_owner: np.ndarray | None = None
+    table_rows: np.ndarray | None = None  # row of each subject in the label table's entries (0-based)
 
     def __len__(self) -> int:
         return int(self.lvm_g.size)
@@ -63,24 +68,49 @@ class EcgDataset:
     def subset(self, index: np.ndarray) -> "EcgDataset":
         """The rows ``index`` (a copy of the per-subject arrays)."""
         index = np.asarray(index)
-        all_beats = owner = None
-        if self.all_beats is not None:
-            new_row = np.full(len(self), -1)
-            new_row[index] = np.arange(index.size)
-            # keep the grouping by subject in the new order
-            keep = np.concatenate([np.flatnonzero(self.beat_owner == i) for i in index]) if index.size else np.zeros(0, int)
-            all_beats, owner = self.all_beats[keep], new_row[self.beat_owner[keep]]
+        all_beats, owner = _subset_grouped(self.all_beats, self.beat_owner, index, len(self))
+        aug_beats, aug_owner = _subset_grouped(self.aug_beats, self.aug_owner, index, len(self))
         return EcgDataset(
             self.subject_ids[index], self.lvm_g[index], self.demographics[index], self.parameters[index],
             self.extra_parameters[index], self.beats[index], self.qrs_onset[index], self.qrs_offset[index],
             None if self.full is None else self.full[index], self.preprocess, self.data_hash, list(self.excluded),
-            all_beats, owner,
+            all_beats, owner, aug_beats, aug_owner, None if self.table_rows is None else self.table_rows[index],
         )
+
+    def training_beat_pool(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Beats a subject may be trained on: its clean beats plus its augmented copies' clean beats.
+
+        Returns ``(beats, starts, counts)``, beats grouped by subject (row ``i`` owns
+        ``beats[starts[i]:starts[i] + counts[i]]``).
+        """
+        if self.all_beats is None:
+            raise ValueError("the dataset has no clean-beat arrays (rebuild its cache)")
+        beats, owner = self.all_beats, self.beat_owner
+        if self.aug_beats is not None and self.aug_beats.shape[0]:
+            beats, owner = np.concatenate([beats, self.aug_beats]), np.concatenate([owner, self.aug_owner])
+            order = np.argsort(owner, kind="stable")
+            beats, owner = beats[order], owner[order]
+        counts = np.bincount(owner, minlength=len(self))
+        if np.any(counts == 0):
+            raise ValueError("a subject has no clean beat")
+        return beats, np.concatenate([[0], np.cumsum(counts)[:-1]]), counts
 
     def describe(self) -> str:
         n_male = int(np.sum(self.demographics[:, SEX_COLUMN] == 1))
         return (f"{len(self)} usable subjects ({n_male} male), {len(self.excluded)} excluded, "
                 f"LVM {self.lvm_g.mean():.1f} +- {self.lvm_g.std():.1f} g, data hash {self.data_hash[:12]}")
+
+
+def _subset_grouped(beats: np.ndarray | None, owner: np.ndarray | None, index: np.ndarray,
+                    n_rows: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Beats grouped by owner row, restricted to rows ``index`` and renumbered in that order."""
+    if beats is None:
+        return None, None
+    new_row = np.full(n_rows, -1)
+    new_row[index] = np.arange(index.size)
+    # keep the grouping by subject in the new order
+    keep = np.concatenate([np.flatnonzero(owner == i) for i in index]) if index.size else np.zeros(0, int)
+    return beats[keep], new_row[owner[keep]]
 
 
 def hash_label_table(entries: list[LabelEntry], labels_path: Path) -> str:
@@ -174,9 +204,95 @@ def _analyze_chunk(args: tuple[list[LabelEntry], dict, bool]) -> list[dict]:
     return [analyze_entry(entry, config, include_full) for entry in entries]
 
 
+def augment_entry(entry: LabelEntry, config: PreprocessConfig, copies: int, seed: int, row: int,
+                  augment: dict | None = None) -> list[np.ndarray]:
+    """Clean beats of ``copies`` augmented copies of one record (raw signal -> augment -> signal core).
+
+    Copy ``k`` of table row ``row`` draws from ``SeedSequence(seed, spawn_key=(row, k))``, so the
+    copies do not depend on chunking or workers. A copy the signal core finds unusable is skipped.
+    """
+    from training.augment import AugmentConfig, augment_record
+
+    settings = AugmentConfig(**(augment or {}))
+    out = []
+    try:
+        record = read_record(entry.record_path).to_standard_12()
+    except (ValueError, OSError):
+        return out
+    for k in range(copies):
+        rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(row, k)))
+        try:
+            analysis = analyze_record(augment_record(record, rng, settings, mains_hz=config.notch_hz), config)
+        except ValueError:
+            continue
+        if analysis.usable and analysis.beats.shape[0]:
+            out.append(analysis.beats[clean_beats(analysis.beats)].astype(np.float32))
+    return out
+
+
+def _augment_chunk(args: tuple[list[tuple[int, LabelEntry]], dict, int, int, dict | None]) -> list[list[np.ndarray]]:
+    rows, config_dict, copies, seed, augment = args
+    config = PreprocessConfig.from_dict(config_dict)
+    return [augment_entry(entry, config, copies, seed, row, augment) for row, entry in rows]
+
+
+def add_augmented_beats(dataset: EcgDataset, labels_path: str | Path, *, copies: int = 2, seed: int = 0,
+                        augment: dict | None = None, cache_dir: str | Path | None = "runs/cache",
+                        workers: int = 1, progress: bool = True, closest_ecg: bool = False) -> EcgDataset:
+    """``dataset`` with ``aug_beats``/``aug_owner``: clean beats of augmented copies of every usable record.
+
+    The raw record is augmented (:func:`training.augment.augment_record`) and then analyzed by the
+    same :func:`edge_runtime.preprocess.analyze_record` as every record. Cached next to the dataset.
+    """
+    if copies < 1:
+        return dataset
+    entries = read_label_table(Path(labels_path), closest_ecg=closest_ecg)
+    if dataset.table_rows is None or (dataset.table_rows.size and dataset.table_rows.max() >= len(entries)):
+        raise ValueError("the dataset does not come from this label table (rebuild it with the same options)")
+    usable_rows = [int(row) for row in dataset.table_rows]
+    key = hashlib.sha256(json.dumps([DATASET_VERSION, dataset.data_hash, dataset.preprocess.to_dict(),
+                                     signal_core_version(), copies, seed, augment or {}]).encode()).hexdigest()
+    cache_path = Path(cache_dir) / f"augmented_{key[:20]}.npz" if cache_dir is not None else None
+    if cache_path is not None and cache_path.exists():
+        with np.load(cache_path, allow_pickle=False) as data:
+            return _with_aug(dataset, data["aug_beats"], data["aug_owner"])
+    jobs_rows = [(row, entries[row]) for row in usable_rows]
+    chunks = [jobs_rows[i:i + 16] for i in range(0, len(jobs_rows), 16)]
+    jobs = [(chunk, dataset.preprocess.to_dict(), copies, seed, augment) for chunk in chunks]
+    results: list[list[np.ndarray]] = []
+    bar = _progress(len(jobs_rows), progress, f"augment x{copies}")
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for chunk_result in pool.map(_augment_chunk, jobs):
+                results.extend(chunk_result)
+                bar.update(len(chunk_result))
+    else:
+        for job in jobs:
+            results.extend(_augment_chunk(job))
+            bar.update(len(job[0]))
+    bar.close()
+    length = dataset.preprocess.beat_length
+    beats = [b for per_subject in results for copy in per_subject for b in copy]
+    owner = [i for i, per_subject in enumerate(results) for copy in per_subject for _ in range(len(copy))]
+    aug_beats = np.stack(beats).astype(np.float32) if beats else np.zeros((0, 12, length), np.float32)
+    aug_owner = np.array(owner, dtype=np.int64)
+    if cache_path is not None:
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache_path.with_name(cache_path.name + ".tmp.npz")
+        np.savez(tmp, aug_beats=aug_beats, aug_owner=aug_owner)
+        tmp.replace(cache_path)
+    return _with_aug(dataset, aug_beats, aug_owner)
+
+
+def _with_aug(dataset: EcgDataset, aug_beats: np.ndarray, aug_owner: np.ndarray) -> EcgDataset:
+    from dataclasses import replace
+
+    return replace(dataset, aug_beats=aug_beats, aug_owner=aug_owner)
+
+
 def build_dataset(labels_path: str | Path, config: PreprocessConfig = PreprocessConfig(), *,
                   include_full: bool = False, cache_dir: str | Path | None = "runs/cache", workers: int = 1,
-                  progress: bool = True) -> EcgDataset:
+                  progress: bool = True, closest_ecg: bool = False) -> EcgDataset:
     """Read a label table and analyze every record (or load the cached arrays).
 
     Parameters
@@ -193,6 +309,9 @@ def build_dataset(labels_path: str | Path, config: PreprocessConfig = Preprocess
         Processes analyzing records (results do not depend on it).
     progress : bool
         Show a tqdm bar.
+    closest_ecg : bool
+        The paper's rule: one ECG per LV-mass measurement, the closest in time
+        (:func:`edge_runtime.formats.labels.read_label_table`).
 
     Returns
     -------
@@ -200,11 +319,11 @@ def build_dataset(labels_path: str | Path, config: PreprocessConfig = Preprocess
         The usable subjects in label-table order; ``excluded`` lists the others with reasons.
     """
     labels_path = Path(labels_path)
-    entries = read_label_table(labels_path)
+    entries = read_label_table(labels_path, closest_ecg=closest_ecg)
     data_hash = hash_label_table(entries, labels_path)
     # The cache always holds the 10 s windows too, so every input mode shares one analysis pass.
-    key = hashlib.sha256(json.dumps([DATASET_VERSION, data_hash, config.to_dict(),
-                                     signal_core_version()]).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([DATASET_VERSION, data_hash, config.to_dict(), signal_core_version()]
+                                    + (["closest_ecg"] if closest_ecg else [])).encode()).hexdigest()
     cache_path = Path(cache_dir) / f"dataset_{key[:20]}.npz" if cache_dir is not None else None
     if cache_path is not None and cache_path.exists():
         return _load_cache(cache_path, config, data_hash, include_full)
@@ -263,11 +382,12 @@ def _assemble(entries: list[LabelEntry], results: list[dict], config: Preprocess
         all_beats=np.concatenate([results[i]["clean_beats"] for i in keep]) if keep else np.zeros((0, 12, length), np.float32),
         beat_owner=np.concatenate([np.full(len(results[i]["clean_beats"]), k) for k, i in enumerate(keep)]).astype(np.int64)
         if keep else np.zeros(0, np.int64),
+        table_rows=np.array(keep, dtype=np.int64),
     )
 
 
 _ARRAYS = ("subject_ids", "lvm_g", "demographics", "parameters", "extra_parameters", "beats", "qrs_onset", "qrs_offset",
-           "all_beats", "beat_owner")
+           "all_beats", "beat_owner", "table_rows")
 
 
 def _save_cache(path: Path, dataset: EcgDataset) -> None:

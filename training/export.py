@@ -175,11 +175,16 @@ def interval_calibration(run_dir: Path, coverage: float = 0.9) -> IntervalCalibr
         return None
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
+    # One residual per patient (the first of its ECGs): conformal coverage assumes exchangeable
+    # calibration points, and several ECGs of one patient are not.
+    seen: set[str] = set()
+    rows = [row for i, row in enumerate(rows)
+            if (key := row.get("subject_id") or f"row{i}") not in seen and not seen.add(key)]
     residuals = np.array([float(row["lvm_g"]) - float(row["lvm_g_predicted"]) for row in rows])
     return IntervalCalibration(
         method="split-conformal", coverage=coverage,
         lvm_halfwidth_g=round(conformal_halfwidth(np.abs(residuals), coverage), 3), n_calibration=int(residuals.size),
-        data="out-of-fold predictions of the run's cross-validation (models that never saw the subject)")
+        data="out-of-fold predictions of the run's cross-validation (models that never saw the patient), one per patient")
 
 
 def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.ndarray | None = None) -> ExportSpec:

@@ -25,9 +25,8 @@ SHIFTED_RECORDING = {"noise_level": 1.6, "mains_hz": 60.0}
 def write_shifted_cohort(out_dir: Path, n: int = 400, seed: int = 11, workers: int = 1) -> dict:
     """Generate the shifted synthetic cohort with the cohort engineer's API; returns its settings."""
     from training.synth.cohort import CohortConfig, generate_cohort, write_cohort_json
-    from training.synth.subjects import SubjectModel
 
-    subjects = dataclasses.replace(SubjectModel(), **SHIFTED_SUBJECTS)
+    subjects = dataclasses.replace(CohortConfig().subjects, **SHIFTED_SUBJECTS)  # the default difficulty, shifted
     config = CohortConfig(n=n, seed=seed, subjects=subjects, **SHIFTED_RECORDING)
     rows = generate_cohort(out_dir, config, workers=workers, progress=False)
     write_cohort_json(out_dir, config, rows, {"shift": {**SHIFTED_SUBJECTS, **SHIFTED_RECORDING}})
@@ -41,18 +40,27 @@ def fit_recalibration(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, 
     return float(a), float(b)
 
 
+def patient_split(subject_ids: np.ndarray, n_first: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random patients until at least ``n_first`` ECGs, and the rest: no patient on both sides."""
+    patients, codes = np.unique(np.asarray(subject_ids), return_inverse=True)
+    order = np.random.default_rng(seed).permutation(patients.size)
+    counts = np.bincount(codes, minlength=patients.size)[order]
+    n_patients = int(np.searchsorted(np.cumsum(counts), n_first)) + 1
+    first = np.isin(codes, order[:n_patients])
+    return np.flatnonzero(first), np.flatnonzero(~first)
+
+
 def external_validation(trained, dataset, *, n_recalibration: int = 50, seed: int = 0,
                         thresholds: LvhThresholds = LvhThresholds()) -> dict:
     """Before/after numbers of a trained model (``TrainedModel``) on another site's data set."""
     if len(dataset) <= n_recalibration + 10:
         raise ValueError(f"need more than {n_recalibration + 10} usable subjects, got {len(dataset)}")
     predicted = trained.predict(dataset, "beat")
-    order = np.random.default_rng(seed).permutation(len(dataset))
-    recal, held_out = np.sort(order[:n_recalibration]), np.sort(order[n_recalibration:])
+    recal, held_out = patient_split(dataset.subject_ids, n_recalibration, seed)
     a, b = fit_recalibration(predicted[recal], dataset.lvm_g[recal])
     demo = dataset.demographics[held_out]
     before = score_fold(dataset.lvm_g[held_out], predicted[held_out], demo, thresholds)
     after = score_fold(dataset.lvm_g[held_out], a + b * predicted[held_out], demo, thresholds)
-    return {"n_recalibration": n_recalibration, "n_evaluated": int(held_out.size), "intercept_g": a, "slope": b,
+    return {"n_recalibration": int(recal.size), "n_evaluated": int(held_out.size), "intercept_g": a, "slope": b,
             "before": before, "after": after, "excluded": len(dataset.excluded),
             "mean_bias_before_g": float(np.mean(predicted[held_out] - dataset.lvm_g[held_out]))}

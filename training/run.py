@@ -32,6 +32,8 @@ class RunSpec:
     cache_dir: Path | None = Path("runs/cache")
     progress: bool = True
     verbose: bool = False
+    closest_ecg: bool = False  # the paper's rule: one ECG per LV-mass measurement, the closest in time
+    augment_copies: int = 0  # augmented copies of each raw record for training (training/augment.py)
     shards: Path | None = None  # train on `elvmass prepare` shards instead of analyzing `labels`
     checkpoints: bool = False  # checkpoint every epoch under out/checkpoints and resume from there
     dist: object = None  # training.distributed.DistContext under torchrun
@@ -68,7 +70,14 @@ def load_dataset(spec: RunSpec):
     if spec.dist is not None and not spec.dist.is_main:
         spec.dist.barrier()  # rank 0 analyzes and caches first; the others read its cache
     dataset = build_dataset(spec.labels, PreprocessConfig(), include_full=spec.train.input_mode != "beat",
-                         cache_dir=spec.cache_dir, workers=spec.workers, progress=spec.progress)
+                            cache_dir=spec.cache_dir, workers=spec.workers, progress=spec.progress,
+                            closest_ecg=spec.closest_ecg)
+    if spec.augment_copies and spec.train.input_mode == "beat" and spec.train.beats == "clean":
+        from training.dataset import add_augmented_beats
+
+        dataset = add_augmented_beats(dataset, spec.labels, copies=spec.augment_copies, seed=spec.train.seed,
+                                      cache_dir=spec.cache_dir, workers=spec.workers, progress=spec.progress,
+                                      closest_ecg=spec.closest_ecg)
     if spec.dist is not None and spec.dist.is_main:
         spec.dist.barrier()
     return dataset
@@ -112,7 +121,7 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
     data_s = time.perf_counter() - start_wall
     from training.folds import final_holdout
 
-    held = final_holdout(dataset.lvm_g, spec.final_holdout, spec.train.seed)
+    held = final_holdout(dataset.lvm_g, spec.final_holdout, spec.train.seed, groups=dataset.subject_ids)  # whole patients
     result = cross_validate(dataset, spec.model, spec.train, n_folds=spec.n_folds, sex_specific=spec.sex_specific,
                             workers=spec.workers, thresholds=spec.thresholds, noise_floor_mae=noise_floor,
                             log=log, progress=spec.progress and writer, dist=spec.dist, checkpoint_dir=checkpoint_dir,
@@ -125,6 +134,11 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
         "train": spec.train.to_dict(),
         "sex_specific": spec.sex_specific,
         "n_folds": spec.n_folds,
+        "closest_ecg": spec.closest_ecg,
+        "augmentation": {"copies": spec.augment_copies,
+                         "n_augmented_beats": 0 if dataset.aug_beats is None else int(dataset.aug_beats.shape[0]),
+                         "note": "raw-signal augmentation (training/augment.py) before the shared signal core; "
+                                 "training beats only, never scored"},
         "preprocess": dataset.preprocess.to_dict(),
         "lvh_thresholds": spec.thresholds.to_dict(),
         "data_hash": dataset.data_hash,

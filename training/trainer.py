@@ -150,9 +150,9 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
     t_x, t_d, t_p = torch.from_numpy(x_fit), torch.from_numpy(d_fit), torch.from_numpy(p_fit)
     t_y = torch.from_numpy(fit.lvm_g.astype(np.float32))
     per_beat = config.input_mode == "beat" and config.beats == "clean"
-    if per_beat:
-        t_all = torch.from_numpy(fit.all_beats)
-        starts, counts = beat_groups(fit)
+    if per_beat:  # the subject's clean beats and, when built, its augmented copies' (dataset.add_augmented_beats)
+        pool, starts, counts = fit.training_beat_pool()
+        t_all = torch.from_numpy(pool)
     best = (math.inf, 0, copy.deepcopy(model.state_dict()))
     history: list[dict] = []
     first_epoch = 1
@@ -272,7 +272,8 @@ def train_variant(dataset: EcgDataset, train_index: np.ndarray, model_config, co
         groups = {"male": train_index[sex == 1.0], "female": train_index[sex == 0.0]}
     models, histories, best_epochs, medians = {}, {}, {}, None
     for name, index in groups.items():
-        fit_index, val_index = validation_split(dataset.lvm_g, index, config.val_fraction, config.seed)
+        fit_index, val_index = validation_split(dataset.lvm_g, index, config.val_fraction, config.seed,
+                                                 groups=dataset.subject_ids)  # patients, never ECGs
         fit, val = dataset.subset(fit_index), dataset.subset(val_index)
         callback = None if on_epoch is None else (lambda record, name=name: on_epoch({**record, "model": name}))
         checkpoint = None if checkpoint_stem is None else checkpoint_stem.with_name(f"{checkpoint_stem.name}-{name}.pt")
@@ -281,7 +282,8 @@ def train_variant(dataset: EcgDataset, train_index: np.ndarray, model_config, co
         models[name], histories[name], best_epochs[name] = model, history, best_epoch
         medians = fitted_medians if medians is None else medians
     if sex_specific:  # one imputation table for the bundle: medians of the whole training set
-        fit_index, _ = validation_split(dataset.lvm_g, train_index, config.val_fraction, config.seed)
+        fit_index, _ = validation_split(dataset.lvm_g, train_index, config.val_fraction, config.seed,
+                                        groups=dataset.subject_ids)
         medians = fit_medians(dataset.demographics[fit_index], dataset.parameters[fit_index])
     return TrainedModel(models, medians, best_epochs, histories)
 
@@ -339,7 +341,7 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
         dataset = replace(dataset, full=None)
     if (config.input_mode != "beat" or config.beats == "middle") and dataset.all_beats is not None:
         dataset = replace(dataset, all_beats=None, beat_owner=None)
-    folds = paper_folds(dataset.lvm_g, n_folds)
+    folds = paper_folds(dataset.lvm_g, n_folds, groups=dataset.subject_ids)  # every ECG of a patient in one fold
     jobs = [(np.flatnonzero(folds != k), np.flatnonzero(folds == k), k) for k in range(n_folds)]
     if train_final:
         final_index = np.arange(len(dataset))

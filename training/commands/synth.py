@@ -9,6 +9,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--n", type=int, default=1459, help="number of subjects (default 1459, the paper's cohort)")
     parser.add_argument("--seed", type=int, default=0, help="cohort seed (default 0)")
     parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--difficulty", default="paper", choices=("paper", "easy"),
+                        help="paper (default): voltage tracks LV mass as weakly as in population studies; "
+                             "easy: the pre-issue-19 generator (voltage is a strong cue)")
     parser.add_argument("--noise-level", type=float, default=1.0,
                         help="recording noise scale: 0 clean, 1 typical resting ECG (default), 3 poor")
     parser.add_argument("--mains-hz", type=float, default=50.0, choices=(50.0, 60.0), help="mains frequency")
@@ -27,16 +30,16 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from training.synth.cohort import CohortConfig, generate_cohort, write_cohort_json
-    from training.synth.subjects import SubjectModel
+    from training.synth.presets import difficulty_models
 
-    subjects = SubjectModel()
+    subjects, phenotype = difficulty_models(args.difficulty)
     if args.label_noise_sd is not None:
         if args.label_noise_sd < 0:
             print("elvmass synth: --label-noise-sd must be >= 0")
             return 2
         subjects = dataclasses.replace(subjects, label_noise_sd_g=args.label_noise_sd)
     config = CohortConfig(n=args.n, seed=args.seed, noise_level=args.noise_level, mains_hz=args.mains_hz,
-                          subjects=subjects)
+                          subjects=subjects, phenotype=phenotype, difficulty=args.difficulty)
     out = Path(args.out)
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     try:
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         extra["timing"]["floor_s"] = round(time.perf_counter() - floor_start, 2)
     document = write_cohort_json(out, config, rows, extra)
     summary = document["summary"]
-    print(f"wrote {config.n} subjects to {out} in {generate_s:.1f} s wall, {generate_cpu_s:.1f} s CPU "
+    print(f"wrote {config.n} subjects ({args.difficulty} difficulty) to {out} in {generate_s:.1f} s wall, {generate_cpu_s:.1f} s CPU "
           f"({args.workers} worker(s))")
     print(f"LV mass {summary['lvm_g_mean']:.1f} +- {summary['lvm_g_sd']:.1f} g "
           f"(men {summary['lvm_g_mean_male']:.1f}, women {summary['lvm_g_mean_female']:.1f}); "

@@ -30,6 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1; see docs/training.md)")
     parser.add_argument("--lvh-male", type=float, default=72.0, help="LVH threshold, men, g/m2 (default 72)")
     parser.add_argument("--lvh-female", type=float, default=55.0, help="LVH threshold, women, g/m2 (default 55)")
+    parser.add_argument("--augment-copies", type=int, default=2,
+                        help="augmented copies of each raw record (wander, mains, EMG, gain, lead placement) run "
+                             "through the signal core and added to the training beats (beat mode, clean beats; "
+                             "default 2, 0 = off)")
+    parser.add_argument("--closest-ecg", action="store_true",
+                        help="the paper's rule: one ECG per LV-mass measurement (subject_id + lvm_time), the closest "
+                             "in time (needs subject_id, ecg_time, lvm_time columns)")
     parser.add_argument("--cache-dir", default="runs/cache", help="where analyzed records are cached ('' = off)")
     parser.add_argument("--final-holdout", type=float, default=0.1,
                         help="fraction of subjects the final model never sees (every k-th by LVM; the CV folds still "
@@ -71,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             sex_specific=args.sex_specific, n_folds=args.folds, workers=args.workers,
             thresholds=LvhThresholds(args.lvh_male, args.lvh_female),
             cache_dir=Path(args.cache_dir) if args.cache_dir else None, progress=not args.quiet, verbose=args.verbose,
+            closest_ecg=args.closest_ecg, augment_copies=max(0, args.augment_copies),
             final_holdout=args.final_holdout,
         )
         metrics = train_run(spec)

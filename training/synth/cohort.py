@@ -28,16 +28,21 @@ from training.synth.dipole import subject_vcg
 from training.synth.leads import ADC_GAIN_PER_MV, jittered_dower, project_independent, to_digital_12
 from training.synth.noise import lead_noise
 from training.synth.phenotype import PhenotypeModel, draw_phenotype
+from training.synth.presets import DEFAULT_DIFFICULTY, difficulty_models
 from training.synth.subjects import SubjectModel, draw_subject
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.2.0"  # 1.1: difficulty presets ("easy" writes the 1.0 records byte for byte); 1.2: P/T amplitude spread
 LABEL_COLUMNS = ("record", "lvm_g", "age_years", "sex", "height_cm", "weight_kg", "subject_id")
 _STREAM_SUBJECT, _STREAM_PHENOTYPE, _STREAM_WAVEFORM, _STREAM_NOISE = range(4)
 
 
 @dataclass(frozen=True)
 class CohortConfig:
-    """Everything that determines a cohort's files."""
+    """Everything that determines a cohort's files (default: the ``paper`` difficulty).
+
+    ``difficulty`` names the preset the models came from (:mod:`training.synth.presets`); use
+    :meth:`for_difficulty` to build a config from a preset.
+    """
 
     n: int = 1459
     seed: int = 0
@@ -45,11 +50,19 @@ class CohortConfig:
     duration_s: float = 10.0
     noise_level: float = 1.0
     mains_hz: float = 50.0
-    subjects: SubjectModel = field(default_factory=SubjectModel)
-    phenotype: PhenotypeModel = field(default_factory=PhenotypeModel)
+    subjects: SubjectModel = field(default_factory=lambda: difficulty_models(DEFAULT_DIFFICULTY)[0])
+    phenotype: PhenotypeModel = field(default_factory=lambda: difficulty_models(DEFAULT_DIFFICULTY)[1])
+    difficulty: str = DEFAULT_DIFFICULTY
+
+    @classmethod
+    def for_difficulty(cls, difficulty: str, **settings) -> "CohortConfig":
+        """A config with the subject and phenotype models of a named difficulty (``paper``, ``easy``)."""
+        subjects, phenotype = difficulty_models(difficulty)
+        return cls(subjects=subjects, phenotype=phenotype, difficulty=difficulty, **settings)
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "seed": self.seed, "fs": self.fs, "duration_s": self.duration_s,
+        return {"n": self.n, "seed": self.seed, "difficulty": self.difficulty, "fs": self.fs,
+                "duration_s": self.duration_s,
                 "noise_level": self.noise_level, "mains_hz": self.mains_hz,
                 "subject_model": self.subjects.to_dict(), "phenotype_model": self.phenotype.to_dict()}
 
@@ -91,6 +104,8 @@ def render_subject(subject: dict, index: int, config: CohortConfig) -> Synthetic
     vcg, rhythm = subject_vcg(ph, config.fs, config.duration_s, wave_rng)
     lead_matrix, lead_latents = jittered_dower(wave_rng)
     independent = project_independent(vcg, lead_matrix)
+    if ph.precordial_gain != 1.0:  # exactly 1 in the "easy" preset: its records stay byte-identical
+        independent[2:] *= ph.precordial_gain
     noise, noise_latents = lead_noise(independent.shape[1], config.fs,
                                       subject_rng(config.seed, index, _STREAM_NOISE),
                                       config.noise_level, config.mains_hz)

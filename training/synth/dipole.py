@@ -42,14 +42,14 @@ def sinus_beat_waves(ph: Phenotype, rr_prev_ms: float) -> tuple[np.ndarray, np.n
     qt = ph.qtc_ms + 0.154 * (1000.0 - rr_prev_ms)
     t_sigma = 0.11 * qt
     t_peak = qrs_onset + qt - 2.3 * t_sigma
-    t_normal = 0.32 * size ** 0.3 * _T_DIRECTION
+    t_normal = 0.32 * ph.t_gain * size ** 0.3 * _T_DIRECTION
     t_strain = -0.30 * size * r_dir  # repolarization turning away from the QRS vector
     t_vector = (1.0 - ph.strain) * t_normal + ph.strain * t_strain
     centers = np.array([qrs_onset - ph.pr_ms + 50.0, -0.30 * q, -0.07 * q, 0.08 * q, 0.27 * q,
                         qrs_offset + 70.0, t_peak - 0.9 * t_sigma, t_peak])
     sigmas = np.array([20.0, 0.065 * q, 0.09 * q, 0.09 * q, 0.08 * q, 45.0, 1.6 * t_sigma, t_sigma])
     vectors = np.stack([
-        0.15 * _P_DIRECTION,
+        0.15 * ph.p_gain * _P_DIRECTION,
         0.11 * ph.qrs_mv * _SEPTAL_DIRECTION,
         0.75 * ph.qrs_mv * direction(ph.frontal_axis_deg + 5.0, ph.posterior_deg - 30.0),
         0.75 * ph.qrs_mv * direction(ph.frontal_axis_deg - 5.0, ph.posterior_deg + 45.0),

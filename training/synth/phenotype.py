@@ -71,6 +71,17 @@ class PhenotypeModel:
     pr_ms_mean: float = 158.0
     pr_ms_sd: float = 20.0
     p_ectopy: float = 0.08
+    # Precordial-only gain of this subject (chest-wall thickness, breast tissue, lung between heart
+    # and chest electrodes: Feldman et al. / Rautaharju et al.); 0 = none. Limb leads do not see it,
+    # which is why Cornell (R aVL + S V3) tracks LV mass better than Sokolow-Lyon (S V1 + R V5/6).
+    precordial_log_sd: float = 0.0
+    precordial_bmi_per_unit: float = 0.0  # extra precordial attenuation per kg/m2 of BMI above 26
+    precordial_log_sd_female_extra: float = 0.0  # breast tissue: more variable chest-lead voltage in women
+    # P and T amplitudes vary between people for reasons of their own (atrial size, repolarization
+    # heterogeneity). With 0 (easy) they are fixed, so P/QRS and T/QRS ratios cancel the body's
+    # attenuation and hand a waveform model the QRS force, i.e. the LV mass.
+    p_amplitude_log_sd: float = 0.0
+    t_amplitude_log_sd: float = 0.0
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -113,11 +124,14 @@ class Phenotype:
     attenuation: float
     strain: float
     rotation: np.ndarray  # (3, 3) heart orientation
+    precordial_gain: float
     hr_bpm: float
     qtc_ms: float
     pr_ms: float
     n_ectopic: int
     latents: dict[str, float]
+    p_gain: float = 1.0  # P-wave amplitude factor
+    t_gain: float = 1.0  # normal T-wave amplitude factor
 
 
 def draw_phenotype(subject: dict, rng: np.random.Generator, model: PhenotypeModel = PhenotypeModel()) -> Phenotype:
@@ -149,14 +163,23 @@ def draw_phenotype(subject: dict, rng: np.random.Generator, model: PhenotypeMode
            + rng.normal(0.0, model.qtc_sd_ms))
     pr = float(np.clip(rng.normal(model.pr_ms_mean + 0.4 * (subject["age_years"] - 55.0), model.pr_ms_sd), 110.0, 230.0))
     n_ectopic = int(1 + rng.poisson(0.5)) if rng.random() < model.p_ectopy else 0
+    # drawn last so that every earlier draw (and so the "easy" cohort) is unchanged
+    precordial_sd = math.hypot(model.precordial_log_sd, 0.0 if male else model.precordial_log_sd_female_extra)
+    precordial_gain = float(np.clip(math.exp(precordial_sd * rng.normal(0.0, 1.0)
+                                             - model.precordial_bmi_per_unit * (subject["bmi"] - 26.0)),
+                                    0.4, 2.0))  # beyond these a cart's chest leads would be implausible
+    p_gain = float(np.clip(math.exp(model.p_amplitude_log_sd * rng.normal(0.0, 1.0)), 0.3, 3.0))
+    t_gain = float(np.clip(math.exp(model.t_amplitude_log_sd * rng.normal(0.0, 1.0)), 0.3, 3.0))
     latents = {
         "mass_ratio": mass_ratio, "conduction_factor": conduction, "voltage_attenuation": attenuation,
         "qrs_vector_mv": qrs_mv * attenuation, "qrs_ms_model": qrs_ms, "conduction_delay_ms": delay, "frontal_axis_deg_model": axis,
         "posterior_deg_model": posterior, "strain_onset_g_m2": onset, "strain": strain,
         "orientation_x_deg": orientation_deg[0], "orientation_y_deg": orientation_deg[1],
         "orientation_z_deg": orientation_deg[2], "hr_bpm_model": hr, "qtc_ms_model": qtc,
-        "pr_ms_model": pr, "n_ectopic": n_ectopic,
+        "pr_ms_model": pr, "n_ectopic": n_ectopic, "precordial_gain": precordial_gain,
+        "p_gain": p_gain, "t_gain": t_gain,
     }
     return Phenotype(qrs_mv=qrs_mv, qrs_ms=qrs_ms, frontal_axis_deg=axis, posterior_deg=posterior,
                      attenuation=attenuation, strain=strain, rotation=rotation_matrix(orientation_deg),
+                     precordial_gain=precordial_gain, p_gain=p_gain, t_gain=t_gain,
                      hr_bpm=hr, qtc_ms=float(qtc), pr_ms=pr, n_ectopic=n_ectopic, latents=latents)
