@@ -2,8 +2,10 @@
 
 ``analyze_window`` resamples to ``config.fs``, conditions from a deterministic cold start (exactly
 what :class:`edge_runtime.signal_core.filters.StreamingConditioner` computes), detects R peaks with
-:class:`edge_runtime.signal_core.detect.StreamingRPeakDetector`, cuts the same window around every R
-peak in all 12 leads, delineates the QRS and runs the quality/rhythm guards. See docs/signal.md.
+:class:`edge_runtime.signal_core.detect.StreamingRPeakDetector` and delineates the QRS on that causal
+signal, removes baseline wander without phase distortion for the beats
+(:mod:`edge_runtime.signal_core.baseline`: zero-phase high-pass + PR-knot spline), cuts the same
+window around every R peak in all 12 leads and runs the quality/rhythm guards. See docs/signal.md.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import numpy as np
 from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, EcgRecord
 from edge_runtime.resample import resample_signals
 from edge_runtime.signal_core import quality
-from edge_runtime.signal_core.beats import beat_window, extract_beats, middle_beat_index
+from edge_runtime.signal_core.baseline import remove_baseline, zero_phase_highpass
+from edge_runtime.signal_core.beats import align_r_peaks, beat_window, extract_beats, middle_beat_index
 from edge_runtime.signal_core.delineate import beat_parameters, qrs_boundaries
 from edge_runtime.signal_core.detect import StreamingRPeakDetector
-from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s
+from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s, smooth
 from edge_runtime.flags import Flag
 from edge_runtime.signal_core.rhythm import af_suspected
 
@@ -38,7 +41,12 @@ class PreprocessConfig:
     fs : float
         Analysis rate, Hz; input is resampled to it.
     highpass_hz, lowpass_hz : float
-        Conditioning band (see docs/signal.md for the choice of 0.5-40 Hz).
+        Causal conditioning band of the detection stream (see docs/signal.md for the choice of 0.5-40 Hz).
+    baseline_highpass_hz : float or None
+        The beats the model sees: zero-phase high-pass with this -3 dB corner (0.67 Hz, the AHA 2007
+        limit for linear-phase filters), the same low-pass and notch, and a cubic-spline baseline through
+        one PR point per beat subtracted. ``None``: beats from the causal conditioned signal, no
+        baseline correction (the chain before issue 16).
     notch_hz : float or None
         Mains frequency (50 or 60 Hz) or None.
     beat_pre_ms, beat_post_ms : float
@@ -51,9 +59,12 @@ class PreprocessConfig:
     notch_hz: float | None = 50.0
     beat_pre_ms: float = 300.0
     beat_post_ms: float = 500.0
+    baseline_highpass_hz: float | None = 0.67
 
     def __post_init__(self) -> None:
         check_fs(self.fs)
+        if self.baseline_highpass_hz is not None and not 0.0 < self.baseline_highpass_hz < self.lowpass_hz:
+            raise ValueError(f"baseline_highpass_hz {self.baseline_highpass_hz} must lie between 0 and lowpass_hz")
         if not 0.0 < self.highpass_hz < self.lowpass_hz < self.fs / 2.0:
             raise ValueError(f"need 0 < highpass_hz < lowpass_hz < fs/2, got {self.highpass_hz}, {self.lowpass_hz}")
         if self.notch_hz is not None and not 0.0 < self.notch_hz < self.fs / 2.0:
@@ -105,6 +116,12 @@ class BeatAnalysis:
     qrs_offset: np.ndarray
     parameters: dict[str, float]
     flags: list[Flag] = field(default_factory=list)
+    baseline_corrected: np.ndarray | None = None  # what the beats are cut from (None: from ``conditioned``)
+
+    @property
+    def model_signal(self) -> np.ndarray:
+        """The signal the beats are cut from: baseline-corrected when configured, else ``conditioned``."""
+        return self.conditioned if self.baseline_corrected is None else self.baseline_corrected
 
     @property
     def usable(self) -> bool:
@@ -156,13 +173,32 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
     conditioned = condition(raw32, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz)
     r_peaks = _detect(conditioned, lead_names, fs_a)
     onset, offset = qrs_boundaries(conditioned, r_peaks, fs_a)
-    beats, beat_r_peaks = extract_beats(conditioned, r_peaks, fs_a, config.beat_pre_ms, config.beat_post_ms)
+    corrected, beat_fiducials = None, r_peaks
+    if config.baseline_highpass_hz is not None:
+        corrected = baseline_corrected(raw32, fs_a, config, onset, r_peaks)
+        beat_fiducials = align_r_peaks(corrected, r_peaks, fs_a)
+    beats, beat_r_peaks = extract_beats(conditioned if corrected is None else corrected, beat_fiducials, fs_a,
+                                        config.beat_pre_ms, config.beat_post_ms)
     middle = middle_beat_index(beat_r_peaks, conditioned.shape[1])
     template = np.median(beats, axis=0) if beats.shape[0] else None
     parameters = _parameters(r_peaks, onset, offset, template, lead_names, config)
     flags += _window_guards(raw32, r_peaks, beats, template, middle, parameters, lead_names, config)
     return BeatAnalysis(fs=fs_a, conditioned=conditioned, r_peaks=r_peaks, beats=beats, beat_r_peaks=beat_r_peaks,
-                        middle_beat=middle, qrs_onset=onset, qrs_offset=offset, parameters=parameters, flags=flags)
+                        middle_beat=middle, qrs_onset=onset, qrs_offset=offset, parameters=parameters, flags=flags,
+                        baseline_corrected=corrected)
+
+
+def baseline_corrected(raw: np.ndarray, fs: float, config: PreprocessConfig, qrs_onsets: np.ndarray,
+                       r_peaks: np.ndarray) -> np.ndarray:
+    """The model's signal: zero-phase high-pass, the conditioner's low-pass and notch, PR-spline baseline removed.
+
+    The low-pass and notch are the conditioner's own (same ~8.4 ms delay at 10 Hz; the causal high-pass adds
+    1.1 ms there), so the R peaks and QRS onsets found on ``conditioned`` index this signal too (within one
+    sample at 500 Hz).
+    """
+    assert config.baseline_highpass_hz is not None
+    filtered = smooth(zero_phase_highpass(raw, fs, config.baseline_highpass_hz), fs, config.lowpass_hz, config.notch_hz)
+    return remove_baseline(filtered, qrs_onsets, r_peaks, fs)
 
 
 def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> np.ndarray:

@@ -39,9 +39,13 @@ def test_clean_record_is_usable_with_synchronized_beats(clean):
     n_beats = analysis.beats.shape[0]
     assert analysis.beats.shape == (n_beats, 12, 400) and analysis.beats.dtype == np.float32
     assert n_beats >= len(analysis.r_peaks) - 2
-    # every row is the same window around its R peak, in all 12 leads
+    # every row is the same window around its (aligned) R peak, in all 12 leads of the baseline-corrected signal
+    assert analysis.baseline_corrected is not None and analysis.model_signal is analysis.baseline_corrected
     for row, r in enumerate(analysis.beat_r_peaks):
-        np.testing.assert_array_equal(analysis.beats[row], analysis.conditioned[:, r - 150:r + 250])
+        np.testing.assert_array_equal(analysis.beats[row], analysis.baseline_corrected[:, r - 150:r + 250])
+    # alignment moves a fiducial by a few samples at most on a clean record
+    detected = analysis.r_peaks[np.searchsorted(analysis.r_peaks, analysis.beat_r_peaks - 30)]
+    assert np.max(np.abs(analysis.beat_r_peaks - detected)) <= 5
     # edge-crossing windows are dropped, never padded
     assert np.all(analysis.beat_r_peaks >= 150) and np.all(analysis.beat_r_peaks + 250 <= signals.shape[1])
     centre = (signals.shape[1] - 1) / 2

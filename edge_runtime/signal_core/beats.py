@@ -45,3 +45,54 @@ def middle_beat_index(beat_r_peaks: np.ndarray, n_samples: int) -> int | None:
     if len(beat_r_peaks) == 0:
         return None
     return int(np.argmin(np.abs(np.asarray(beat_r_peaks) - (n_samples - 1) / 2.0)))
+
+
+ALIGN_MAX_SHIFT_MS = 30.0
+ALIGN_QRS_HALF_MS = 60.0
+
+
+def align_r_peaks(signals: np.ndarray, r_peaks: np.ndarray, fs: float, max_shift_ms: float = ALIGN_MAX_SHIFT_MS,
+                  qrs_half_ms: float = ALIGN_QRS_HALF_MS) -> np.ndarray:
+    """R peaks moved (by at most 2 ``max_shift_ms``) so each beat's QRS best matches the window's median QRS.
+
+    The detector's fiducial is the spatial-magnitude maximum of one beat, which can jump between two
+    similar waves (R and R', R and S) from beat to beat; beat averaging aligns the beats on their whole
+    QRS instead (least squares over all leads within ``qrs_half_ms`` of R). Run on the baseline-corrected
+    signal, so a wandering baseline does not pull the match: first the largest spatial magnitude within
+    ``max_shift_ms``, then two passes of (median template, shift within ``max_shift_ms``).
+
+    Parameters
+    ----------
+    signals : ndarray, shape (n_leads, n)
+    r_peaks : ndarray of int
+    fs : float
+    max_shift_ms, qrs_half_ms : float
+
+    Returns
+    -------
+    ndarray of int64, same length as ``r_peaks`` (beats too near the edges keep their position)
+    """
+    r_peaks = np.asarray(r_peaks, dtype=np.int64)
+    shift = int(round(max_shift_ms * fs / 1000.0))
+    half = int(round(qrs_half_ms * fs / 1000.0))
+    margin = shift + half
+    inside = np.flatnonzero((r_peaks - 2 * margin >= 0) & (r_peaks + 2 * margin < signals.shape[1]))
+    if inside.size < 3:
+        return r_peaks
+    # First the detector's own rule (largest spatial magnitude) on this signal, then the template match.
+    aligned = r_peaks.copy()
+    magnitude = np.einsum("ln,ln->n", signals, signals)
+    near = aligned[inside, None] + np.arange(-shift, shift + 1)[None, :]
+    aligned[inside] = near[np.arange(inside.size), np.argmax(magnitude[near], axis=1)]
+    offsets = np.arange(-shift, shift + 1)
+    span = np.arange(-half, half + 1)
+    for _ in range(2):
+        centres = aligned[inside]
+        template = np.median(signals[:, centres[:, None] + span[None, :]], axis=1)  # (leads, 2 half + 1)
+        # candidates[b, o, lead, k] = signals[lead, centre_b + offset_o + span_k]
+        index = centres[:, None, None] + offsets[None, :, None] + span[None, None, :]
+        candidates = signals[:, index]  # (leads, beats, offsets, span)
+        cost = np.einsum("lbok->bo", (candidates - template[:, None, None, :]) ** 2)
+        aligned[inside] = centres + offsets[np.argmin(cost, axis=1)]
+        aligned[inside] = np.clip(aligned[inside], r_peaks[inside] - 2 * shift, r_peaks[inside] + 2 * shift)
+    return aligned
