@@ -47,19 +47,19 @@ def middle_beat_index(beat_r_peaks: np.ndarray, n_samples: int) -> int | None:
     return int(np.argmin(np.abs(np.asarray(beat_r_peaks) - (n_samples - 1) / 2.0)))
 
 
-ALIGN_MAX_SHIFT_MS = 30.0
-ALIGN_QRS_HALF_MS = 60.0
+ALIGN_MAX_SHIFT_MS = 80.0
+ALIGN_QRS_HALF_MS = 100.0
 
 
 def align_r_peaks(signals: np.ndarray, r_peaks: np.ndarray, fs: float, max_shift_ms: float = ALIGN_MAX_SHIFT_MS,
                   qrs_half_ms: float = ALIGN_QRS_HALF_MS) -> np.ndarray:
-    """R peaks moved (by at most 2 ``max_shift_ms``) so each beat's QRS best matches the window's median QRS.
+    """R peaks moved (by at most ``max_shift_ms``) so each beat's QRS best matches the window's median QRS.
 
     The detector's fiducial is the spatial-magnitude maximum of one beat, which can jump between two
-    similar waves (R and R', R and S) from beat to beat; beat averaging aligns the beats on their whole
-    QRS instead (least squares over all leads within ``qrs_half_ms`` of R). Run on the baseline-corrected
-    signal, so a wandering baseline does not pull the match: first the largest spatial magnitude within
-    ``max_shift_ms``, then two passes of (median template, shift within ``max_shift_ms``).
+    similar waves (R and R', R and S of a wide QRS) from beat to beat; beat averaging aligns the beats on
+    their whole QRS instead: least squares over all leads within ``qrs_half_ms`` of R against the median
+    of the beats at their detected positions (robust to a minority of misplaced fiducials), two passes.
+    Run on the baseline-corrected signal, so a wandering baseline does not pull the match.
 
     Parameters
     ----------
@@ -76,23 +76,21 @@ def align_r_peaks(signals: np.ndarray, r_peaks: np.ndarray, fs: float, max_shift
     shift = int(round(max_shift_ms * fs / 1000.0))
     half = int(round(qrs_half_ms * fs / 1000.0))
     margin = shift + half
-    inside = np.flatnonzero((r_peaks - 2 * margin >= 0) & (r_peaks + 2 * margin < signals.shape[1]))
+    inside = np.flatnonzero((r_peaks - margin >= 0) & (r_peaks + margin < signals.shape[1]))
     if inside.size < 3:
         return r_peaks
-    # First the detector's own rule (largest spatial magnitude) on this signal, then the template match.
+    detected = r_peaks[inside]
     aligned = r_peaks.copy()
-    magnitude = np.einsum("ln,ln->n", signals, signals)
-    near = aligned[inside, None] + np.arange(-shift, shift + 1)[None, :]
-    aligned[inside] = near[np.arange(inside.size), np.argmax(magnitude[near], axis=1)]
     offsets = np.arange(-shift, shift + 1)
     span = np.arange(-half, half + 1)
+    # candidates[lead, b, o, k] = signals[lead, detected_b + offset_o + span_k]
+    candidates = signals[:, detected[:, None, None] + offsets[None, :, None] + span[None, None, :]].astype(np.float32)
+    energy = np.einsum("lbok,lbok->bo", candidates, candidates)
+    chosen = np.full(inside.size, shift)  # index into offsets: start at the detected positions
     for _ in range(2):
-        centres = aligned[inside]
-        template = np.median(signals[:, centres[:, None] + span[None, :]], axis=1)  # (leads, 2 half + 1)
-        # candidates[b, o, lead, k] = signals[lead, centre_b + offset_o + span_k]
-        index = centres[:, None, None] + offsets[None, :, None] + span[None, None, :]
-        candidates = signals[:, index]  # (leads, beats, offsets, span)
-        cost = np.einsum("lbok->bo", (candidates - template[:, None, None, :]) ** 2)
-        aligned[inside] = centres + offsets[np.argmin(cost, axis=1)]
-        aligned[inside] = np.clip(aligned[inside], r_peaks[inside] - 2 * shift, r_peaks[inside] + 2 * shift)
+        template = np.median(candidates[:, np.arange(inside.size), chosen, :], axis=1)  # (leads, span)
+        # |candidate - template|^2 without the difference array (the template's own energy is a constant)
+        cost = energy - 2.0 * np.einsum("lbok,lk->bo", candidates, template)
+        chosen = np.argmin(cost, axis=1)
+    aligned[inside] = detected + offsets[chosen]
     return aligned
