@@ -22,6 +22,7 @@ from edge_runtime.signal_core import quality
 from edge_runtime.signal_core.baseline import remove_baseline, zero_phase_highpass
 from edge_runtime.signal_core.beats import align_r_peaks, beat_window, extract_beats, middle_beat_index
 from edge_runtime.signal_core.delineate import beat_parameters, qrs_boundaries
+from edge_runtime.signal_core.reversal import reversal_flag
 from edge_runtime.signal_core.detect import StreamingRPeakDetector
 from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s, smooth
 from edge_runtime.flags import Flag
@@ -232,7 +233,7 @@ def _parameters(r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray, temp
 def _window_guards(raw: np.ndarray, r_peaks: np.ndarray, beats: np.ndarray, template: np.ndarray | None,
                    middle: int | None, parameters: dict[str, float], lead_names: tuple[str, ...],
                    config: PreprocessConfig) -> list[Flag]:
-    """Flags that need the beats: pacing, delineation, beat count, noise/morphology, AF, wide QRS."""
+    """Flags that need the beats: pacing, delineation, electrode reversal, beat count, noise/morphology, AF, wide QRS."""
     flags: list[Flag] = []
     if template is not None:
         spikes = quality.pacing_spikes(raw, config.fs, np.ptp(template, axis=1), r_peaks)
@@ -240,6 +241,8 @@ def _window_guards(raw: np.ndarray, r_peaks: np.ndarray, beats: np.ndarray, temp
             flags.append(spikes)
     if not ("I" in lead_names and "aVF" in lead_names):
         flags.append(Flag("no_delineation", "axes need leads I and aVF (12-lead record)"))
+    if template is not None and tuple(lead_names) == STANDARD_LEADS and (reversal := reversal_flag(template)):
+        flags.append(reversal)
     if beats.shape[0] < quality.MIN_BEATS:
         flags.append(Flag("too_few_beats", f"{beats.shape[0]} complete beats in the window "
                                                   f"(need {quality.MIN_BEATS})"))

@@ -1,0 +1,109 @@
+"""Limb-electrode reversal and neutral-electrode (RL) misplacement on a 12-lead median beat.
+
+Method: inter-lead redundancy, as in the correlation-based detectors of Kors & van Herpen (Am J Cardiol
+2001;88:396-399) and Jekova et al. (Müller, Jekova et al., Comput Methods Programs Biomed 2016;134:31-41).
+Swaps among RA, LA and LL leave Wilson's central terminal, and so V1-V6, unchanged, while they permute and
+invert the limb leads (LA/RA: I -> -I, II <-> III; LA/LL: I <-> II, III -> -III; RA/LL: I -> -III,
+II -> -II). The precordial leads therefore predict what leads I and II should look like:
+``I ~ V @ PRECORDIAL_TO_I`` and ``II ~ V @ PRECORDIAL_TO_II`` (population least squares on the tuning half
+of the real records, see ``elvmass bench-reversal``). For each reversal hypothesis the limb leads are put
+back as that reversal would have them, and the window's score is how much better the restored I and II
+correlate with their precordial predictions than the leads as recorded (``reversal_margins``). A margin
+above the hypothesis' threshold flags the reversal (the largest wins).
+
+A neutral electrode (RL) swapped with an arm electrode puts a leg potential on that arm: lead II (RA/RL) or
+lead III (LA/RL) becomes nearly flat while the other limb leads keep their size (Krasteva et al., Sensors
+2019;19:2920). RL swapped with LL changes nothing measurable and is not detected (nor harmful).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_runtime.flags import Flag
+
+# Rows of the standard 12-lead order.
+_I, _II, _III, _V1 = 0, 1, 2, 6
+# Least squares of lead I / lead II on V1..V6 over the median beats of the tuning half (bench-reversal --fit).
+PRECORDIAL_TO_I = np.array([-0.570, 0.119, 0.188, -0.145, 0.029, 0.317])
+PRECORDIAL_TO_II = np.array([-0.403, 0.142, 0.228, -0.227, -0.010, 0.618])
+# Margin thresholds, chosen on the tuning half: LA/RA and RA/LL midway between the largest margin of the correct
+# ECGs and the smallest of the swapped ones (they do not overlap there); LA/LL does overlap, so its threshold
+# sits above every correct ECG's margin (specificity first: reversals are rare).
+MARGIN_THRESHOLDS = {"LA/RA": 0.0, "RA/LL": 0.0, "LA/LL": 0.6}
+# RL on an arm: the flat limb lead's QRS-T peak-to-peak below this fraction of the largest limb lead's (half the
+# smallest ratio among the correct ECGs of the tuning half, 0.16).
+FLAT_LIMB_RATIO = 0.08
+
+OPERATOR_WHERE = {"LA/RA": "LA/RA", "LA/LL": "LA/LL", "RA/LL": "RA/LL", "RA/RL": "RA/RL", "LA/RL": "LA/RL"}
+
+
+def _corr(x: np.ndarray, y: np.ndarray) -> float:
+    x = x - x.mean()
+    y = y - y.mean()
+    denominator = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return float(x @ y / denominator) if denominator > 1e-12 else 0.0
+
+
+def _restored(template: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Leads I and II as they were before each hypothetical reversal (the reversals are their own inverses)."""
+    lead_i, lead_ii, lead_iii = template[_I], template[_II], template[_III]
+    return {"none": (lead_i, lead_ii), "LA/RA": (-lead_i, lead_iii), "LA/LL": (lead_ii, lead_i),
+            "RA/LL": (-lead_iii, -lead_ii)}
+
+
+def reversal_margins(template: np.ndarray) -> dict[str, float]:
+    """Per limb reversal: (corr of restored I and II with their precordial predictions) minus (as recorded).
+
+    Parameters
+    ----------
+    template : ndarray, shape (12, L)
+        Median beat, standard lead order.
+
+    Returns
+    -------
+    dict
+        ``{"LA/RA": m, "LA/LL": m, "RA/LL": m}``; a positive margin means the reversal explains the ECG better.
+    """
+    template = np.asarray(template, dtype=np.float64)
+    precordial = template[_V1:_V1 + 6]
+    predicted_i, predicted_ii = PRECORDIAL_TO_I @ precordial, PRECORDIAL_TO_II @ precordial
+    scores = {name: _corr(i, predicted_i) + _corr(ii, predicted_ii) for name, (i, ii) in _restored(template).items()}
+    return {name: scores[name] - scores["none"] for name in MARGIN_THRESHOLDS}
+
+
+def flat_limb_ratios(template: np.ndarray) -> tuple[float, float]:
+    """Peak-to-peak of leads II and III over the largest of I, II, III (median beat)."""
+    spans = np.ptp(np.asarray(template, dtype=np.float64)[:3], axis=1)
+    largest = float(spans.max())
+    if largest <= 1e-6:
+        return 1.0, 1.0  # all limb leads flat: lead-off, not a reversal
+    return float(spans[_II] / largest), float(spans[_III] / largest)
+
+
+def detect_reversal(template: np.ndarray) -> str | None:
+    """The most likely electrode reversal of a 12-lead median beat ("LA/RA", ..., "RA/RL", "LA/RL") or None."""
+    ratio_ii, ratio_iii = flat_limb_ratios(template)
+    if ratio_ii < FLAT_LIMB_RATIO:
+        return "RA/RL"
+    if ratio_iii < FLAT_LIMB_RATIO:
+        return "LA/RL"
+    margins = reversal_margins(template)
+    above = {name: margin for name, margin in margins.items() if margin > MARGIN_THRESHOLDS[name]}
+    return max(above, key=above.get) if above else None
+
+
+def reversal_flag(template: np.ndarray) -> Flag | None:
+    """``electrode_reversal`` or ``neutral_electrode_misplaced`` for a 12-lead median beat, else None."""
+    found = detect_reversal(template)
+    if found is None:
+        return None
+    if found.endswith("RL"):
+        ratio_ii, ratio_iii = flat_limb_ratios(template)
+        lead, ratio = ("II", ratio_ii) if found == "RA/RL" else ("III", ratio_iii)
+        return Flag("neutral_electrode_misplaced", f"lead {lead} is nearly flat ({ratio:.2f} of the largest limb "
+                    f"lead; limit {FLAT_LIMB_RATIO}): {found} swapped", where=found)
+    margins = reversal_margins(template)
+    return Flag("electrode_reversal", f"{found} reversal explains the limb leads better than the recorded order "
+                f"(margin {margins[found]:+.2f} > {MARGIN_THRESHOLDS[found]:+.2f}; precordial-lead redundancy)",
+                where=found)
