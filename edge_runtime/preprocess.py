@@ -183,7 +183,8 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
     middle = middle_beat_index(beat_r_peaks, conditioned.shape[1])
     template = np.median(beats, axis=0) if beats.shape[0] else None
     parameters = _parameters(r_peaks, onset, offset, template, lead_names, config)
-    flags += _window_guards(raw32, r_peaks, beats, template, middle, parameters, lead_names, config)
+    native = signals.astype(np.float32) if fs != fs_a else raw32
+    flags += _window_guards(native, fs, r_peaks, beats, template, middle, parameters, lead_names, config)
     return BeatAnalysis(fs=fs_a, conditioned=conditioned, r_peaks=r_peaks, beats=beats, beat_r_peaks=beat_r_peaks,
                         middle_beat=middle, qrs_onset=onset, qrs_offset=offset, parameters=parameters, flags=flags,
                         baseline_corrected=corrected)
@@ -230,15 +231,24 @@ def _parameters(r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray, temp
     return parameters
 
 
-def _window_guards(raw: np.ndarray, r_peaks: np.ndarray, beats: np.ndarray, template: np.ndarray | None,
-                   middle: int | None, parameters: dict[str, float], lead_names: tuple[str, ...],
-                   config: PreprocessConfig) -> list[Flag]:
-    """Flags that need the beats: pacing, delineation, electrode reversal, beat count, noise/morphology, AF, wide QRS."""
+def _window_guards(raw: np.ndarray, raw_fs: float, r_peaks: np.ndarray, beats: np.ndarray,
+                   template: np.ndarray | None, middle: int | None, parameters: dict[str, float],
+                   lead_names: tuple[str, ...], config: PreprocessConfig) -> list[Flag]:
+    """Flags that need the beats: pacing, delineation, electrode reversal, beat count, noise/morphology, AF, wide QRS.
+
+    Pacing spikes are looked for in ``raw`` at the front-end's own rate ``raw_fs``: resampling to the analysis
+    rate would spread a 0.5-2 ms spike and halve it at 1000 Hz. A paced window is not also called "wide QRS":
+    a paced QRS is wide because it is paced.
+    """
     flags: list[Flag] = []
+    paced = False
     if template is not None:
-        spikes = quality.pacing_spikes(raw, config.fs, np.ptp(template, axis=1), r_peaks)
+        # R peaks in raw time at the raw rate (the conditioning delay, ~10 ms, is small beside the 250 ms search).
+        r_raw = np.round(np.asarray(r_peaks) * (raw_fs / config.fs)).astype(np.int64)
+        spikes = quality.pacing_spikes(raw, raw_fs, np.ptp(template, axis=1), r_raw)
         if spikes:
             flags.append(spikes)
+            paced = spikes.name == "pacing"
     if not ("I" in lead_names and "aVF" in lead_names):
         flags.append(Flag("no_delineation", "axes need leads I and aVF (12-lead record)"))
     if template is not None and tuple(lead_names) == STANDARD_LEADS and (reversal := reversal_flag(template)):
@@ -251,7 +261,7 @@ def _window_guards(raw: np.ndarray, r_peaks: np.ndarray, beats: np.ndarray, temp
     irregular, reason = af_suspected(r_peaks, config.fs)
     if irregular:
         flags.append(Flag("af_suspected", reason))
-    if parameters["qrs_ms"] >= quality.WIDE_QRS_MS:
+    if parameters["qrs_ms"] >= quality.WIDE_QRS_MS and not paced:
         flags.append(Flag("wide_qrs", f"QRS {parameters['qrs_ms']:.0f} ms >= {quality.WIDE_QRS_MS:g} ms "
                                              "(bundle-branch block suspected)"))
     return flags

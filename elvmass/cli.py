@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-signal": ("evaluation.commands.bench_signal", "score beat detection, delineation and AF flag on real data"),
     "bench-baseline": ("evaluation.commands.bench_baseline", "how far 0.5 mV respiration wander moves the estimate on real records"),
     "bench-reversal": ("evaluation.commands.bench_reversal", "electrode-reversal detection on real records with simulated swaps"),
+    "bench-pacing": ("evaluation.commands.bench_pacing", "pacing flag on real records with synthetic pacemaker spikes"),
     "emulate": ("edge_runtime.commands.emulate", "emulate an acquisition front-end on a pseudo-terminal or socket"),
     "fuzz-decoder": ("evaluation.commands.fuzz_decoder", "fuzz and benchmark the serial frame decoder"),
     # training side (torch; install the train extra)
