@@ -81,16 +81,27 @@ def align_r_peaks(signals: np.ndarray, r_peaks: np.ndarray, fs: float, max_shift
         return r_peaks
     detected = r_peaks[inside]
     aligned = r_peaks.copy()
-    offsets = np.arange(-shift, shift + 1)
-    span = np.arange(-half, half + 1)
+    beats = np.arange(inside.size)
+    # Coarse: every 2nd offset and every 2nd sample of the span (the signal is band-limited to 40 Hz).
+    offsets = np.arange(-shift, shift + 1, 2)
+    span = np.arange(-half, half + 1, 2)
     # candidates[lead, b, o, k] = signals[lead, detected_b + offset_o + span_k]
     candidates = signals[:, detected[:, None, None] + offsets[None, :, None] + span[None, None, :]].astype(np.float32)
     energy = np.einsum("lbok,lbok->bo", candidates, candidates)
-    chosen = np.full(inside.size, shift)  # index into offsets: start at the detected positions
+    chosen = np.full(inside.size, offsets.size // 2)  # start at the detected positions (offset 0)
     for _ in range(2):
-        template = np.median(candidates[:, np.arange(inside.size), chosen, :], axis=1)  # (leads, span)
+        template = np.median(candidates[:, beats, chosen, :], axis=1)  # (leads, span)
         # |candidate - template|^2 without the difference array (the template's own energy is a constant)
         cost = energy - 2.0 * np.einsum("lbok,lk->bo", candidates, template)
         chosen = np.argmin(cost, axis=1)
-    aligned[inside] = detected + offsets[chosen]
+    # Fine: the neighbouring single-sample offsets, full span, against the final template at full resolution.
+    coarse = detected + offsets[chosen]
+    fine_span = np.arange(-half, half + 1)
+    full_template = np.median(signals[:, coarse[:, None] + fine_span[None, :]], axis=1)
+    steps = np.array([-1, 0, 1])
+    lo, hi = r_peaks[inside] - shift, r_peaks[inside] + shift
+    trial = np.clip(coarse[:, None] + steps[None, :], lo[:, None], hi[:, None])  # (beats, 3)
+    windows = signals[:, trial[:, :, None] + fine_span[None, None, :]]  # (leads, beats, 3, span)
+    fine_cost = np.einsum("lbsk->bs", (windows - full_template[:, None, None, :]) ** 2)
+    aligned[inside] = trial[beats, np.argmin(fine_cost, axis=1)]
     return aligned
