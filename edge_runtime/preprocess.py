@@ -118,6 +118,7 @@ class BeatAnalysis:
     parameters: dict[str, float]
     flags: list[Flag] = field(default_factory=list)
     baseline_corrected: np.ndarray | None = None  # what the beats are cut from (None: from ``conditioned``)
+    beat_peak_rows: np.ndarray | None = None  # per beat row, its detection's index into ``r_peaks``
 
     @property
     def model_signal(self) -> np.ndarray:
@@ -180,14 +181,16 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
         beat_fiducials = align_r_peaks(corrected, r_peaks, fs_a)
     beats, beat_r_peaks = extract_beats(conditioned if corrected is None else corrected, beat_fiducials, fs_a,
                                         config.beat_pre_ms, config.beat_post_ms)
+    pre, post = beat_window(fs_a, config.beat_pre_ms, config.beat_post_ms)
+    beat_peak_rows = np.flatnonzero((beat_fiducials - pre >= 0) & (beat_fiducials + post <= conditioned.shape[1]))
     middle = middle_beat_index(beat_r_peaks, conditioned.shape[1])
     template = np.median(beats, axis=0) if beats.shape[0] else None
-    parameters = _parameters(r_peaks, onset, offset, template, lead_names, config)
+    parameters = _parameters(r_peaks, beat_fiducials, onset, offset, template, lead_names, config)
     native = signals.astype(np.float32) if fs != fs_a else raw32
     flags += _window_guards(native, fs, r_peaks, beats, template, middle, parameters, lead_names, config)
     return BeatAnalysis(fs=fs_a, conditioned=conditioned, r_peaks=r_peaks, beats=beats, beat_r_peaks=beat_r_peaks,
                         middle_beat=middle, qrs_onset=onset, qrs_offset=offset, parameters=parameters, flags=flags,
-                        baseline_corrected=corrected)
+                        baseline_corrected=corrected, beat_peak_rows=beat_peak_rows)
 
 
 def baseline_corrected(raw: np.ndarray, fs: float, config: PreprocessConfig, qrs_onsets: np.ndarray,
@@ -211,9 +214,12 @@ def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> 
     return np.unique(np.concatenate([detector.process(conditioned[rows]), detector.flush()]))
 
 
-def _parameters(r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray, template: np.ndarray | None,
-                lead_names: tuple[str, ...], config: PreprocessConfig) -> dict[str, float]:
-    """Heart rate, QRS duration (median over beats) and the median beat's axes, PR and QT."""
+def _parameters(r_peaks: np.ndarray, fiducials: np.ndarray, onset: np.ndarray, offset: np.ndarray,
+                template: np.ndarray | None, lead_names: tuple[str, ...], config: PreprocessConfig) -> dict[str, float]:
+    """Heart rate, QRS duration (median over beats) and the median beat's axes, PR and QT.
+
+    ``fiducials`` are the (aligned) R positions the beats were cut at: QRS boundaries are placed in the median
+    beat relative to them."""
     fs = config.fs
     parameters = dict.fromkeys(PARAMETER_NAMES, float("nan"))
     rr_s = float(np.median(np.diff(r_peaks))) / fs if r_peaks.size >= 2 else float("nan")
@@ -225,8 +231,8 @@ def _parameters(r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray, temp
     parameters["qrs_ms"] = float(np.median(offset[found] - onset[found])) * 1000.0 / fs
     if template is not None:
         pre = config.beat_r_index
-        t_onset = pre + int(round(np.median((onset - r_peaks)[found])))
-        t_offset = pre + int(round(np.median((offset - r_peaks)[found])))
+        t_onset = pre + int(round(np.median((onset - fiducials)[found])))
+        t_offset = pre + int(round(np.median((offset - fiducials)[found])))
         parameters.update(beat_parameters(template, pre, t_onset, t_offset, fs, rr_s, lead_names))
     return parameters
 

@@ -80,4 +80,6 @@ def summarize(rows: list[WanderRow]) -> dict:
             "pairs_kept": len(kept), "median_abs_delta_g": float(np.median(kept)) if kept else float("nan"),
             "p90_abs_delta_g": float(np.percentile(kept, 90)) if kept else float("nan"),
             "max_abs_delta_g": float(np.max(kept)) if kept else float("nan"),
-            "records_losing_estimate": lost}
+            "records_losing_estimate": lost,
+            "lost_per_frequency": {f: sum(r.clean_g is not None and r.wander_g is None for r in rows if r.freq_hz == f)
+                                   for f in sorted({r.freq_hz for r in rows})}}

@@ -131,8 +131,8 @@ def analyze_entry(entry: LabelEntry, config: PreprocessConfig, include_full: boo
         reasons = [f"{flag.name} ({flag.reason})" for flag in analysis.flags if flag.excludes]
         return {"error": "unusable window: " + ("; ".join(reasons) or "no middle beat")}
     row = analysis.middle_beat
-    r_peak = int(analysis.beat_r_peaks[row])
-    k = int(np.searchsorted(analysis.r_peaks, r_peak))
+    r_peak = int(analysis.beat_r_peaks[row])  # the (aligned) R the beat was cut at
+    k = int(analysis.beat_peak_rows[row])  # its detection: QRS boundaries
     shift = config.beat_r_index - r_peak  # sample index in conditioned -> index in the beat window
     onset, offset = int(analysis.qrs_onset[k]), int(analysis.qrs_offset[k])
     if onset < 0 or offset < 0:  # middle beat not delineated: use the median boundaries of the window
@@ -153,8 +153,8 @@ def analyze_entry(entry: LabelEntry, config: PreprocessConfig, include_full: boo
     if include_full:
         n_full = int(round(FULL_SECONDS * config.fs))
         full = np.zeros((12, n_full), np.float32)
-        take = min(n_full, analysis.conditioned.shape[1])
-        full[:, :take] = analysis.conditioned[:, :take]
+        take = min(n_full, analysis.model_signal.shape[1])
+        full[:, :take] = analysis.model_signal[:, :take]  # the baseline-corrected signal the beats come from
         out["full"] = full
     return out
 
