@@ -100,13 +100,18 @@ def hash_label_table(entries: list[LabelEntry], labels_path: Path) -> str:
     return digest.hexdigest()
 
 
-def signal_core_version() -> str:
-    """SHA-256 of the signal core's source (preprocess, signal/, clean_beats): a code change invalidates caches."""
+def signal_core_files() -> list[Path]:
+    """The source files whose content decides the beats: preprocess, signal_core/, clean_beats (estimate)."""
     import edge_runtime
 
     root = Path(edge_runtime.__file__).parent
+    return sorted([root / "preprocess.py", root / "runtime" / "estimate.py", *(root / "signal_core").glob("*.py")])
+
+
+def signal_core_version() -> str:
+    """SHA-256 of :func:`signal_core_files`: a code change invalidates caches."""
     digest = hashlib.sha256()
-    for path in sorted([root / "preprocess.py", root / "runtime" / "estimate.py", *(root / "signal").glob("*.py")]):
+    for path in signal_core_files():
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
