@@ -257,14 +257,15 @@ def _window_guards(raw: np.ndarray, raw_fs: float, r_peaks: np.ndarray, beats: n
             paced = spikes.name == "pacing"
     if not ("I" in lead_names and "aVF" in lead_names):
         flags.append(Flag("no_delineation", "axes need leads I and aVF (12-lead record)"))
-    if template is not None and tuple(lead_names) == STANDARD_LEADS and (reversal := reversal_flag(template)):
+    irregular, reason = af_suspected(r_peaks, config.fs)
+    if template is not None and tuple(lead_names) == STANDARD_LEADS and (
+            reversal := reversal_flag(template, config.fs, config.beat_r_index, regular_rhythm=not irregular)):
         flags.append(reversal)
     if beats.shape[0] < quality.MIN_BEATS:
         flags.append(Flag("too_few_beats", f"{beats.shape[0]} complete beats in the window "
                                                   f"(need {quality.MIN_BEATS})"))
     if template is not None:
         flags.extend(quality.template_checks(beats, template, middle, config.fs, config.beat_r_index))
-    irregular, reason = af_suspected(r_peaks, config.fs)
     if irregular:
         flags.append(Flag("af_suspected", reason))
     if parameters["qrs_ms"] >= quality.WIDE_QRS_MS and not paced:

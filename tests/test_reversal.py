@@ -51,10 +51,11 @@ def test_reversal_flags_are_registered_and_block_the_estimate():
     assert Flag("electrode_reversal", "x", where="LA/RA").operator_text.startswith("Limb electrodes may be swapped (LA/RA)")
 
 
-@pytest.mark.parametrize("swap", ["LA/RA", "RA/LL", "RA/RL", "LA/RL"])
+@pytest.mark.parametrize("swap", ["LA/RA", "RA/LL", "RA/RL", "LA/RL", "LA/LL"])
 def test_bundled_records_swapped_are_flagged_and_get_no_estimate(bundled, swap):
     analyzer = Analyzer()
-    for window in bundled:
+    # LA/LL is read from the P wave: E07505's P axis is too horizontal (index 0.24 < 0.4), so only HR06004.
+    for window in bundled if swap != "LA/LL" else bundled[:1]:
         result = analyzer.analyze_12(simulate_reversal(window.signals_mv, swap), window.fs, window.patient)
         wheres = [f.where for f in result.estimate.flags if f.name in ("electrode_reversal", "neutral_electrode_misplaced")]
         assert wheres == [swap], (window.name, [f.name for f in result.estimate.flags])
@@ -68,6 +69,8 @@ def test_bundled_records_as_recorded_are_not_flagged(bundled):
         margins = reversal.reversal_margins(np.median(analysis.beats, axis=0))
         assert margins["LA/RA"] < -1.0 and margins["RA/LL"] < -1.0, margins  # far below their thresholds (0)
         assert margins["LA/LL"] < reversal.MARGIN_THRESHOLDS["LA/LL"], margins
+        index = reversal.p_wave_index(np.median(analysis.beats, axis=0), analysis.fs, 150)
+        assert index is not None and index < 0, index  # P larger in II than in I, as in most hearts
 
 
 @pytest.mark.shared
@@ -84,6 +87,7 @@ def test_reversal_detection_on_the_report_half(shared_data):
     assert result["LA/RA"]["sensitivity"] >= 0.95 and result["LA/RA"]["specificity"] >= 0.99, result["LA/RA"]
     for swap in ("RA/LL", "RA/RL", "LA/RL"):
         assert result[swap]["sensitivity"] >= 0.95 and result[swap]["specificity"] >= 0.99, (swap, result[swap])
-    assert result["LA/LL"]["specificity"] >= 0.99  # LA/LL is not detected (sensitivity ~0): documented
+    # LA/LL only by its P wave in a regular rhythm: 56 % (14/25) documented
+    assert result["LA/LL"]["specificity"] >= 0.99 and result["LA/LL"]["sensitivity"] >= 0.56, result["LA/LL"]
     assert result["any"]["false_alarms"] == 0
     assert result["LA/RA"]["swapped_with_estimate"] == 0

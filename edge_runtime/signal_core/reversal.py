@@ -11,6 +11,13 @@ back as that reversal would have them, and the window's score is how much better
 correlate with their precordial predictions than the leads as recorded (``reversal_margins``). A margin
 above the hypothesis' threshold flags the reversal (the largest wins).
 
+LA/LL exchanges I and II, which V1-V6 predict alike, so the margin cannot see it. Its classic sign is on the
+P wave (Abdollah & Milliken, J Electrocardiol 1997;30:112-119; listed by Kors & van Herpen): with the atria
+depolarising towards +45..+65 degrees, P is larger in II than in I; after an LA/LL swap it is larger in "I".
+``p_wave_index`` = (P area in I - P area in II) / the larger of the two, over 250-80 ms before R relative to
+the PR level; LA/LL is flagged when it exceeds ``P_INDEX_THRESHOLD`` in a regular rhythm with a visible P
+wave (in AF there is no P wave to read, and the correct ECGs of the tuning half that exceeded 0 were all AF).
+
 A neutral electrode (RL) swapped with an arm electrode puts a leg potential on that arm: lead II (RA/RL) or
 lead III (LA/RL) becomes nearly flat while the other limb leads keep their size (Krasteva et al., Sensors
 2019;19:2920). RL swapped with LL changes nothing measurable and is not detected (nor harmful).
@@ -31,6 +38,12 @@ PRECORDIAL_TO_II = np.array([-0.403, 0.142, 0.228, -0.227, -0.010, 0.618])
 # ECGs and the smallest of the swapped ones (they do not overlap there); LA/LL does overlap, so its threshold
 # sits above every correct ECG's margin (specificity first: reversals are rare).
 MARGIN_THRESHOLDS = {"LA/RA": 0.0, "RA/LL": 0.0, "LA/LL": 0.6}
+# LA/LL by the P wave: the largest index among the regular-rhythm correct ECGs of the tuning half was -0.05, and
+# 0.5 Hz wander of 0.5 mV moved one of them (HR06002, -0.06) to 0.38; 0.4 is above both (specificity first).
+P_INDEX_THRESHOLD = 0.4
+P_WINDOW_MS = (250.0, 80.0)  # P wave searched this long before R (to this long before R)
+P_BASELINE_MS = (80.0, 60.0)  # its reference level: the PR segment just before the QRS
+P_MIN_AREA_MV_MS = 1.5  # a P wave this large in I or II (mV x ms) before its shape is read
 # RL on an arm: the flat limb lead's QRS-T peak-to-peak below this fraction of the largest limb lead's (half the
 # smallest ratio among the correct ECGs of the tuning half, 0.16).
 FLAT_LIMB_RATIO = 0.08
@@ -81,8 +94,28 @@ def flat_limb_ratios(template: np.ndarray) -> tuple[float, float]:
     return float(spans[_II] / largest), float(spans[_III] / largest)
 
 
-def detect_reversal(template: np.ndarray) -> str | None:
-    """The most likely electrode reversal of a 12-lead median beat ("LA/RA", ..., "RA/RL", "LA/RL") or None."""
+def p_wave_index(template: np.ndarray, fs: float, r_index: int) -> float | None:
+    """(P area in I - P area in II) / max(|areas|) of the median beat; None when no P wave is visible."""
+    template = np.asarray(template, dtype=np.float64)
+    start, stop = (r_index - int(round(ms * fs / 1000.0)) for ms in P_WINDOW_MS)
+    base_start, base_stop = (r_index - int(round(ms * fs / 1000.0)) for ms in P_BASELINE_MS)
+    if start < 0 or base_stop <= base_start:
+        return None
+    level = template[:2, base_start:base_stop].mean(axis=1)
+    area_i, area_ii = (template[:2, start:stop] - level[:, None]).sum(axis=1) * 1000.0 / fs  # mV x ms
+    largest = max(abs(area_i), abs(area_ii))
+    if largest < P_MIN_AREA_MV_MS:
+        return None
+    return float((area_i - area_ii) / largest)
+
+
+def detect_reversal(template: np.ndarray, fs: float = 500.0, r_index: int = 150,
+                    regular_rhythm: bool = True) -> str | None:
+    """The most likely electrode reversal of a 12-lead median beat ("LA/RA", ..., "RA/RL", "LA/RL") or None.
+
+    ``fs`` and ``r_index`` place the R peak in ``template`` (for the P wave); ``regular_rhythm`` False (AF
+    suspected) skips the P-wave test of LA/LL.
+    """
     ratio_ii, ratio_iii = flat_limb_ratios(template)
     if ratio_ii < FLAT_LIMB_RATIO:
         return "RA/RL"
@@ -90,12 +123,19 @@ def detect_reversal(template: np.ndarray) -> str | None:
         return "LA/RL"
     margins = reversal_margins(template)
     above = {name: margin for name, margin in margins.items() if margin > MARGIN_THRESHOLDS[name]}
-    return max(above, key=above.get) if above else None
+    if above:
+        return max(above, key=above.get)
+    if regular_rhythm:
+        index = p_wave_index(template, fs, r_index)
+        if index is not None and index > P_INDEX_THRESHOLD:
+            return "LA/LL"
+    return None
 
 
-def reversal_flag(template: np.ndarray) -> Flag | None:
+def reversal_flag(template: np.ndarray, fs: float = 500.0, r_index: int = 150,
+                  regular_rhythm: bool = True) -> Flag | None:
     """``electrode_reversal`` or ``neutral_electrode_misplaced`` for a 12-lead median beat, else None."""
-    found = detect_reversal(template)
+    found = detect_reversal(template, fs, r_index, regular_rhythm)
     if found is None:
         return None
     if found.endswith("RL"):
@@ -104,6 +144,9 @@ def reversal_flag(template: np.ndarray) -> Flag | None:
         return Flag("neutral_electrode_misplaced", f"lead {lead} is nearly flat ({ratio:.2f} of the largest limb "
                     f"lead; limit {FLAT_LIMB_RATIO}): {found} swapped", where=found)
     margins = reversal_margins(template)
+    if margins[found] <= MARGIN_THRESHOLDS[found]:  # LA/LL by its P wave
+        return Flag("electrode_reversal", f"P wave larger in I than in II (index {p_wave_index(template, fs, r_index):+.2f} "
+                    f"> {P_INDEX_THRESHOLD}) in a regular rhythm: LA/LL reversal", where=found)
     return Flag("electrode_reversal", f"{found} reversal explains the limb leads better than the recorded order "
                 f"(margin {margins[found]:+.2f} > {MARGIN_THRESHOLDS[found]:+.2f}; precordial-lead redundancy)",
                 where=found)
