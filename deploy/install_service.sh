@@ -21,12 +21,16 @@ chmod 0644 /etc/systemd/system/elvmass.service
 install -d -m 0755 /etc/udev/rules.d /etc/logrotate.d
 install -m 0644 "$here/99-elvmass.rules" /etc/udev/rules.d/99-elvmass.rules
 install -m 0644 "$here/logrotate-elvmass" /etc/logrotate.d/elvmass
+# Kiosk launcher for the local display (enabled per desktop user: docs/station.md, "Kiosk").
+install -d -m 0755 "$prefix/kiosk"
+install -m 0755 "$here/elvmass-kiosk.sh" "$prefix/kiosk/elvmass-kiosk.sh"
+install -m 0644 "$here/elvmass-kiosk.desktop" "$prefix/kiosk/elvmass-kiosk.desktop"
 
 if [ -d /run/systemd/system ]; then
     systemctl daemon-reload
     udevadm control --reload && udevadm trigger --subsystem-match=tty
     systemctl enable --now elvmass
-    echo "elvmass service enabled and started; logs: /var/log/elvmass/elvmass.log"
+    echo "elvmass service enabled and started (operator station on http://127.0.0.1:8080/); logs: /var/log/elvmass/elvmass.log"
 else
     echo "systemd is not running here: files installed; later run 'systemctl enable --now elvmass'"
 fi

@@ -3,9 +3,10 @@
 #
 #   deploy/offline_kit.sh [--out DIR] [--bundle MODEL_BUNDLE_DIR] [--tar]
 #
-# The kit holds: wheels/ (the pinned edge dependencies as aarch64 wheels + the elvmass wheel, whose package data
-# carries the bundled demo model), bundle/ (only with --bundle: a site's own model bundle), service/ (systemd unit,
-# udev rule, clinic config, logrotate, install_service.sh), requirements.txt, install.sh and SHA256SUMS.
+# The kit holds: wheels/ (the pinned edge dependencies, the operator station's included, as aarch64 wheels + the
+# elvmass wheel, whose package data carries the bundled demo model and the station's pages), bundle/ (only with
+# --bundle: a site's own model bundle), service/ (systemd unit, udev rule, clinic config, logrotate, kiosk launcher,
+# install_service.sh), requirements.txt, install.sh and SHA256SUMS.
 # On the device, with no network:
 #
 #   sh KIT/install.sh [/opt/elvmass]     # = python3 -m venv + pip install --no-index --find-links KIT/wheels
@@ -90,6 +91,7 @@ mkdir -p "$out/service"
 cp "$deploy_dir/install_service.sh" "$deploy_dir/elvmass.toml" "$deploy_dir/systemd/elvmass.service" \
     "$deploy_dir/udev/99-elvmass.rules" "$out/service/"
 cp "$deploy_dir/logrotate/elvmass" "$out/service/logrotate-elvmass"
+cp "$deploy_dir/kiosk/elvmass-kiosk.sh" "$deploy_dir/kiosk/elvmass-kiosk.desktop" "$out/service/"
 
 grep -v '^\s*#' "$requirements" | grep -v '^\s*$' > "$out/requirements.txt"
 echo "elvmass==$version" >> "$out/requirements.txt"

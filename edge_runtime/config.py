@@ -14,6 +14,10 @@ Example ``elvmass.toml``::
     port = "/dev/ttyUSB0"
     backend = "onnxruntime"   # or "litert"
     precision = "int8"        # or "fp32"
+    # Outbox (off while fhir_endpoint is empty): results sent as FHIR R4 to the clinic's server.
+    fhir_endpoint = "https://fhir.example-hospital.org/r4"   # https only (http only to 127.0.0.1)
+    fhir_token = "..."                                     # bearer token; keep this file 0600
+    station_pin_hash = ""     # operator PIN for `elvmass station` (scrypt; make it with: elvmass station --hash-pin)
 """
 
 from __future__ import annotations
@@ -28,6 +32,17 @@ from pathlib import Path
 BACKENDS = ("onnxruntime", "litert")
 PRECISIONS = ("int8", "fp32")
 DEFAULT_STORAGE_PATH = "~/.local/share/elvmass/results.sqlite"
+
+
+def fhir_endpoint_allowed(url: str) -> bool:
+    """True for an https URL with a host, or plain http to 127.0.0.1 (tests only).
+
+    Health data leaves the device only encrypted; loopback never leaves the machine.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return bool(parts.hostname) and (parts.scheme == "https" or (parts.scheme == "http" and parts.hostname == "127.0.0.1"))
 
 
 class ConfigError(ValueError):
@@ -46,6 +61,14 @@ class ClinicConfig:
     port: str = ""
     backend: str = "onnxruntime"
     precision: str = "int8"
+    # FHIR outbox: off while fhir_endpoint is empty (the device stays offline unless configured).
+    fhir_endpoint: str = ""
+    fhir_token: str = ""
+    fhir_patient_id_system: str = "urn:elvmass:patient-id"
+    fhir_max_attempts: int = 4
+    fhir_backoff_s: float = 1.0
+    fhir_timeout_s: float = 10.0
+    station_pin_hash: str = ""  # scrypt$N$r$p$salt$hash; required before the station listens beyond localhost
 
     def lvh_threshold_g_m2(self, sex: str | None) -> float | None:
         """The indexed-LVM threshold for ``sex`` ('M'/'F'); ``None`` when sex is unknown."""
@@ -75,6 +98,23 @@ class ClinicConfig:
             found.append(f"precision={self.precision!r} must be one of {', '.join(PRECISIONS)}")
         if not self.storage_path.strip():
             found.append("storage_path is empty")
+        if self.station_pin_hash and not self.station_pin_hash.startswith("scrypt$"):
+            found.append("station_pin_hash must be the scrypt$... line printed by 'elvmass station --hash-pin', never the PIN")
+        found.extend(self._fhir_problems())
+        return found
+
+    def _fhir_problems(self) -> list[str]:
+        found = []
+        if self.fhir_endpoint and not fhir_endpoint_allowed(self.fhir_endpoint):
+            found.append(f"fhir_endpoint={self.fhir_endpoint!r} must be an https:// URL (http:// only to 127.0.0.1)")
+        if not 1 <= self.fhir_max_attempts <= 10:
+            found.append(f"fhir_max_attempts={self.fhir_max_attempts!r} outside 1..10")
+        if not (math.isfinite(self.fhir_backoff_s) and 0.0 <= self.fhir_backoff_s <= 60.0):
+            found.append(f"fhir_backoff_s={self.fhir_backoff_s!r} outside 0..60 s")
+        if not (math.isfinite(self.fhir_timeout_s) and 0.1 <= self.fhir_timeout_s <= 120.0):
+            found.append(f"fhir_timeout_s={self.fhir_timeout_s!r} outside 0.1..120 s")
+        if any(ch in self.fhir_token for ch in "\r\n"):
+            found.append("fhir_token holds a line break")
         return found
 
 

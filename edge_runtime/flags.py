@@ -74,7 +74,8 @@ _SPECS = [
     FlagSpec("pacing", _B, "Pacemaker spikes found: LV mass cannot be estimated from a paced ECG."),
     # model and patient inputs
     FlagSpec("no_model", _B, "No model is installed on this device: call service."),
-    FlagSpec("sex_unknown", _B, "Enter the patient's sex: it selects the model and the LVH threshold."),
+    FlagSpec("sex_unknown", _B, "Enter the patient's sex (on the command line: --sex M or --sex F): it selects the "
+             "model and the LVH threshold."),
     FlagSpec("model_refused", _B, "The model could not use this patient's data. Check the patient entries; if they "
              "are right, call service."),
     FlagSpec("model_output_invalid", _B, "The model returned an invalid value: call service."),
@@ -89,6 +90,12 @@ _SPECS = [
     # informational
     FlagSpec("lvh_unknown", _I, "Enter sex, height and weight to get an LVH verdict.",
              "Enter {where} to get an LVH verdict."),
+    FlagSpec("link_gaps", _I, "A few samples were lost on the cable link and bridged; the heartbeats around them "
+             "were left out of the estimate."),
+    FlagSpec("link_unstable", _I, "Link unstable: check the cable between the ECG front-end and this device. "
+             "Recordings keep breaking off."),
+    FlagSpec("patient_data_conflict", _I, "The file and the entered patient data disagree: check the patient.",
+             "The file and the entered patient data disagree ({where}): check the patient."),
     FlagSpec("imputed_age_years", _I, "Age not entered: the model used a typical value."),
     FlagSpec("imputed_height_cm", _I, "Height not entered: the model used a typical value."),
     FlagSpec("imputed_weight_kg", _I, "Weight not entered: the model used a typical value."),

@@ -18,18 +18,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from edge_runtime.model_bundle import (
-    DEMOGRAPHIC_FEATURES,
-    PARAMETER_FEATURES,
-    BundleError,
-    ModelBundle,
-    ModelFile,
-    load_bundle,
-)
+from edge_runtime.contract import DEMOGRAPHIC_FEATURES, MODEL_PARAMETERS, SEX_COLUMN, impute
+from edge_runtime.model_bundle import BundleError, ModelBundle, ModelFile, load_bundle
 
 BACKENDS = ("onnxruntime", "litert")
 _FORMAT_OF_BACKEND = {"onnxruntime": "onnx", "litert": "tflite"}
-_SEX_COLUMN = DEMOGRAPHIC_FEATURES.index("sex")
 
 
 class InferenceError(ValueError):
@@ -130,21 +123,6 @@ def open_backend(model: ModelFile, threads: int = 1) -> Backend:
     raise BundleError(model.path.parent, f"no backend for format {model.format!r}")
 
 
-def impute(values: np.ndarray, features: tuple[str, ...], imputation: dict[str, float]) -> np.ndarray:
-    """Replace NaN in the columns of ``values`` (ordered as ``features``) by the manifest's medians.
-
-    ``sex`` is never imputed (it is left NaN). Infinite values are refused.
-    """
-    values = np.array(values, dtype=np.float32, copy=True)
-    if np.isinf(values).any():
-        raise InferenceError(f"infinite value among {', '.join(features)}")
-    for column, name in enumerate(features):
-        if name in imputation:
-            missing = np.isnan(values[:, column])
-            values[missing, column] = imputation[name]
-    return values
-
-
 @dataclass
 class Predictor:
     """A bundle's models for one backend and precision, routed per row by sex when sex-specific.
@@ -160,7 +138,7 @@ class Predictor:
 
     @property
     def beat_length(self) -> int:
-        return int(self.bundle.manifest["inputs"]["beat"]["length"])
+        return self.bundle.manifest.beat_length
 
     def predict(self, beats: np.ndarray, demographics: np.ndarray, parameters: np.ndarray) -> np.ndarray:
         """LV mass (g) per row.
@@ -189,11 +167,13 @@ class Predictor:
         parameters = np.asarray(parameters, dtype=np.float32)
         if demographics.shape != (n, len(DEMOGRAPHIC_FEATURES)):
             raise InferenceError(f"demographics must have shape ({n}, 4) [{', '.join(DEMOGRAPHIC_FEATURES)}], got {demographics.shape}")
-        if parameters.shape != (n, len(PARAMETER_FEATURES)):
-            raise InferenceError(f"parameters must have shape ({n}, 4) [{', '.join(PARAMETER_FEATURES)}], got {parameters.shape}")
-        demographics = impute(demographics, DEMOGRAPHIC_FEATURES, self.bundle.imputation)
-        parameters = impute(parameters, PARAMETER_FEATURES, self.bundle.imputation)
-        sex = demographics[:, _SEX_COLUMN]
+        if parameters.shape != (n, len(MODEL_PARAMETERS)):
+            raise InferenceError(f"parameters must have shape ({n}, 4) [{', '.join(MODEL_PARAMETERS)}], got {parameters.shape}")
+        try:
+            demographics, parameters = impute(demographics, parameters, self.bundle.imputation)
+        except ValueError as error:  # infinite values: refused, never imputed
+            raise InferenceError(str(error)) from None
+        sex = demographics[:, SEX_COLUMN]
         if not np.isin(sex[~np.isnan(sex)], (0.0, 1.0)).all():
             raise InferenceError("sex must be 1 (male), 0 (female) or NaN (unknown)")
         lvm_g = np.full(n, np.nan, dtype=np.float32)

@@ -1,10 +1,12 @@
 """The model bundle the device loads: a directory with ``manifest.json`` and the model files.
 
-The manifest carries everything needed to reproduce training-time inputs (sampling rate, beat
-window, filter settings, lead order and grouping, feature order, imputation constants, LVH
-thresholds, output units) plus provenance (model id, training data, metrics, creation time, code
-version) and the SHA-256 of every file. :func:`load_bundle` refuses a bundle whose schema
-version, hashes or preprocessing settings do not match this runtime, naming the problem.
+The manifest (:class:`edge_runtime.bundle_spec.BundleManifest`, typed and versioned) carries
+everything needed to reproduce training-time inputs (sampling rate, beat window, filter settings,
+lead order, feature order, imputation constants, LVH thresholds, output units) plus provenance
+(model id, training data, metrics, the export it was built from, creation time, code version) and
+the SHA-256 of every file. :func:`load_bundle` refuses a bundle whose manifest breaks the
+specification, whose hashes or whose preprocessing settings do not match this runtime, naming the
+problem.
 
 Only JSON is parsed here (no pickle): model files are opened later by ``edge_runtime.inference``.
 """
@@ -15,26 +17,15 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from edge_runtime.assets import ASSETS_DIR
+from edge_runtime.bundle_spec import BundleManifest, SpecError
 
-SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 DEMO_BUNDLE_DIR = ASSETS_DIR / "model"
-
-DEMOGRAPHIC_FEATURES: tuple[str, ...] = ("age_years", "sex", "height_cm", "weight_kg")
-PARAMETER_FEATURES: tuple[str, ...] = ("qrs_ms", "p_axis", "r_axis", "t_axis")
-MODEL_FORMATS = ("onnx", "tflite")
-PRECISIONS = ("fp32", "int8")
-VARIANTS = ("combined", "male", "female")
-
-_REQUIRED_KEYS = (
-    "schema_version", "model_id", "created_utc", "code_version", "training_data", "preprocessing",
-    "inputs", "imputation", "lvh_thresholds_g_m2", "output", "models", "files",
-)
 
 
 class BundleError(ValueError):
@@ -64,25 +55,29 @@ class ModelFile:
 
 @dataclass(frozen=True)
 class ModelBundle:
-    """A verified bundle. ``manifest`` is the parsed ``manifest.json`` for anything not surfaced here."""
+    """A verified bundle: its directory, its parsed manifest and its model files."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: BundleManifest
     models: tuple[ModelFile, ...]
-    imputation: dict[str, float] = field(default_factory=dict)
 
     @property
     def model_id(self) -> str:
-        return str(self.manifest["model_id"])
+        return self.manifest.model_id
 
     @property
     def preprocessing(self) -> dict[str, Any]:
-        return dict(self.manifest["preprocessing"])
+        return dict(self.manifest.preprocessing)
+
+    @property
+    def imputation(self) -> dict[str, float]:
+        """Training-data medians for unknown demographics and ECG parameters (never for sex)."""
+        return dict(self.manifest.imputation)
 
     @property
     def lvh_thresholds_g_m2(self) -> dict[str, float]:
         """``{"M": 72.0, "F": 55.0}`` unless the bundle says otherwise."""
-        return {k: float(v) for k, v in self.manifest["lvh_thresholds_g_m2"].items()}
+        return dict(self.manifest.lvh_thresholds_g_m2)
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -152,33 +147,27 @@ def _same_setting(a: Any, b: Any) -> bool:
     return a == b
 
 
-def read_manifest(bundle_dir: Path) -> dict[str, Any]:
-    """Parse ``manifest.json`` (JSON only) and check it has the required keys and schema version."""
+def read_manifest(bundle_dir: Path) -> BundleManifest:
+    """Parse ``manifest.json`` (JSON only) into a :class:`BundleManifest`; :class:`BundleError` naming the
+    field when it breaks the specification (version, missing or unknown keys, feature order, ...)."""
     manifest_path = bundle_dir / MANIFEST_NAME
     if not bundle_dir.is_dir():
         raise BundleError(bundle_dir, "not a directory")
     if not manifest_path.is_file():
         raise BundleError(bundle_dir, f"{MANIFEST_NAME} is missing")
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        document = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BundleError(bundle_dir, f"{MANIFEST_NAME} is not valid JSON ({error})") from None
-    if not isinstance(manifest, dict):
-        raise BundleError(bundle_dir, f"{MANIFEST_NAME} must hold a JSON object, not {type(manifest).__name__}")
-    version = manifest.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise BundleError(bundle_dir, f"schema version {version!r} is not supported (this runtime reads {SCHEMA_VERSION})")
-    missing = [key for key in _REQUIRED_KEYS if key not in manifest]
-    if missing:
-        raise BundleError(bundle_dir, f"{MANIFEST_NAME} lacks {', '.join(missing)}")
-    return manifest
+    try:
+        return BundleManifest.from_dict(document)
+    except SpecError as error:
+        raise BundleError(bundle_dir, str(error)) from None
 
 
-def verify_files(bundle_dir: Path, manifest: Mapping[str, Any]) -> None:
+def verify_files(bundle_dir: Path, manifest: BundleManifest) -> None:
     """Every file listed exists with its SHA-256, and no unlisted file lies in the bundle."""
-    files = manifest["files"]
-    if not isinstance(files, dict) or not files:
-        raise BundleError(bundle_dir, "'files' must map each file name to its SHA-256")
+    files = manifest.files
     for name, expected in files.items():
         path = bundle_dir / name
         if Path(name).is_absolute() or ".." in Path(name).parts:
@@ -192,45 +181,6 @@ def verify_files(bundle_dir: Path, manifest: Mapping[str, Any]) -> None:
     unlisted = sorted(present - set(files) - {MANIFEST_NAME})
     if unlisted:
         raise BundleError(bundle_dir, f"files not covered by the manifest's hashes: {', '.join(unlisted)}")
-
-
-def _model_files(bundle_dir: Path, manifest: Mapping[str, Any]) -> tuple[ModelFile, ...]:
-    models = []
-    for entry in manifest["models"]:
-        try:
-            model = ModelFile(
-                path=bundle_dir / entry["file"],
-                format=entry["format"],
-                precision=entry["precision"],
-                variant=entry["variant"],
-                input_names=dict(entry["input_names"]),
-                output_name=str(entry["output_name"]),
-            )
-        except (KeyError, TypeError) as error:
-            raise BundleError(bundle_dir, f"model entry {entry!r} is malformed ({error!r})") from None
-        if model.format not in MODEL_FORMATS or model.precision not in PRECISIONS or model.variant not in VARIANTS:
-            raise BundleError(bundle_dir, f"model entry {entry['file']}: unknown format/precision/variant")
-        if entry["file"] not in manifest["files"]:
-            raise BundleError(bundle_dir, f"model {entry['file']} has no SHA-256 in 'files'")
-        if set(model.input_names) != {"beat", "demographics", "parameters"}:
-            raise BundleError(bundle_dir, f"model {entry['file']}: input_names must map beat, demographics, parameters")
-        models.append(model)
-    if not models:
-        raise BundleError(bundle_dir, "no models listed")
-    return tuple(models)
-
-
-def _imputation(bundle_dir: Path, manifest: Mapping[str, Any]) -> dict[str, float]:
-    imputation = manifest["imputation"]
-    values = {}
-    for name in DEMOGRAPHIC_FEATURES + PARAMETER_FEATURES:
-        if name == "sex":
-            continue  # sex is never imputed: it picks the model and the LVH threshold
-        value = imputation.get(name) if isinstance(imputation, dict) else None
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise BundleError(bundle_dir, f"imputation value for {name} is missing or not a finite number")
-        values[name] = float(value)
-    return values
 
 
 def load_bundle(path: Path | str | None = None, preprocessing: Mapping[str, Any] | None = None) -> ModelBundle:
@@ -250,22 +200,18 @@ def load_bundle(path: Path | str | None = None, preprocessing: Mapping[str, Any]
     Raises
     ------
     BundleError
-        Missing directory or manifest, malformed JSON, unsupported schema version, a missing or
-        altered file (SHA-256), an unlisted file, or preprocessing settings that differ from the
-        runtime's (each difference is named).
+        Missing directory or manifest, malformed JSON, a manifest that breaks the specification
+        (named field: version, missing or unknown key, feature order, ...), a missing or altered
+        file (SHA-256), an unlisted file, or preprocessing settings that differ from the runtime's
+        (each difference is named).
     """
     bundle_dir = Path(path) if path is not None else DEMO_BUNDLE_DIR
     manifest = read_manifest(bundle_dir)
     verify_files(bundle_dir, manifest)
     runtime_settings = dict(preprocessing) if preprocessing is not None else default_preprocessing()
-    if not isinstance(manifest["preprocessing"], dict):
-        raise BundleError(bundle_dir, "'preprocessing' must be an object")
-    mismatches = preprocessing_mismatches(manifest["preprocessing"], runtime_settings)
+    mismatches = preprocessing_mismatches(manifest.preprocessing, runtime_settings)
     if mismatches:
         raise BundleError(bundle_dir, "preprocessing settings differ from this runtime's: " + "; ".join(mismatches))
-    return ModelBundle(
-        path=bundle_dir,
-        manifest=manifest,
-        models=_model_files(bundle_dir, manifest),
-        imputation=_imputation(bundle_dir, manifest),
-    )
+    models = tuple(ModelFile(bundle_dir / m.file, m.format, m.precision, m.variant, dict(m.input_names), m.output_name)
+                   for m in manifest.models)
+    return ModelBundle(path=bundle_dir, manifest=manifest, models=models)

@@ -30,7 +30,8 @@ from edge_runtime.signal_core.rhythm import af_suspected
 
 __all__ = ["PreprocessConfig", "BeatAnalysis", "Flag", "analyze_window", "analyze_record", "analyze_leads"]
 
-PARAMETER_NAMES = ("qrs_ms", "p_axis", "r_axis", "t_axis", "pr_ms", "qt_ms", "heart_rate_bpm")
+# Every ECG parameter the signal core measures; the model is fed four of them (edge_runtime.contract.MODEL_PARAMETERS).
+MEASURED_PARAMETERS = ("qrs_ms", "p_axis", "r_axis", "t_axis", "pr_ms", "qt_ms", "heart_rate_bpm")
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,10 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
         # offset does not change the conditioned output: the high-pass comes first).
         raw32 = resample_signals(signals - signals[:, :1], fs, fs_a)
     conditioned = condition(raw32, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz)
-    r_peaks = _detect(conditioned, lead_names, fs_a)
+    r_peaks, unreadable = _detect(conditioned, lead_names, fs_a)
+    if unreadable:  # the detector refused a noise burst rather than guess beats in it
+        seconds = sum(hi - lo for lo, hi in unreadable) / fs_a
+        flags.append(Flag("noise", f"{seconds:.1f} s of the window unreadable (noise burst): no beats taken there"))
     onset, offset = qrs_boundaries(conditioned, r_peaks, fs_a)
     corrected, beat_fiducials = None, r_peaks
     if config.baseline_highpass_hz is not None:
@@ -206,12 +210,16 @@ def baseline_corrected(raw: np.ndarray, fs: float, config: PreprocessConfig, qrs
     return remove_baseline(filtered, qrs_onsets, r_peaks, fs)
 
 
-def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> np.ndarray:
-    """R peaks; III, aVR, aVL, aVF are combinations of I and II, so a 12-lead window uses the 8 independent leads."""
+def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """R peaks and refused noise stretches; III, aVR, aVL, aVF are combinations of I and II, so a 12-lead
+    window uses the 8 independent leads."""
     independent = [lead_names.index(name) for name in INDEPENDENT_LEADS if name in lead_names]
     rows = independent if len(independent) == len(INDEPENDENT_LEADS) else list(range(len(lead_names)))
     detector = StreamingRPeakDetector(fs, len(rows))
-    return np.unique(np.concatenate([detector.process(conditioned[rows]), detector.flush()]))
+    peaks = np.unique(np.concatenate([detector.process(conditioned[rows]), detector.flush()]))
+    for lo, hi in detector.unreadable:
+        peaks = peaks[(peaks < lo) | (peaks >= hi)]
+    return peaks, detector.unreadable
 
 
 def _parameters(r_peaks: np.ndarray, fiducials: np.ndarray, onset: np.ndarray, offset: np.ndarray,
@@ -221,7 +229,7 @@ def _parameters(r_peaks: np.ndarray, fiducials: np.ndarray, onset: np.ndarray, o
     ``fiducials`` are the (aligned) R positions the beats were cut at: QRS boundaries are placed in the median
     beat relative to them."""
     fs = config.fs
-    parameters = dict.fromkeys(PARAMETER_NAMES, float("nan"))
+    parameters = dict.fromkeys(MEASURED_PARAMETERS, float("nan"))
     rr_s = float(np.median(np.diff(r_peaks))) / fs if r_peaks.size >= 2 else float("nan")
     if math.isfinite(rr_s) and rr_s > 0:
         parameters["heart_rate_bpm"] = 60.0 / rr_s
@@ -257,7 +265,7 @@ def _window_guards(raw: np.ndarray, raw_fs: float, r_peaks: np.ndarray, beats: n
             paced = spikes.name == "pacing"
     if not ("I" in lead_names and "aVF" in lead_names):
         flags.append(Flag("no_delineation", "axes need leads I and aVF (12-lead record)"))
-    irregular, reason = af_suspected(r_peaks, config.fs)
+    irregular, reason = af_suspected(r_peaks, config.fs, beats, config.beat_r_index)
     if template is not None and tuple(lead_names) == STANDARD_LEADS and (
             reversal := reversal_flag(template, config.fs, config.beat_r_index, regular_rhythm=not irregular)):
         flags.append(reversal)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sqlite3
 import sys
 
 # name -> (module implementing it, one-line help). Keep modules light at import time.
@@ -19,17 +21,23 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("edge_runtime.commands.analyze", "LV mass / LVH report for an ECG file"),
     "run": ("edge_runtime.commands.run", "live LV mass / LVH from a serial ECG stream or a replayed file"),
     "results": ("edge_runtime.commands.results", "list or export stored results"),
+    "outbox": ("edge_runtime.commands.outbox", "send stored results to the clinic's FHIR server (off unless configured)"),
     "demo": ("edge_runtime.commands.demo", "end-to-end demo: emulated device -> runtime -> report"),
+    "station": ("edge_runtime.commands.station", "operator station: the device's touchscreen web app (--demo to try it)"),
     "bench": ("evaluation.commands.bench", "benchmark the device runtime (speed, latency, memory, size)"),
+    "bench-station": ("evaluation.commands.bench_station", "measure the operator station's budgets in a real browser"),
     "bench-signal": ("evaluation.commands.bench_signal", "score beat detection, delineation and AF flag on real data"),
     "bench-baseline": ("evaluation.commands.bench_baseline", "how far 0.5 mV respiration wander moves the estimate on real records"),
     "bench-reversal": ("evaluation.commands.bench_reversal", "electrode-reversal detection on real records with simulated swaps"),
     "bench-pacing": ("evaluation.commands.bench_pacing", "pacing flag on real records with synthetic pacemaker spikes"),
     "emulate": ("edge_runtime.commands.emulate", "emulate an acquisition front-end on a pseudo-terminal or socket"),
+    "bench-scale": ("evaluation.commands.bench_scale", "preprocessing and training throughput for 1 vs 2 workers, and a projection"),
     "fuzz-decoder": ("evaluation.commands.fuzz_decoder", "fuzz and benchmark the serial frame decoder"),
+    "hil-check": ("evaluation.commands.hil_check", "conformance check of a front-end on a serial port (pass/fail table)"),
     # training side (torch; install the train extra)
     "synth": ("training.commands.synth", "generate a synthetic cohort (WFDB records + label table)"),
     "synth-compare": ("training.commands.synth_compare", "compare synthetic and real ECG feature distributions"),
+    "prepare": ("training.commands.prepare", "label table -> sharded training arrays, analyzed in parallel on Dask"),
     "train": ("training.commands.train", "train and cross-validate one eLVMass-Net configuration"),
     "ablate": ("training.commands.ablate", "run the paper's ablation tables and baselines on the same folds"),
     "saliency": ("training.commands.saliency", "gradient saliency per ECG segment, limb vs precordial"),
@@ -75,6 +83,22 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     try:
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handler below
+        return code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`elvmass info X | head`): stop quietly, as a Unix tool does on SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except (OSError, sqlite3.Error) as error:  # permissions, full disk, a file that is not a database ...
+        print(f"elvmass {name}: {_one_line(error)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(error: BaseException) -> str:
+    """``Permission denied: '/x/y'`` instead of a traceback."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"{error.strerror}: {error.filename!r}" if error.filename else error.strerror
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

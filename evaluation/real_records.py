@@ -1,9 +1,9 @@
 """The real 12-lead records of ../shared/data, loaded once as 10 s windows (for metamorphic checks).
 
-cinc2021 (50 records, 10 s, 500 Hz) and ptbdb (patient001/s0010_re, 38 s at 1000 Hz: its first 10 s). Left out:
-LUDB, whose amplitudes are normalized lead by lead (the leads do not obey Einthoven's law, so neither wander on
-the electrodes nor an electrode swap can be simulated on it), and the Philips SierraECG XML examples, a format
-elvmass does not read.
+cinc2021 (50 records, 10 s, 500 Hz), ptbdb (patient001/s0010_re, 38 s at 1000 Hz: its first 10 s) and the three
+valid Philips SierraECG XML examples (10.5 s, 500 Hz). Left out: LUDB, whose amplitudes are normalized lead by
+lead (the leads do not obey Einthoven's law, so neither wander on the electrodes nor an electrode swap can be
+simulated on it), and the two deliberately invalid Philips files.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import numpy as np
 from edge_runtime.record import PatientContext
 
 WINDOW_S = 10.0
+PHILIPS_VALID = ("129DYPRG.XML", "2020-5-18_15-48-11.xml", "3191723_ZZDEMOPTONLY_1-04_orig.xml")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class RealWindow:
     """One record's first 10 s of the 12 standard leads (raw mV) and its patient."""
 
     name: str
+    source_set: str  # the folder of ../shared/data it came from
     signals_mv: np.ndarray
     fs: float
     patient: PatientContext
@@ -33,13 +35,15 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("ELVMASS_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 
 
-def record_paths(data_dir: Path, sets: tuple[str, ...] = ("cinc2021", "ptbdb")) -> list[Path]:
+def record_paths(data_dir: Path, sets: tuple[str, ...] = ("cinc2021", "ptbdb", "philips-xml")) -> list[Path]:
     """Every real 12-lead record file of ``sets`` under ``data_dir``, sorted by name within each set."""
     paths: list[Path] = []
     if "cinc2021" in sets:
         paths += sorted((data_dir / "cinc2021").glob("*.hea"))
     if "ptbdb" in sets:
         paths += sorted((data_dir / "ptbdb").glob("*.hea"))
+    if "philips-xml" in sets:
+        paths += [data_dir / "philips-xml" / name for name in PHILIPS_VALID if (data_dir / "philips-xml" / name).is_file()]
     return paths
 
 
@@ -56,6 +60,6 @@ def load_windows(paths: list[Path], default_patient: PatientContext = PatientCon
         p = record.patient
         patient = PatientContext(age_years=p.age_years if p.age_years is not None else default_patient.age_years,
                                  sex=p.sex or default_patient.sex, height_cm=p.height_cm, weight_kg=p.weight_kg)
-        windows.append(RealWindow(path.stem, np.asarray(standard.signals_mv[:, :n], dtype=np.float64),
+        windows.append(RealWindow(path.stem, path.parent.name, np.asarray(standard.signals_mv[:, :n], dtype=np.float64),
                                   float(standard.fs), patient))
     return windows

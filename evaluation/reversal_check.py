@@ -1,8 +1,9 @@
 """Electrode-reversal detection measured on real 12-lead records with simulated swaps (evaluation/reversal_sim.py).
 
-Split (written down once, used by the command and the test): the records sorted by name (cinc2021 then ptbdb),
+Split (written down once, used by the command and the test): the cinc2021 and ptbdb records sorted by name,
 alternately assigned: even positions (0, 2, 4, ...) are the **tuning half** (the precordial regression and the
-thresholds of edge_runtime/signal_core/reversal.py were chosen on it), odd positions the **report half**.
+thresholds of edge_runtime/signal_core/reversal.py were chosen on it), odd positions the **report half**. The
+three Philips XML records became readable after the tuning: all three are in the report half.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ CLASSES = ("none",) + REVERSALS
 
 
 def split(windows: list[RealWindow]) -> tuple[list[RealWindow], list[RealWindow]]:
-    """(tuning half, report half): even and odd positions of the name-sorted list."""
-    ordered = sorted(windows, key=lambda w: w.name)
-    return ordered[0::2], ordered[1::2]
+    """(tuning half, report half): even and odd positions of the name-sorted cinc2021 + ptbdb records; every
+    Philips XML record reports."""
+    ordered = sorted((w for w in windows if w.source_set != "philips-xml"), key=lambda w: w.name)
+    later = [w for w in windows if w.source_set == "philips-xml"]
+    return ordered[0::2], ordered[1::2] + later
 
 
 @dataclass

@@ -40,6 +40,7 @@ class ScannerStats:
     frame_bytes: int = 0
     crc_errors: int = 0
     header_rejects: int = 0
+    resyncs: int = 0  # accepted frames that did not start where the previous one ended (bytes skipped)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -88,7 +89,7 @@ class FrameScanner:
         pos = 0
         counted_until = self._counted_head
         end = len(buffer)
-        ok = header_rejects = crc_errors = frame_bytes = 0  # written back once, not per frame
+        ok = header_rejects = crc_errors = frame_bytes = resyncs = 0  # written back once, not per frame
         view = memoryview(buffer)
         try:
             while True:
@@ -116,6 +117,8 @@ class FrameScanner:
                     continue
                 frames.append((frame_type, seq, bytes(view[start + HEADER_SIZE:body_end])))
                 ok += 1
+                if start > counted_until:
+                    resyncs += 1
                 frame_bytes += start + total - max(start, counted_until)
                 counted_until = start + total
                 pos = start + total - (CRC_SIZE - 1)
@@ -125,6 +128,7 @@ class FrameScanner:
             stats.header_rejects += header_rejects
             stats.crc_errors += crc_errors
             stats.frame_bytes += frame_bytes
+            stats.resyncs += resyncs
         del buffer[:pos]
         self._counted_head = max(0, counted_until - pos)
         return frames
@@ -139,6 +143,7 @@ class DecoderStats:
     frames_ok: int = 0
     crc_errors: int = 0
     header_rejects: int = 0
+    resyncs: int = 0
     malformed_payloads: int = 0
     data_without_info: int = 0
     frames_missed: int = 0
@@ -188,7 +193,7 @@ class StreamDecoder:
         scan = self.scanner.stats
         counts = self._counts
         counts.bytes_in, counts.frames_ok = scan.bytes_in, scan.frames_ok
-        counts.crc_errors, counts.header_rejects = scan.crc_errors, scan.header_rejects
+        counts.crc_errors, counts.header_rejects, counts.resyncs = scan.crc_errors, scan.header_rejects, scan.resyncs
         counts.bytes_discarded = self.scanner.bytes_discarded
         return counts
 

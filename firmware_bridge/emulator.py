@@ -30,6 +30,7 @@ import numpy as np
 
 from firmware_bridge.decoder import FrameScanner
 from firmware_bridge.faults import FaultConfig, FaultInjector
+from firmware_bridge.internal_signal import internal_test_signal_codes
 from firmware_bridge.text_mode import format_text_line
 from firmware_bridge.frames import (
     CHANNEL_LEADS, CODE_MAX, CODE_MIN, MAX_PING_PAYLOAD, DeviceInfo, FrameType, NakReason, encode_data_payload,
@@ -68,7 +69,10 @@ class DeviceEmulator:
     Notes
     -----
     After START the sample counter restarts at 0 and sample ``k`` carries recording column
-    ``k mod n``, so a host can check what it decoded against the recording.
+    ``k mod n``, so a host can check what it decoded against the recording. After TEST_SIGNAL 1
+    every channel carries the internal test signal instead (:mod:`firmware_bridge.internal_signal`).
+    Whole-session faults (``clock_hz``, ``announced_map``, ``silent_after_s``, unplug) are read from
+    ``faults`` at construction; the others from ``self.injector``, which a subclass may swap.
     """
 
     def __init__(self, signals_mv: np.ndarray, *, info: DeviceInfo = DeviceInfo(), loop: bool = False,
@@ -89,6 +93,11 @@ class DeviceEmulator:
         codes = np.round(in_device_order * 1e6 / info.lsb_nv)
         self.codes = np.clip(codes, CODE_MIN, CODE_MAX).astype(np.int64).T  # (n, 8)
         self.injector = FaultInjector(faults, info.channel_map, info.lsb_nv, seed)
+        self.clock_hz = float(faults.clock_hz or info.sample_rate_hz)  # the rate it really samples at
+        self.silent_after_s = faults.silent_after_s
+        self.announced_info = (info if faults.announced_map is None
+                               else DeviceInfo(info.device_id, info.firmware_version, info.sample_rate_hz,
+                                               info.samples_per_frame, tuple(faults.announced_map), info.lsb_nv))
         self.counters = EmulatorCounters()
         self._scanner = FrameScanner()
         self.power_cycle()
@@ -108,7 +117,14 @@ class DeviceEmulator:
 
     @property
     def finished(self) -> bool:
-        return not self.loop and self.sample_index >= self.n_samples
+        return not self.loop and not self.test_signal and self.sample_index >= self.n_samples
+
+    @property
+    def hung(self) -> bool:
+        """The stop-answering fault has struck: nothing is sent and commands are ignored."""
+        if not self._hung and self.silent_after_s is not None and self.starts and self.stream_seconds >= self.silent_after_s:
+            self._hung = True
+        return self._hung
 
     def power_cycle(self) -> None:
         """State after power-up: idle, counters at zero, no partial command bytes."""
@@ -116,6 +132,8 @@ class DeviceEmulator:
         self.sample_index = 0
         self.seq = 0
         self.starts = 0
+        self.test_signal = False
+        self._hung = False
         self._scanner.reset()
 
     def _frame(self, frame_type: FrameType, payload: bytes = b"") -> bytes:
@@ -125,7 +143,7 @@ class DeviceEmulator:
 
     def handle_bytes(self, data: bytes) -> bytes:
         """Feed host -> device bytes; returns the reply bytes to send."""
-        if self.text_mode:
+        if self.text_mode or self.hung:
             return b""
         out = bytearray()
         for frame in self._scanner.feed(data):
@@ -141,14 +159,18 @@ class DeviceEmulator:
             elif kind == FrameType.PING and len(frame.payload) <= MAX_PING_PAYLOAD:
                 out += self._frame(FrameType.PONG, frame.payload)
             elif kind == FrameType.GET_INFO and not frame.payload:
-                out += self._frame(FrameType.INFO, encode_info_payload(self.info))
+                out += self._frame(FrameType.INFO, encode_info_payload(self.announced_info))
             elif kind == FrameType.SET_RATE and len(frame.payload) == 2:
                 rate = struct.unpack("<H", frame.payload)[0]
                 if rate == self.info.sample_rate_hz:  # a replayed file has one rate; resampling is the host's job
-                    out += self._frame(FrameType.INFO, encode_info_payload(self.info))
+                    out += self._frame(FrameType.INFO, encode_info_payload(self.announced_info))
                 else:
                     out += self._frame(FrameType.NAK, bytes([kind, NakReason.UNSUPPORTED_RATE]))
-            elif kind in (FrameType.START, FrameType.STOP, FrameType.PING, FrameType.GET_INFO, FrameType.SET_RATE):
+            elif kind == FrameType.TEST_SIGNAL and frame.payload in (b"\x00", b"\x01"):
+                self.test_signal = frame.payload == b"\x01"
+                out += self._frame(FrameType.ACK, bytes([kind]))
+            elif kind in (FrameType.START, FrameType.STOP, FrameType.PING, FrameType.GET_INFO, FrameType.SET_RATE,
+                          FrameType.TEST_SIGNAL):
                 out += self._frame(FrameType.NAK, bytes([kind, NakReason.BAD_PAYLOAD]))
             else:
                 out += self._frame(FrameType.NAK, bytes([kind, NakReason.UNKNOWN_COMMAND]))
@@ -157,12 +179,16 @@ class DeviceEmulator:
     def next_frame(self) -> bytes:
         """Wire bytes of the next DATA frame (after faults; may be empty when the frame is dropped)."""
         count = self.info.samples_per_frame
-        if not self.loop:
+        if not self.loop and not self.test_signal:
             count = min(count, self.n_samples - self.sample_index)
-        if count <= 0:
+        if count <= 0 or self.hung:
             return b""
-        rows = (self.sample_index + np.arange(count)) % self.n_samples
-        codes, status = self.injector.apply_to_codes(self.codes[rows])
+        if self.test_signal:  # the input mux on the internal source: lead-off bits still reported, nothing railed
+            codes = internal_test_signal_codes(self.sample_index, count, self.info.sample_rate_hz, self.info.lsb_nv)
+            _, status = self.injector.apply_to_codes(codes)
+        else:
+            rows = (self.sample_index + np.arange(count)) % self.n_samples
+            codes, status = self.injector.apply_to_codes(self.codes[rows])
         if self.text_mode:
             by_lead = dict(zip(self.info.channel_map, (codes * (self.info.lsb_nv * 1e-3)).T))
             values_uv = np.stack([by_lead[name] for name in CHANNEL_LEADS], axis=1)
@@ -326,7 +352,7 @@ def serve(emulator: DeviceEmulator, link: PtyLink | SocketLink, *, speed: float 
         raise ValueError("speed must be > 0")
     stop = stop or threading.Event()
     notify = on_event or (lambda text: None)
-    rate = emulator.info.sample_rate_hz * speed
+    rate = emulator.clock_hz * speed  # the device's real sample clock (a wrong-rate fault differs from INFO)
     address = link.open()
     if on_ready:
         on_ready(address)
@@ -341,9 +367,11 @@ def serve(emulator: DeviceEmulator, link: PtyLink | SocketLink, *, speed: float 
             if emulator.starts != starts_seen:  # a START arrived: pace from now
                 starts_seen, start_time, reported_end = emulator.starts, now, False
             timeout = 0.05
-            if emulator.streaming and not emulator.finished:
+            if emulator.hung:
+                backlog.clear()  # a hung firmware sends nothing, not even what it had queued
+            elif emulator.streaming and not emulator.finished:
                 due = (now - start_time) * rate
-                while emulator.streaming and not emulator.finished and emulator.sample_index < due:
+                while emulator.streaming and not emulator.finished and not emulator.hung and emulator.sample_index < due:
                     if unplug_at is not None and emulator.stream_seconds >= unplug_at:
                         unplug_at = None
                         _unplug(emulator, link, stop, notify)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from firmware_bridge.frames import CHANNEL_LEADS, CODE_MAX, CODE_MIN, ELECTRODES, status_word
+from firmware_bridge.frames import CHANNEL_LEADS, CODE_MAX, CODE_MIN, ELECTRODES, LEAD_CODES, status_word
 
 # Channels an open electrode drives to the rail (standard ADS1298 ECG wiring, CH1 = LA-RA, CH2 = LL-RA).
 ELECTRODE_CHANNELS: dict[str, tuple[str, ...]] = {
@@ -43,6 +43,18 @@ class FaultConfig:
         Stream time (seconds of record replayed) at which the device is unplugged.
     unplug_for_s : float
         Wall-clock seconds the device stays unplugged.
+    slip_prob : float
+        Probability that a DATA frame suffers a byte slip (one byte lost or, as often, one extra byte
+        inserted at a random position), as a UART overrun or a DMA race does.
+    clock_hz : float or None
+        The sample clock the device really runs at while announcing ``sample_rate_hz`` (e.g. 498).
+    stuck_lead_off : tuple of str
+        Electrodes whose lead-off bit is set although they are attached (the signal stays live).
+    announced_map : tuple of str or None
+        Channel map the INFO frame announces while the data keep the device's real channel order.
+    silent_after_s : float or None
+        Stream time (seconds since START, of record replayed) after which the device sends nothing
+        and ignores every command, with the port still open (a hung firmware).
     """
 
     bit_error_rate: float = 0.0
@@ -54,11 +66,16 @@ class FaultConfig:
     noise_uv: float = 0.0
     unplug_at_s: float | None = None
     unplug_for_s: float = 1.0
+    slip_prob: float = 0.0
+    clock_hz: float | None = None
+    stuck_lead_off: tuple[str, ...] = ()
+    announced_map: tuple[str, ...] | None = None
+    silent_after_s: float | None = None
 
     def problems(self) -> list[str]:
         """Reasons this configuration is impossible (empty when valid)."""
         found = []
-        for name in ("bit_error_rate", "drop_frame_prob"):
+        for name in ("bit_error_rate", "drop_frame_prob", "slip_prob"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 found.append(f"{name} must be a probability in 0..1")
         if self.garbage_bursts_per_s < 0 or self.garbage_max_bytes < 1:
@@ -69,6 +86,14 @@ class FaultConfig:
             found.append("noise_uv must be >= 0")
         if self.unplug_at_s is not None and (self.unplug_at_s < 0 or self.unplug_for_s < 0):
             found.append("unplug times must be >= 0")
+        found += [f"unknown electrode {e!r} (expected {', '.join(ELECTRODES)})" for e in self.stuck_lead_off if e not in ELECTRODES]
+        if self.clock_hz is not None and not 1.0 <= self.clock_hz <= 32000.0:
+            found.append("clock_hz must be in 1..32000")
+        if self.announced_map is not None and (len(self.announced_map) != len(CHANNEL_LEADS)
+                                               or not set(self.announced_map) <= set(LEAD_CODES)):
+            found.append(f"announced_map must name {len(CHANNEL_LEADS)} leads from {', '.join(LEAD_CODES)}")
+        if self.silent_after_s is not None and self.silent_after_s < 0:
+            found.append("silent_after_s must be >= 0")
         return found
 
 
@@ -78,6 +103,7 @@ class FaultCounters:
     bits_flipped: int = 0
     garbage_bursts: int = 0
     garbage_bytes: int = 0
+    byte_slips: int = 0
 
 
 @dataclass
@@ -97,7 +123,12 @@ class FaultInjector:
         self.rng = np.random.default_rng(self.seed)
         railed = {lead for e in self.config.lead_off for lead in ELECTRODE_CHANNELS[e]} | set(self.config.saturate)
         self._railed = [self.channel_map.index(lead) for lead in sorted(railed)]
-        self._status = status_word(self.config.lead_off)
+        self._status = status_word(tuple(sorted(set(self.config.lead_off) | set(self.config.stuck_lead_off))))
+
+    @property
+    def status(self) -> int:
+        """The status word every sample carries (lead-off and stuck lead-off bits set)."""
+        return self._status
 
     def apply_to_codes(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Signal-level faults on ``(n, 8)`` codes; returns ``(codes, status words)``."""
@@ -125,6 +156,13 @@ class FaultInjector:
                     data[bit // 8] ^= 1 << (bit % 8)
                 self.counters.bits_flipped += int(n_flips)
                 out = bytes(data)
+        if config.slip_prob and self.rng.random() < config.slip_prob:
+            position = int(self.rng.integers(2, len(out)))  # after the sync: the frame must be seen and lost
+            self.counters.byte_slips += 1
+            if self.rng.random() < 0.5:
+                out = out[:position] + out[position + 1:]
+            else:
+                out = out[:position] + bytes([int(self.rng.integers(0, 256))]) + out[position:]
         if config.garbage_bursts_per_s and self.rng.random() < config.garbage_bursts_per_s * frame_duration_s:
             garbage = self.rng.integers(0, 256, size=int(self.rng.integers(1, config.garbage_max_bytes + 1)), dtype=np.uint8)
             self.counters.garbage_bursts += 1

@@ -66,6 +66,7 @@ class FrameType(IntEnum):
     PING = 0x12
     SET_RATE = 0x13
     GET_INFO = 0x14
+    TEST_SIGNAL = 0x15  # optional (PROTOCOL.md section 8); devices without it answer NAK unknown command
 
 
 class NakReason(IntEnum):
@@ -87,6 +88,7 @@ MAX_PAYLOAD: dict[int, int] = {
     FrameType.PING: MAX_PING_PAYLOAD,
     FrameType.SET_RATE: 2,
     FrameType.GET_INFO: 0,
+    FrameType.TEST_SIGNAL: 1,
 }
 MAX_FRAME_SIZE = HEADER_SIZE + max(MAX_PAYLOAD.values()) + CRC_SIZE
 

@@ -15,10 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from edge_runtime.model_bundle import MANIFEST_NAME, SCHEMA_VERSION, ModelBundle, load_bundle, sha256_file
-from edge_runtime.record import LIMB_LEADS, PRECORDIAL_LEADS, STANDARD_LEADS
-
-TRAINING_DATA_NOTE = "not clinically validated"
+from edge_runtime.bundle_spec import NOT_VALIDATED, BundleManifest, ExportSpec, InputSpec, IntervalCalibration, ModelEntry
+from edge_runtime.contract import INPUT_NAMES, OUTPUT_NAME
+from edge_runtime.model_bundle import MANIFEST_NAME, ModelBundle, load_bundle, sha256_file
 
 
 @dataclass(frozen=True)
@@ -30,8 +29,8 @@ class BundleModel:
     format: str  # "onnx" | "tflite"
     precision: str  # "fp32" | "int8"
     variant: str = "combined"
-    input_names: dict[str, str] = field(default_factory=lambda: {k: k for k in ("beat", "demographics", "parameters")})
-    output_name: str = "lvm_g"
+    input_names: dict[str, str] = field(default_factory=lambda: {k: k for k in INPUT_NAMES})
+    output_name: str = OUTPUT_NAME
     notes: str = ""
 
 
@@ -50,31 +49,6 @@ def code_version(repo_dir: Path | None = None) -> str:
         return f"elvmass {__version__}"
 
 
-def input_description(beat_length: int) -> dict[str, Any]:
-    """The ``inputs`` section: tensor layouts, lead order and grouping, feature order and units."""
-    return {
-        "beat": {
-            "shape": ["batch", len(STANDARD_LEADS), beat_length],
-            "length": beat_length,
-            "dtype": "float32",
-            "units": "mV",
-            "lead_order": list(STANDARD_LEADS),
-            "lead_groups": {"limb": list(LIMB_LEADS), "precordial": list(PRECORDIAL_LEADS)},
-        },
-        "demographics": {
-            "shape": ["batch", 4],
-            "features": ["age_years", "sex", "height_cm", "weight_kg"],
-            "units": ["years", "1 = male, 0 = female", "cm", "kg"],
-        },
-        "parameters": {
-            "shape": ["batch", 4],
-            "features": ["qrs_ms", "p_axis", "r_axis", "t_axis"],
-            "units": ["ms", "degrees", "degrees", "degrees"],
-        },
-        "normalization": "inside the model graph (training-fold constants baked in); feed raw units",
-    }
-
-
 def write_bundle(
     out_dir: Path,
     models: Sequence[BundleModel],
@@ -85,9 +59,11 @@ def write_bundle(
     imputation: Mapping[str, float],
     beat_length: int,
     lvh_thresholds_g_m2: Mapping[str, float] | None = None,
+    calibration: IntervalCalibration | None = None,
+    training_ranges: Mapping[str, tuple[float, float]] | None = None,
+    export: ExportSpec | None = None,
     metrics: Mapping[str, Any] | None = None,
     verification: Mapping[str, Any] | None = None,
-    extra: Mapping[str, Any] | None = None,
     overwrite: bool = False,
 ) -> ModelBundle:
     """Copy ``models`` into ``out_dir``, write ``manifest.json`` and return the bundle as the device loads it.
@@ -98,14 +74,16 @@ def write_bundle(
         The bundle directory; must be absent or empty unless ``overwrite`` (then it is replaced).
     models
         The artifacts, each with format/precision/variant and tensor names.
-    model_id, training_data, preprocessing, imputation, beat_length, lvh_thresholds_g_m2, metrics, verification
-        Manifest content (see ``docs/quantization.md``). ``training_data`` must say the model is
-        not clinically validated.
-    extra
-        More manifest keys (e.g. the training run's configuration).
+    model_id, training_data, preprocessing, imputation, beat_length, lvh_thresholds_g_m2, calibration, training_ranges
+        The manifest's fields (:class:`edge_runtime.bundle_spec.BundleManifest`); ``training_data`` must
+        say the model is not clinically validated, ``calibration`` is the conformal interval.
+    export
+        The export the models came from (``None`` for a model not trained here); its fields must agree.
+    metrics, verification
+        Tables for people (cross-validation metrics, the quantizer's verification).
     """
-    if TRAINING_DATA_NOTE not in training_data:
-        raise ValueError(f"training_data must state '{TRAINING_DATA_NOTE}': {training_data!r}")
+    if NOT_VALIDATED not in training_data:
+        raise ValueError(f"training_data must state '{NOT_VALIDATED}': {training_data!r}")
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()):
         if not overwrite:
@@ -118,27 +96,16 @@ def write_bundle(
             raise ValueError(f"two models named {model.file}")
         shutil.copyfile(model.source, out_dir / model.file)
         files[model.file] = sha256_file(out_dir / model.file)
-        entries.append({
-            "file": model.file, "format": model.format, "precision": model.precision, "variant": model.variant,
-            "input_names": dict(model.input_names), "output_name": model.output_name,
-            "size_bytes": (out_dir / model.file).stat().st_size, "notes": model.notes,
-        })
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "model_id": model_id,
-        "created_utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "code_version": code_version(),
-        "training_data": training_data,
-        "preprocessing": dict(preprocessing),
-        "inputs": input_description(beat_length),
-        "imputation": {k: float(v) for k, v in imputation.items()},
-        "lvh_thresholds_g_m2": dict(lvh_thresholds_g_m2 or {"M": 72.0, "F": 55.0}),
-        "output": {"name": "lvm_g", "units": "g", "meaning": "left-ventricular mass", "shape": ["batch", 1]},
-        "metrics": dict(metrics or {}),
-        "verification": dict(verification or {}),
-        "models": entries,
-        "files": files,
-        **dict(extra or {}),
-    }
-    (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+        entries.append(ModelEntry(model.file, model.format, model.precision, model.variant, dict(model.input_names),
+                                  model.output_name, (out_dir / model.file).stat().st_size, model.notes))
+    manifest = BundleManifest(
+        model_id=model_id, created_utc=datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        code_version=code_version(), training_data=training_data, preprocessing=dict(preprocessing),
+        inputs=InputSpec(beat_length), imputation={k: float(v) for k, v in imputation.items()},
+        lvh_thresholds_g_m2={k: float(v) for k, v in (lvh_thresholds_g_m2 or {"M": 72.0, "F": 55.0}).items()},
+        metrics=dict(metrics or {}), verification=dict(verification or {}), models=tuple(entries), files=files,
+        calibration=calibration, training_ranges=dict(training_ranges or {}), export=export)
+    document = manifest.to_dict()
+    BundleManifest.from_dict(document)  # a manifest the device would refuse is never written
+    (out_dir / MANIFEST_NAME).write_text(json.dumps(document, indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return load_bundle(out_dir, preprocessing=preprocessing)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.model_bundle import DEMOGRAPHIC_FEATURES, PARAMETER_FEATURES
+from edge_runtime.contract import SEX_CODES, SEX_COLUMN, demographics_row, impute, parameters_row
 from edge_runtime.record import NORMALIZED_AMPLITUDE_NOTE
 
 
@@ -45,15 +45,6 @@ class ModelInputs:
                            np.concatenate([p.demographics for p in parts]).astype(np.float32),
                            np.concatenate([p.parameters for p in parts]).astype(np.float32),
                            [s for p in parts for s in p.sources])
-
-
-def fill_missing(values: np.ndarray, features: tuple[str, ...], imputation: Mapping[str, float]) -> np.ndarray:
-    """NaN -> the manifest's imputation value (as the device does); sex is left as is."""
-    values = np.array(values, dtype=np.float32, copy=True)
-    for column, name in enumerate(features):
-        if name in imputation:
-            values[np.isnan(values[:, column]), column] = imputation[name]
-    return values
 
 
 def real_record_inputs(record_paths: Iterable[Path], imputation: Mapping[str, float], config=None,
@@ -98,13 +89,13 @@ def real_record_inputs(record_paths: Iterable[Path], imputation: Mapping[str, fl
             continue
         take = np.unique(np.linspace(0, len(analysis.beats) - 1, min(max_beats_per_record, len(analysis.beats))).astype(int))
         beats = analysis.beats[take]
-        patient = record.patient
-        sex_codes = {"M": [1.0], "F": [0.0]}.get(patient.sex or "", [1.0, 0.0])
-        for sex in sex_codes:
-            demo = np.array([[_nan(patient.age_years), sex, _nan(patient.height_cm), _nan(patient.weight_kg)]] * len(beats))
-            params = np.array([[_nan(analysis.parameters.get(name)) for name in PARAMETER_FEATURES]] * len(beats))
-            parts.append(ModelInputs(beats.astype(np.float32), fill_missing(demo, DEMOGRAPHIC_FEATURES, imputation),
-                                     fill_missing(params, PARAMETER_FEATURES, imputation), [str(Path(path).name)] * len(beats)))
+        row = demographics_row(record.patient)
+        sexes = [SEX_CODES["M"], SEX_CODES["F"]] if np.isnan(row[SEX_COLUMN]) else [row[SEX_COLUMN]]
+        for sex in sexes:
+            row[SEX_COLUMN] = sex
+            demo, params = impute(np.array([row] * len(beats)), np.array([parameters_row(analysis.parameters)] * len(beats)),
+                                  imputation)
+            parts.append(ModelInputs(beats.astype(np.float32), demo, params, [str(Path(path).name)] * len(beats)))
     if not parts:
         return ModelInputs(np.zeros((0, 12, config.beat_length), np.float32), np.zeros((0, 4), np.float32),
                            np.zeros((0, 4), np.float32)), skipped
@@ -116,10 +107,6 @@ def lvm_range_rows(lvm_g: np.ndarray, n: int) -> np.ndarray:
     order = np.argsort(lvm_g, kind="stable")
     picks = np.unique(np.round(np.linspace(0, len(order) - 1, min(n, len(order)))).astype(int))
     return order[picks]
-
-
-def _nan(value) -> float:
-    return float("nan") if value is None else float(value)
 
 
 def default_real_records(shared_data: Path | None) -> list[Path]:

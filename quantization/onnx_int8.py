@@ -96,9 +96,9 @@ def quantize_onnx_int8(
     out_path = Path(out_path)
     with tempfile.TemporaryDirectory() as scratch:
         prepared = Path(scratch) / "prepared.onnx"
-        # Folds BatchNorm into Conv, fuses what onnxruntime can fuse and infers shapes for the quantizer.
+        # Fuses what onnxruntime can fuse and infers shapes for the quantizer. BatchNorm is already folded:
+        # training.export.export_onnx folds it (training.model.fold_batchnorm) before export.
         quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
-        fold_batchnorm(prepared)
         excluded = output_head_nodes(prepared) if keep_head_float else []
         quantize_static(
             str(prepared), str(out_path), ArrayCalibrationReader(calibration),
@@ -162,70 +162,8 @@ def compact_names(model_path: Path) -> None:
     onnx.save(model, str(model_path))
 
 
-def fold_batchnorm(model_path: Path) -> int:
-    """Fold inference BatchNormalization into the Conv before it, also across a causal "chomp" Slice.
-
-    ``Conv -> Slice(time) -> BatchNorm`` is what the TCN's chomp leaves; onnxruntime's own fusion
-    only handles ``Conv -> BatchNorm``. BatchNorm is a per-channel affine map, so it commutes with
-    slicing along time. Returns the number of BatchNorm nodes folded (in place).
-    """
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(model_path))
-    graph = model.graph
-    inits = {init.name: init for init in graph.initializer}
-    producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, int] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers[name] = consumers.get(name, 0) + 1
-
-    def constant(name: str) -> np.ndarray | None:
-        # Exporters deduplicate equal tensors and hand them out through Identity nodes.
-        while name not in inits and name in producer and producer[name].op_type == "Identity":
-            name = producer[name].input[0]
-        return numpy_helper.to_array(inits[name]).astype(np.float64) if name in inits else None
-
-    folded = []
-    for bn in [n for n in graph.node if n.op_type == "BatchNormalization"]:
-        chain = [producer.get(bn.input[0])]
-        if chain[0] is not None and chain[0].op_type == "Slice":
-            chain.append(producer.get(chain[0].input[0]))
-        conv = chain[-1]
-        if conv is None or conv.op_type != "Conv" or any(consumers.get(n.output[0], 0) != 1 for n in chain):
-            continue
-        scale, shift, mean, var = (constant(name) for name in bn.input[1:5])
-        weight = constant(conv.input[1])
-        conv_bias = constant(conv.input[2]) if len(conv.input) > 2 else None
-        if any(v is None for v in (scale, shift, mean, var, weight)) or (len(conv.input) > 2 and conv_bias is None):
-            continue
-        epsilon = next((a.f for a in bn.attribute if a.name == "epsilon"), 1e-5)
-        factor = scale / np.sqrt(var + epsilon)
-        conv_bias = np.zeros(len(factor)) if conv_bias is None else conv_bias
-        new_weight = (weight * factor.reshape(-1, *([1] * (weight.ndim - 1)))).astype(np.float32)
-        new_bias = ((conv_bias - mean) * factor + shift).astype(np.float32)
-        # Fresh initializers: the old ones may be shared with other nodes.
-        weight_name, bias_name = f"{bn.output[0]}_folded_w", f"{bn.output[0]}_folded_b"
-        graph.initializer.extend([numpy_helper.from_array(new_weight, weight_name),
-                                  numpy_helper.from_array(new_bias, bias_name)])
-        conv.input[:] = [conv.input[0], weight_name, bias_name]
-        # Whoever read the BatchNorm output now reads the Slice (or Conv) output.
-        for node in graph.node:
-            node.input[:] = [bn.input[0] if name == bn.output[0] else name for name in node.input]
-        for output in graph.output:
-            if output.name == bn.output[0]:
-                output.name = bn.input[0]
-        folded.append(bn)
-    for bn in folded:
-        graph.node.remove(bn)
-    _drop_unused_nodes_and_initializers(graph)
-    onnx.save(model, str(model_path))
-    return len(folded)
-
-
 def _drop_unused_nodes_and_initializers(graph) -> None:
-    """Remove nodes whose outputs nobody reads (e.g. Identity feeding a folded BatchNorm), then dead initializers."""
+    """Remove nodes whose outputs nobody reads (e.g. Identity nodes the exporter left), then dead initializers."""
     while True:
         used = {name for node in graph.node for name in node.input} | {v.name for v in graph.output}
         dead = [node for node in graph.node if not any(out in used for out in node.output)]

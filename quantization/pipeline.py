@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.model_bundle import DEMOGRAPHIC_FEATURES, PARAMETER_FEATURES, BundleError, ModelBundle, ModelFile
+from edge_runtime.contract import INPUT_NAMES, OUTPUT_NAME, SEX_CODES, SEX_COLUMN, impute
+from edge_runtime.model_bundle import BundleError, ModelBundle, ModelFile
 from quantization import onnx_int8, verify
 from quantization.bundle import BundleModel, write_bundle
-from quantization.calibration_data import ModelInputs, default_real_records, fill_missing, lvm_range_rows, real_record_inputs
+from quantization.calibration_data import ModelInputs, default_real_records, lvm_range_rows, real_record_inputs
 from quantization.run_export import RunExport, RunExportError
 
 LATENCY_BEATS = 64
@@ -35,28 +36,23 @@ def evaluation_and_calibration(run: RunExport, imputation: dict[str, float], n_c
                                shared_data: Path | None, notes: list[str], labels: Path | None = None) -> tuple[ModelInputs, np.ndarray, ModelInputs]:
     """Held-out labelled rows (for INT8 vs fp32) and calibration rows (real beats + training beats).
 
-    ``labels`` overrides the run's label table. Held-out rows are the export's ``holdout`` subjects; without that list, the paper's fold 0
-    (sorted by LVM, every fifth), and the table says so. Calibration never uses held-out rows.
+    ``labels`` overrides the run's label table. Held-out rows are the paper's fold 0 (sorted by LVM,
+    every fifth): the exported final model trained on every usable subject (there is no holdout), so
+    it may have seen them, and the notes say so. Calibration never uses held-out rows.
     """
     from training.dataset import build_dataset
     from training.folds import paper_folds
 
     labels = labels or run.labels_path
-    if labels is None or not Path(labels).is_file():
-        raise RunExportError(f"export.json names no readable label table ('labels'); got {labels}")
+    if not Path(labels).is_file():
+        raise RunExportError(f"the label table {labels} (export.json 'labels') is not readable")
     dataset = build_dataset(labels, progress=False)
-    holdout_ids = run.get("holdout", "holdout_subjects")
-    if holdout_ids:
-        held = np.isin(dataset.subject_ids.astype(str), np.asarray(holdout_ids, dtype=str))
-        notes.append(f"held-out rows: {held.sum()} subjects the exported model did not train on (export.json holdout)")
-    else:
-        held = paper_folds(dataset.lvm_g) == 0
-        notes.append(f"held-out rows: fold 0 of the paper's 5 folds ({held.sum()} subjects); export.json lists no "
-                     "holdout, so the final model may have seen them: the INT8-vs-fp32 change is still measured on "
-                     "rows never used for calibration")
-    demo = fill_missing(dataset.demographics, DEMOGRAPHIC_FEATURES, imputation)
-    params = fill_missing(dataset.parameters, PARAMETER_FEATURES, imputation)
-    known_sex = ~np.isnan(demo[:, 1])
+    held = paper_folds(dataset.lvm_g) == 0
+    notes.append(f"held-out rows: fold 0 of the paper's 5 folds ({held.sum()} subjects); export.json lists no "
+                 "holdout, so the final model may have seen them: the INT8-vs-fp32 change is still measured on "
+                 "rows never used for calibration")
+    demo, params = impute(dataset.demographics, dataset.parameters, imputation)
+    known_sex = ~np.isnan(demo[:, SEX_COLUMN])
     rows = ModelInputs(dataset.beats.astype(np.float32), demo, params, [str(s) for s in dataset.subject_ids])
     evaluation_index = np.flatnonzero(held & known_sex)
     train_index = np.flatnonzero(~held & known_sex)
@@ -71,7 +67,7 @@ def evaluation_and_calibration(run: RunExport, imputation: dict[str, float], n_c
 def _onnx_predict(path: Path, inputs: ModelInputs) -> np.ndarray:
     from edge_runtime.inference import OnnxRuntimeBackend
 
-    model = ModelFile(path, "onnx", "fp32", "combined", {k: k for k in ("beat", "demographics", "parameters")}, "lvm_g")
+    model = ModelFile(path, "onnx", "fp32", "combined", {k: k for k in INPUT_NAMES}, OUTPUT_NAME)
     return OnnxRuntimeBackend(model).run(inputs.beats, inputs.demographics, inputs.parameters)
 
 
@@ -118,9 +114,8 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
         Build TFLite artifacts (``None``: when litert-torch and ai-edge-quantizer are installed).
     """
     notes: list[str] = []
-    imputation = {k: float(v) for k, v in run.require("imputation", "medians").items()}
-    preprocessing = run.require("preprocessing", "preprocess")
-    thresholds = run.get("lvh_thresholds_g_m2", default={"M": 72.0, "F": 55.0})
+    spec = run.spec
+    imputation, thresholds = spec.imputation, spec.lvh_thresholds_g_m2
     evaluation, lvm_true, calibration = evaluation_and_calibration(run, imputation, n_calibration_rows, shared_data, notes, labels)
     for line in notes:
         log(line)
@@ -138,10 +133,9 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
             torch_model = run.torch_model(variant)
             reference = _torch_predict(torch_model, rows)
             fp32_onnx_bytes[variant] = source.stat().st_size
-            # fp32 ONNX as shipped: the export with BatchNorm folded and names compacted (parity checked below).
+            # fp32 ONNX as shipped: the export (BatchNorm already folded) with names compacted (parity checked below).
             fp32 = scratch / f"{variant}_fp32.onnx"
             shutil.copyfile(source, fp32)
-            onnx_int8.fold_batchnorm(fp32)
             onnx_int8.compact_names(fp32)
             fp32_pred = _onnx_predict(fp32, rows)
             parity[f"{variant} fp32 onnx"] = verify.max_abs_diff(reference, fp32_pred)
@@ -209,14 +203,10 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
             "notes": notes,
         }
         bundle = write_bundle(
-            out_dir, models, model_id=run.model_id,
-            training_data=run.training_description, preprocessing=preprocessing,
-            imputation=imputation, beat_length=int(evaluation.beats.shape[-1]), lvh_thresholds_g_m2=thresholds,
-            metrics=_metrics(run.get("metrics", default={})), verification=verification,
-            extra={k: run.info[k] for k in ("calibration", "training_ranges") if k in run.info}
-                  | {"training": {k: v for k, v in run.info.items() if k not in ("metrics", "calibration", "training_ranges")}},
-            overwrite=overwrite,
-        )
+            out_dir, models, model_id=spec.model_id, training_data=spec.training_data,
+            preprocessing=spec.preprocessing, imputation=spec.imputation, beat_length=spec.inputs.beat_length,
+            lvh_thresholds_g_m2=spec.lvh_thresholds_g_m2, calibration=spec.calibration, export=spec,
+            metrics=_metrics(spec.metrics), verification=verification, overwrite=overwrite)
     latency = measure_latency(bundle, evaluation)
     verification["latency_ms_per_beat"] = latency
     table = verify.format_table(parity, scores, sizes, reference_bytes, latency, explored)
@@ -242,20 +232,14 @@ def measure_latency(bundle: ModelBundle, rows: ModelInputs) -> dict[str, float]:
 
 
 def _metrics(metrics: dict) -> dict:
-    """The export's metrics, plus ``cv_mae_g`` at top level when the CV summary has a mean MAE."""
-    out = dict(metrics)
-    summary = metrics.get("cv_summary") if isinstance(metrics, dict) else None
-    mae = summary.get("mae_g") if isinstance(summary, dict) else None
-    if isinstance(mae, dict):
-        mae = mae.get("mean")
-    if isinstance(mae, (int, float)):
-        out["cv_mae_g"] = float(mae)
-    return out
+    """The export's metrics plus ``cv_mae_g``, the mean cross-validation MAE, at top level (the runtime's
+    interval when the bundle has no conformal calibration)."""
+    return {**metrics, "cv_mae_g": float(metrics["cv_summary"]["mae_g"]["mean"])}
 
 
 def _variant_mask(variant: str, rows: ModelInputs) -> np.ndarray:
-    sex = rows.demographics[:, 1]
-    return {"male": sex == 1.0, "female": sex == 0.0}.get(variant, np.ones(len(rows), bool))
+    sex = rows.demographics[:, SEX_COLUMN]
+    return {"male": sex == SEX_CODES["M"], "female": sex == SEX_CODES["F"]}.get(variant, np.ones(len(rows), bool))
 
 
 def _variant_rows(variant: str, rows: ModelInputs) -> ModelInputs:

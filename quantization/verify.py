@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from edge_runtime.contract import DEMOGRAPHIC_COLUMN, SEX_CODES
+
 PARITY_MAX_G = 1e-3  # fp32 ONNX / fp32 TFLite vs torch, max |diff|
 MAE_CHANGE_MAX_G = 0.3  # INT8 MAE minus fp32 MAE on held-out rows
 LVH_AGREEMENT_MIN = 0.98  # fraction of rows where INT8 and fp32 give the same LVH call
@@ -20,8 +22,10 @@ SIZE_RATIO_MIN = 3.0  # fp32 ONNX bytes / INT8 artifact bytes
 def lvh_calls(lvm_g: np.ndarray, demographics: np.ndarray, thresholds_g_m2: Mapping[str, float]) -> np.ndarray:
     """LVH (True/False) as LVM / BSA (Mosteller) above the sex-specific threshold."""
     demographics = np.asarray(demographics, dtype=np.float64)
-    bsa_m2 = np.sqrt(demographics[:, 2] * demographics[:, 3] / 3600.0)
-    threshold = np.where(demographics[:, 1] >= 0.5, thresholds_g_m2["M"], thresholds_g_m2["F"])
+    height, weight = demographics[:, DEMOGRAPHIC_COLUMN["height_cm"]], demographics[:, DEMOGRAPHIC_COLUMN["weight_kg"]]
+    bsa_m2 = np.sqrt(height * weight / 3600.0)
+    male = demographics[:, DEMOGRAPHIC_COLUMN["sex"]] == SEX_CODES["M"]
+    threshold = np.where(male, thresholds_g_m2["M"], thresholds_g_m2["F"])
     return np.asarray(lvm_g, dtype=np.float64) / bsa_m2 > threshold
 
 

@@ -91,7 +91,7 @@ def test_wander_generator_is_a_consistent_12_lead_signal():
 def test_wander_on_every_real_12_lead_record(shared_data):
     # The metamorphic check of docs/signal.md (elvmass bench-baseline, seed 0).
     windows = load_windows(record_paths(shared_data))
-    assert len(windows) == 51
+    assert len(windows) == 54
     analyzer = Analyzer()
     after, _ = run_check(analyzer, windows, PreprocessConfig().baseline_highpass_hz)
     summary = summarize(after)

@@ -5,62 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
+from conftest import BEAT_LENGTH, IMPUTATION, PREPROCESSING, linear_onnx, make_bundle
 from edge_runtime.model_bundle import BundleError, load_bundle, preprocessing_mismatches
 from quantization.bundle import BundleModel, write_bundle
-
-BEAT_LENGTH = 40
-PREPROCESSING = {"fs": 500.0, "highpass_hz": 0.5, "lowpass_hz": 40.0, "notch_hz": 50.0,
-                 "beat_pre_ms": 30.0, "beat_post_ms": 50.0}
-IMPUTATION = {"age_years": 60.0, "height_cm": 170.0, "weight_kg": 75.0,
-              "qrs_ms": 95.0, "p_axis": 50.0, "r_axis": 40.0, "t_axis": 45.0}
-
-
-def linear_onnx(path: Path, seed: int = 0) -> tuple[Path, dict[str, np.ndarray]]:
-    """A tiny ONNX model with the interface-5 inputs: lvm_g = beat.w_b + demo.w_d + params.w_p + b."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(seed)
-    weights = {
-        "w_beat": rng.normal(0, 0.1, (12 * BEAT_LENGTH, 1)).astype(np.float32),
-        "w_demo": np.array([[0.5], [20.0], [0.3], [0.8]], dtype=np.float32),
-        "w_params": np.array([[0.4], [0.01], [0.02], [0.01]], dtype=np.float32),
-        "bias": np.array([10.0], dtype=np.float32),
-    }
-    nodes = [
-        helper.make_node("Flatten", ["beat"], ["beat_flat"], axis=1),
-        helper.make_node("MatMul", ["beat_flat", "w_beat"], ["from_beat"]),
-        helper.make_node("MatMul", ["demographics", "w_demo"], ["from_demo"]),
-        helper.make_node("MatMul", ["parameters", "w_params"], ["from_params"]),
-        helper.make_node("Sum", ["from_beat", "from_demo", "from_params", "bias"], ["lvm_g"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "linear_lvm",
-        [helper.make_tensor_value_info("beat", TensorProto.FLOAT, ["batch", 12, BEAT_LENGTH]),
-         helper.make_tensor_value_info("demographics", TensorProto.FLOAT, ["batch", 4]),
-         helper.make_tensor_value_info("parameters", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("lvm_g", TensorProto.FLOAT, ["batch", 1])],
-        [numpy_helper.from_array(value, name) for name, value in weights.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path, weights
-
-
-def make_bundle(tmp_path: Path, variants: tuple[str, ...] = ("combined",)) -> Path:
-    models = []
-    for i, variant in enumerate(variants):
-        source, _ = linear_onnx(tmp_path / f"src_{variant}.onnx", seed=i)
-        models.append(BundleModel(source=source, file=f"{variant}_fp32.onnx", format="onnx", precision="fp32", variant=variant))
-    out = tmp_path / "bundle"
-    write_bundle(out, models, model_id="test-linear", training_data="unit-test weights; not clinically validated",
-                 preprocessing=PREPROCESSING, imputation=IMPUTATION, beat_length=BEAT_LENGTH,
-                 metrics={"cv_mae_g": 1.0})
-    return out
 
 
 def edit_manifest(bundle: Path, change) -> None:
@@ -75,13 +24,13 @@ def test_written_bundle_loads_with_its_manifest(tmp_path):
     assert bundle.model_id == "test-linear"
     assert bundle.lvh_thresholds_g_m2 == {"M": 72.0, "F": 55.0}
     assert bundle.select("onnx", "fp32").path.name == "combined_fp32.onnx"
-    manifest = bundle.manifest
+    manifest = json.loads((bundle.path / "manifest.json").read_text())
     assert manifest["inputs"]["beat"]["lead_order"][:3] == ["I", "II", "III"]
     assert manifest["inputs"]["demographics"]["features"] == ["age_years", "sex", "height_cm", "weight_kg"]
     assert manifest["output"]["units"] == "g"
     assert len(manifest["files"]["combined_fp32.onnx"]) == 64
-    assert "not clinically validated" in manifest["training_data"]
-    assert bundle.imputation["qrs_ms"] == 95.0
+    assert "not clinically validated" in bundle.manifest.training_data
+    assert bundle.imputation["qrs_ms"] == 95.0 and bundle.manifest.export is None
 
 
 def test_writer_refuses_a_bundle_without_the_validation_disclaimer(tmp_path):
@@ -118,8 +67,8 @@ def test_unlisted_file_is_refused(tmp_path):
 
 def test_other_schema_version_is_refused(tmp_path):
     bundle = make_bundle(tmp_path)
-    edit_manifest(bundle, lambda m: m.update(schema_version=2))
-    with pytest.raises(BundleError, match="schema version 2 is not supported"):
+    edit_manifest(bundle, lambda m: m.update(schema_version=1))
+    with pytest.raises(BundleError, match="field 'schema_version' is 1: this code reads version 2 only"):
         load_bundle(bundle, preprocessing=PREPROCESSING)
 
 
@@ -143,14 +92,14 @@ def test_missing_manifest_and_missing_directory_are_refused(tmp_path):
 def test_manifest_lacking_a_required_key_is_refused(tmp_path):
     bundle = make_bundle(tmp_path)
     edit_manifest(bundle, lambda m: m.pop("imputation"))
-    with pytest.raises(BundleError, match="lacks imputation"):
+    with pytest.raises(BundleError, match="field 'imputation' is missing"):
         load_bundle(bundle, preprocessing=PREPROCESSING)
 
 
 def test_non_finite_imputation_is_refused(tmp_path):
     bundle = make_bundle(tmp_path)
     edit_manifest(bundle, lambda m: m["imputation"].pop("t_axis"))
-    with pytest.raises(BundleError, match="imputation value for t_axis"):
+    with pytest.raises(BundleError, match="field 'imputation.t_axis' is missing"):
         load_bundle(bundle, preprocessing=PREPROCESSING)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from edge_runtime.assets import CINC_LVH_RECORD, PTBXL_RECORD
+from edge_runtime.contract import SEX_COLUMN, model_inputs
 from edge_runtime.inference import load_predictor
 from edge_runtime.formats import read_record
 from edge_runtime.model_bundle import DEMO_BUNDLE_DIR, load_bundle
@@ -30,23 +31,21 @@ def real_inputs(bundle):
     for path in (PTBXL_RECORD, CINC_LVH_RECORD):
         record = read_record(path)
         analysis = analyze_record(record)
-        p = record.patient
-        sex = {"M": 1.0, "F": 0.0}[p.sex]
-        for beat in analysis.beats:
-            beats.append(beat)
-            demo.append([np.nan if p.age_years is None else p.age_years, sex,
-                         np.nan if p.height_cm is None else p.height_cm, np.nan if p.weight_kg is None else p.weight_kg])
-            params.append([analysis.parameters[k] for k in ("qrs_ms", "p_axis", "r_axis", "t_axis")])
-    return np.stack(beats).astype(np.float32), np.array(demo, np.float32), np.array(params, np.float32)
+        row_demo, row_params, _ = model_inputs(record.patient, analysis.parameters)
+        assert not np.isnan(row_demo[SEX_COLUMN])  # both bundled records name the sex
+        beats.append(analysis.beats)
+        demo.append(np.repeat(row_demo[None, :], len(analysis.beats), axis=0))
+        params.append(np.repeat(row_params[None, :], len(analysis.beats), axis=0))
+    return np.concatenate(beats).astype(np.float32), np.concatenate(demo), np.concatenate(params)
 
 
 def test_demo_bundle_loads_with_this_runtimes_preprocessing(bundle):
     assert bundle.path == DEMO_BUNDLE_DIR
     manifest = bundle.manifest
-    assert "not clinically validated" in manifest["training_data"]
-    assert manifest["preprocessing"]["fs"] == 500.0 and manifest["inputs"]["beat"]["length"] == 400
-    assert manifest["output"]["units"] == "g"
-    assert set(manifest["files"]) == {m["file"] for m in manifest["models"]}
+    assert "not clinically validated" in manifest.training_data
+    assert manifest.preprocessing["fs"] == 500.0 and manifest.beat_length == 400
+    assert set(manifest.files) == {m.file for m in manifest.models}
+    assert manifest.export is not None and manifest.export.model_id == manifest.model_id
 
 
 def test_demo_bundle_has_every_artifact_and_each_is_small(bundle):
@@ -60,7 +59,7 @@ def test_demo_bundle_has_every_artifact_and_each_is_small(bundle):
 
 
 def test_recorded_verification_meets_the_thresholds(bundle):
-    verification = bundle.manifest["verification"]
+    verification = bundle.manifest.verification
     assert verification["parity_max_abs_diff_g"], "no parity recorded"
     for name, diff in verification["parity_max_abs_diff_g"].items():
         assert diff < verify.PARITY_MAX_G, name
@@ -83,7 +82,7 @@ def test_onnxruntime_and_litert_agree_on_real_beats(bundle, real_inputs, precisi
     if precision == "fp32":
         limit = verify.PARITY_MAX_G
     else:
-        limit = sum(s["max_abs_diff_g"] for s in bundle.manifest["verification"]["int8_vs_fp32"])
+        limit = sum(s["max_abs_diff_g"] for s in bundle.manifest.verification["int8_vs_fp32"])
     assert np.max(np.abs(onnx_g - litert_g)) < limit
 
 
@@ -92,7 +91,7 @@ def test_int8_stays_close_to_fp32_on_real_beats(bundle, real_inputs, backend):
     beats, demo, params = real_inputs
     fp32 = load_predictor(bundle, backend=backend, precision="fp32").predict(beats, demo, params)
     int8 = load_predictor(bundle, backend=backend, precision="int8").predict(beats, demo, params)
-    recorded = {s["artifact"]: s for s in bundle.manifest["verification"]["int8_vs_fp32"]}
+    recorded = {s["artifact"]: s for s in bundle.manifest.verification["int8_vs_fp32"]}
     artifact = bundle.select("onnx" if backend == "onnxruntime" else "tflite", "int8").path.name
     # Real beats of the bundled records: the INT8 error stays within what the held-out rows showed.
     assert np.max(np.abs(int8 - fp32)) <= recorded[artifact]["max_abs_diff_g"]

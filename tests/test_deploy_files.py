@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import fnmatch
 import importlib.util
 import re
@@ -12,9 +13,12 @@ import sys
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from packaging.requirements import Requirement
 
 from conftest import REPO_ROOT
+from edge_runtime.config import load_config
 
 DEPLOY = REPO_ROOT / "deploy"
 UNIT = DEPLOY / "systemd" / "elvmass.service"
@@ -104,8 +108,6 @@ def test_clinic_config_has_exactly_the_interface_keys(clinic_config):
 
 
 def test_clinic_config_is_accepted_by_the_runtime_reader(clinic_config):
-    from edge_runtime.config import load_config
-
     config = load_config(CLINIC_CONFIG)
     assert config.problems() == []
     assert config.mains_hz == clinic_config["mains_hz"]
@@ -115,24 +117,35 @@ def test_clinic_config_is_accepted_by_the_runtime_reader(clinic_config):
 def test_unit_runs_the_installed_cli_with_the_clinic_config(unit):
     argv = exec_start(unit)
     assert argv[0] == "/opt/elvmass/venv/bin/elvmass"
-    assert argv[1] == "run"
+    assert argv[1] == "station"  # the operator station: a patient is entered for every acquisition
     assert argv[argv.index("--config") + 1] == "/etc/elvmass/elvmass.toml"
     assert unit["Install"]["WantedBy"] == ["multi-user.target"]
     assert unit["Service"]["User"] == ["elvmass"]
     assert unit["Service"]["Restart"] == ["on-failure"]
-    assert unit["Service"]["PrivateNetwork"] == ["yes"]
+    # Offline: loopback only (the kiosk browser on this machine), through systemd's IP firewall.
+    assert unit["Service"]["IPAddressAllow"] == ["localhost"]
+    assert unit["Service"]["IPAddressDeny"] == ["any"]
+    assert "PrivateNetwork" not in unit["Service"]  # would hide the station from the local browser
 
 
-def test_unit_arguments_are_options_of_elvmass_run(unit):
-    if importlib.util.find_spec("edge_runtime.commands.run") is None:
-        pytest.skip("edge_runtime.commands.run is not in this build yet")
+def test_unit_arguments_are_options_of_elvmass_station_and_bind_locally(unit):
     import argparse
 
-    from edge_runtime.commands import run as run_command
+    from edge_runtime.commands import station as station_command
+    from edge_runtime.station.security import is_loopback
 
-    parser = argparse.ArgumentParser(prog="elvmass run")
-    run_command.add_arguments(parser)
-    parser.parse_args(exec_start(unit)[2:])  # exits (SystemExit) on an unknown option
+    parser = argparse.ArgumentParser(prog="elvmass station")
+    station_command.add_arguments(parser)
+    args = parser.parse_args(exec_start(unit)[2:])  # exits (SystemExit) on an unknown option
+    assert is_loopback(args.host) and not args.demo
+
+
+def test_kiosk_script_opens_the_port_the_unit_serves(unit):
+    argv = exec_start(unit)
+    port = argv[argv.index("--port") + 1]
+    kiosk = (DEPLOY / "kiosk" / "elvmass-kiosk.sh").read_text()
+    assert f"http://127.0.0.1:{port}/" in kiosk and "--kiosk" in kiosk
+    assert subprocess.run(["bash", "-n", str(DEPLOY / "kiosk" / "elvmass-kiosk.sh")]).returncode == 0
 
 
 def test_storage_and_logs_live_in_the_directories_systemd_creates(unit, clinic_config):
@@ -190,8 +203,6 @@ def test_systemd_analyze_accepts_the_unit(tmp_path):
 
 
 def test_edge_requirements_are_exact_pins_of_the_edge_dependencies():
-    from packaging.requirements import Requirement
-
     pins = {}
     for line in REQUIREMENTS.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
@@ -212,8 +223,7 @@ def test_edge_requirements_are_exact_pins_of_the_edge_dependencies():
 
 def test_model_cost_counts_per_beat_macs_of_a_known_graph(tmp_path):
     onnx = pytest.importorskip("onnx")
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper, numpy_helper  # lazy: heavy
 
     spec = importlib.util.spec_from_file_location("model_cost", DEPLOY / "model_cost.py")
     model_cost = importlib.util.module_from_spec(spec)

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from conftest import REPO_ROOT
+from edge_runtime.contract import IMPUTED_FEATURES
 from edge_runtime.flags import REGISTRY, Consequence, Flag, FlagSpec, names_with
 from edge_runtime.runtime import estimate as est
 
@@ -61,7 +62,7 @@ def test_every_flag_raised_in_the_code_is_registered_and_every_registered_flag_i
         if path.name == "flags.py":
             continue
         raised.update(pattern.findall(path.read_text()))
-    raised |= {f"imputed_{name}" for name in est.DEMOGRAPHIC_NAMES + est.PARAMETER_NAMES if name != "sex"}
+    raised |= {f"imputed_{name}" for name in IMPUTED_FEATURES}
     raised |= {"sex_unknown", "model_refused"}  # chosen by name in estimate_window
     assert raised - set(REGISTRY) == set(), "raised but not registered"
     assert set(REGISTRY) - raised == set(), "registered but never raised (raise it for real or remove it)"

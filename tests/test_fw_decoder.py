@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from firmware_bridge.decoder import StreamDecoder
+from firmware_bridge.decoder import StreamDecoder, _PAYLOAD_LIMIT
 from firmware_bridge.events import Gap, InfoReceived, LeadOffChanged, Reply, Samples
+from firmware_bridge.frames import FrameError, PROTOCOL_VERSION, decode_data_payload, decode_data_payloads, header_problem
 from firmware_bridge.frames import (
     CHANNEL_LEADS, DeviceInfo, FrameType, encode_data_payload, encode_frame, encode_info_payload, status_word,
 )
@@ -202,8 +203,6 @@ def test_coalesced_blocks_carry_the_same_samples_gaps_and_lead_off_as_per_frame(
 
 
 def test_batch_payload_decode_equals_single_payload_decode():
-    from firmware_bridge.frames import FrameError, decode_data_payload, decode_data_payloads
-
     rng = np.random.default_rng(3)
     payloads = []
     for k in range(40):
@@ -230,9 +229,6 @@ def test_batch_payload_decode_equals_single_payload_decode():
 
 
 def test_scanner_header_check_equals_header_problem():
-    from firmware_bridge.decoder import _PAYLOAD_LIMIT
-    from firmware_bridge.frames import PROTOCOL_VERSION, header_problem
-
     for version in (0, PROTOCOL_VERSION, 2):
         for frame_type in range(256):
             for length in (0, 1, 2, 32, 36, 37, 545, 546, 65535):

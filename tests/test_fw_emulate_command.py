@@ -9,6 +9,7 @@ import pytest
 
 from conftest import shared_path
 from edge_runtime.commands import emulate
+from edge_runtime.formats import read_record
 from edge_runtime.record import STANDARD_LEADS, EcgRecord, RecordError
 
 
@@ -44,6 +45,14 @@ def test_fault_flags_map_to_config():
     assert config.problems() == []
 
 
+def test_hil_fault_flags_map_to_config():
+    config = emulate.fault_config(parse("--slip-bytes", "0.05", "--clock-hz", "498", "--stuck-lead-off", "v3",
+                                        "--announce-map", "II,I,V1,V2,V3,V4,V5,V6", "--silent-after", "10"))
+    assert (config.slip_prob, config.clock_hz, config.stuck_lead_off) == (0.05, 498.0, ("V3",))
+    assert config.announced_map == ("II", "I", "V1", "V2", "V3", "V4", "V5", "V6") and config.silent_after_s == 10.0
+    assert config.problems() == []
+
+
 def test_unreadable_record_and_bad_flags_exit_1(tmp_path, capsys):
     args = parse("--lead-off", "XX")
     args.record = str(tmp_path / "missing.hea")
@@ -53,8 +62,6 @@ def test_unreadable_record_and_bad_flags_exit_1(tmp_path, capsys):
 
 @pytest.mark.shared
 def test_ptbdb_1000_hz_record_is_resampled_for_replay():
-    from edge_runtime.formats import read_record
-
     record = read_record(shared_path("ptbdb", "s0010_re.hea"))
     leads = emulate.independent_leads_mv(record)
     assert leads.shape == (8, round(record.n_samples * 500 / record.fs))

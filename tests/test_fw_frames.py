@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO_ROOT
+from edge_runtime.record import INDEPENDENT_LEADS
 from firmware_bridge.crc import crc32, crc32_reference
 from firmware_bridge.frames import (
     CHANNEL_LEADS, CODE_MAX, CODE_MIN, ELECTRODES, MAX_SAMPLES_PER_FRAME, DeviceInfo, FrameError, FrameType,
@@ -97,8 +98,6 @@ def test_frame_sizes_and_minimum_baud_stated_in_protocol_doc():
 
 
 def test_channel_leads_are_the_edge_runtimes_independent_leads():
-    from edge_runtime.record import INDEPENDENT_LEADS
-
     assert CHANNEL_LEADS == INDEPENDENT_LEADS
 
 

@@ -10,21 +10,21 @@ dropped-frames test injects its own losses).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, shared_path
+from conftest import make_runtime_bundle, run_runtime, shared_path
 from edge_runtime.assets import CINC_LVH_RECORD
+from edge_runtime.config import ClinicConfig
+from edge_runtime.formats import read_record
 from edge_runtime.record import PatientContext
 from edge_runtime.runtime.emulator_process import EmulatorProcess, device_channels
-from test_runtime_bundle import make_runtime_bundle
+from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
+from edge_runtime.runtime.session import RuntimeSession
+from edge_runtime.runtime.sources import SerialSource
+from edge_runtime.runtime.store import ResultStore
 
 pytestmark = pytest.mark.slow
-PATIENT = ["--age", "77", "--sex", "F", "--height", "160", "--weight", "70", "--id", "HIL-1"]
 SPEED = 10.0
 BACKLOG = ("--backlog-bytes", str(4 << 20))
 
@@ -34,28 +34,13 @@ def bundle_dir(tmp_path_factory):
     return make_runtime_bundle(tmp_path_factory.mktemp("hil_bundle"))
 
 
-def run_runtime(port: str, bundle, db, *options: str, timeout: float = 120.0) -> dict:
-    command = [sys.executable, "-m", "elvmass", "run", "--port", port, "--bundle", str(bundle), "--precision", "fp32",
-               "--db", str(db), "--json", "--quiet", *PATIENT, *options]
-    out = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT, timeout=timeout)
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
 @pytest.fixture(scope="module")
 def analyzer(bundle_dir):
-    from edge_runtime.config import ClinicConfig
-    from edge_runtime.runtime.pipeline import Analyzer
-
     return Analyzer(ClinicConfig(), bundle_path=bundle_dir, backend="onnxruntime", precision="fp32")
 
 
 def run_session(port: str, analyzer, db, max_estimates: int | None = None, max_windows: int | None = None) -> dict:
     """The runtime loop in this process (the emulator is the separate process), as `elvmass run` runs it."""
-    from edge_runtime.runtime.session import RuntimeSession
-    from edge_runtime.runtime.sources import SerialSource
-    from edge_runtime.runtime.store import ResultStore
-
     with ResultStore(db) as store:
         session = RuntimeSession(analyzer, PatientContext(77.0, "F", 160.0, 70.0, "HIL-1"), store,
                                  max_estimates=max_estimates, max_windows=max_windows, duration_s=90.0)
@@ -67,10 +52,6 @@ def flag_names(report: dict) -> set[str]:
 
 
 def offline_lvm(bundle) -> dict:
-    from edge_runtime.config import ClinicConfig
-    from edge_runtime.formats import read_record
-    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
-
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle, backend="onnxruntime", precision="fp32")
     best, _ = analyze_file_record(analyzer, read_record(CINC_LVH_RECORD), PatientContext(77.0, "F", 160.0, 70.0))
     return best.report
@@ -86,7 +67,6 @@ def test_clean_replay_gives_one_estimate_equal_to_offline_analysis(bundle_dir, t
     # 24-bit ADC codes (47.7 nV) are the only difference between the stream and the file.
     assert streamed["lvm_g"] == pytest.approx(offline["lvm_g"], abs=0.1)
     assert streamed["n_beats"] == offline["n_beats"] and streamed["lvh"] == offline["lvh"]
-    from edge_runtime.runtime.store import ResultStore
 
     with ResultStore(tmp_path / "r.sqlite") as store:
         rows = store.results()
@@ -112,29 +92,34 @@ def test_signal_fault_gives_flagged_no_estimate_then_recovery(analyzer, tmp_path
     assert summary["results"][2]["lvm_g"] == pytest.approx(summary["results"][0]["lvm_g"], abs=0.1)
 
 
-def _contiguous_in_loop(window_lead: np.ndarray, record_lead: np.ndarray) -> bool:
-    """The stored window is one unbroken stretch of the looped record (no splice across a gap)."""
+def _contiguous_in_loop(window_lead: np.ndarray, record_lead: np.ndarray, spans=()) -> bool:
+    """The stored window is one unbroken stretch of the looped record (no splice across a gap): every
+    measured sample sits where it belongs; the bridged short gaps (``spans``, interpolated) are skipped."""
     looped = np.concatenate([record_lead, record_lead, record_lead])
     n = window_lead.size
+    measured = np.ones(n, dtype=bool)
+    for start, stop in spans:
+        measured[start:stop] = False
+    first = int(np.argmax(measured))
     for offset in range(record_lead.size):
-        if abs(looped[offset] - window_lead[0]) < 0.002 and np.max(np.abs(looped[offset:offset + n] - window_lead)) < 0.002:
+        if abs(looped[offset + first] - window_lead[first]) < 0.002 and np.max(
+                np.abs(looped[offset:offset + n] - window_lead)[measured]) < 0.002:
             return True
     return False
 
 
 def test_dropped_and_corrupted_frames_never_splice_a_window_and_recover(analyzer, tmp_path):
-    from edge_runtime.runtime.store import ResultStore
-
     with EmulatorProcess(CINC_LVH_RECORD, *BACKLOG, "--fault-from", "10", "--fault-to", "13", "--drop-frame-prob", "0.05",
                          "--bit-error-rate", "1e-4", "--garbage-bursts-per-s", "20", speed=SPEED, loop=True) as port:
         summary = run_session(port, analyzer, tmp_path / "r.sqlite", max_estimates=2)
     events = [event["name"] for event in summary["events"]]
-    assert "dropped_frames" in events
-    assert summary["n_estimates"] == 2  # one before the fault, one after it
+    assert {"dropped_frames", "gap_bridged"} & set(events)
+    assert summary["n_estimates"] == 2
     signals, _ = device_channels(CINC_LVH_RECORD)
     with ResultStore(tmp_path / "r.sqlite") as store:
         for row in store.results():
-            assert _contiguous_in_loop(store.window(row["id"]).signals_mv[1], signals[1])
+            spans = store.report(row["id"]).get("gap_spans", [])
+            assert _contiguous_in_loop(store.window(row["id"]).signals_mv[1], signals[1], spans)
 
 
 def test_unplug_replug_reconnects_and_recovers(analyzer, tmp_path):

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_runtime.inference import InferenceError, impute, load_predictor
+from conftest import BEAT_LENGTH, IMPUTATION, PREPROCESSING, linear_onnx, make_bundle
+from edge_runtime.contract import impute
+from edge_runtime.inference import InferenceError, load_predictor
 from edge_runtime.model_bundle import BundleError, load_bundle
-from test_bundle import BEAT_LENGTH, IMPUTATION, PREPROCESSING, linear_onnx, make_bundle
 
 
 def expected_lvm(weights, beats, demographics, parameters):
@@ -54,13 +55,18 @@ def test_missing_values_are_imputed_with_the_manifest_medians(tmp_path):
                                p.predict(beats, filled_demo, filled_params), rtol=1e-6)
 
 
-def test_impute_leaves_sex_unknown_and_refuses_infinity():
+def test_impute_leaves_sex_unknown_and_refuses_infinity(tmp_path):
     values = np.array([[np.nan, np.nan, 170.0, 70.0]], dtype=np.float32)
-    out = impute(values, ("age_years", "sex", "height_cm", "weight_kg"), IMPUTATION)
-    assert out[0, 0] == IMPUTATION["age_years"] and np.isnan(out[0, 1])
-    assert np.isnan(values[0, 0])  # input untouched
-    with pytest.raises(InferenceError, match="infinite"):
-        impute(np.array([[np.inf, 1, 170, 70]], dtype=np.float32), ("age_years", "sex", "height_cm", "weight_kg"), IMPUTATION)
+    params = np.array([[np.nan, 10.0, 20.0, 30.0]], dtype=np.float32)
+    out, out_params = impute(values, params, IMPUTATION)
+    assert out[0, 0] == IMPUTATION["age_years"] and np.isnan(out[0, 1]) and out_params[0, 0] == IMPUTATION["qrs_ms"]
+    assert np.isnan(values[0, 0]) and np.isnan(params[0, 0])  # inputs untouched
+    with pytest.raises(ValueError, match="infinite"):
+        impute(np.array([[np.inf, 1, 170, 70]], dtype=np.float32), params, IMPUTATION)
+    beats, demographics, parameters = inputs(n=1)
+    demographics[0, 0] = np.inf
+    with pytest.raises(InferenceError, match="infinite value among age_years"):
+        predictor(tmp_path).predict(beats, demographics, parameters)
 
 
 def test_unknown_sex_gives_an_error_not_a_guess(tmp_path):

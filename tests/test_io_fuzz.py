@@ -7,7 +7,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from edge_runtime.assets import PHILIPS_XML_RECORD
 from edge_runtime.formats import read_record
+from edge_runtime.formats.dicom_ecg import read_dicom_ecg, write_dicom_ecg
+from edge_runtime.formats.philips_xml import read_philips_xml
 from edge_runtime.formats.hl7_aecg import read_hl7_aecg, write_hl7_aecg
 from edge_runtime.formats.labels import read_label_table
 from edge_runtime.formats.muse_xml import read_muse_xml, write_muse_xml
@@ -45,7 +48,18 @@ def templates(work):
         "csv": write_csv(record, work / "t.csv").read_bytes(),
         "npz": write_npz(record, work / "t.npz").read_bytes(),
         "hea": (work / "t.hea").read_bytes(),
+        "philips": PHILIPS_XML_RECORD.read_bytes(),
     })
+
+
+@pytest.fixture(scope="module")
+def dicom_template(work):
+    pytest.importorskip("pydicom", reason="the dicom extra (pydicom) is part of dev")
+
+    rng = np.random.default_rng(2)
+    record = EcgRecord((rng.standard_normal((12, 40)) * 0.5).astype(np.float32), 500.0, STANDARD_LEADS,
+                       patient=PatientContext(60.0, "F", 165.0, 70.0))
+    return write_dicom_ecg(record, work / "template.dcm").read_bytes()
 
 
 def _mutate(data: bytes, edits: list[tuple[int, int, bytes]]) -> bytes:
@@ -96,6 +110,25 @@ def test_mutated_hl7(work, templates, changes):
 
 
 @FUZZ
+@given(changes=st.one_of(edits, token_edits))
+def test_mutated_philips(work, templates, changes):
+    _only_record_errors(read_philips_xml, work / "p.xml", _mutate(templates["philips"], changes))
+
+
+# Bytes that land on DICOM lengths, VRs and counts: huge lengths, wrong VR letters, truncation.
+dicom_tokens = st.sampled_from([b"\xff\xff\xff\xff", b"\x00\x00\x00\x00", b"UL", b"US", b"DS", b"OB", b"SQ", b"UN",
+                                b"\xfe\xff\x00\xe0", b"\xfe\xff\xdd\xe0", b"1e308", b"nan", b"-1", b"uV", b"MB"])
+dicom_edits = st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 8), dicom_tokens), min_size=1, max_size=6)
+
+
+@FUZZ
+@given(changes=st.one_of(edits, dicom_edits), truncate=st.integers(0, 2000))
+def test_mutated_dicom(work, dicom_template, changes, truncate):
+    data = _mutate(dicom_template, changes)
+    _only_record_errors(read_dicom_ecg, work / "d.dcm", data[: len(data) - truncate] if truncate else data)
+
+
+@FUZZ
 @given(changes=edits)
 def test_mutated_csv(work, templates, changes):
     _only_record_errors(read_csv, work / "c.csv", _mutate(templates["csv"], changes))
@@ -108,7 +141,7 @@ def test_mutated_npz(work, templates, changes):
 
 
 @FUZZ
-@given(data=st.binary(max_size=300), suffix=st.sampled_from([".npy", ".xml", ".csv", ".npz"]))
+@given(data=st.binary(max_size=300), suffix=st.sampled_from([".npy", ".xml", ".csv", ".npz", ".dcm"]))
 def test_random_bytes_any_format(work, data, suffix):
     # read_record dispatches on the suffix; .xml also runs the sniffer.
     _only_record_errors(read_record, work / f"r{suffix}", data, fs=500.0, lead_names=["I", "II"])
@@ -151,11 +184,18 @@ def test_random_label_tables(work, text):
         pass
 
 
+def test_unmutated_dicom_template_reads(work, dicom_template):
+    (work / "d.dcm").write_bytes(dicom_template)
+    assert read_dicom_ecg(work / "d.dcm").signals_mv.shape == (12, 40)
+
+
 def test_unmutated_templates_read(work, templates):
     # The fuzz tests start from files that do read: mutations then probe every layer of the parser.
     for reader, name, key in [(read_muse_xml, "m.xml", "muse"), (read_hl7_aecg, "h.xml", "hl7"),
                               (read_csv, "c.csv", "csv"), (read_npy, "n.npz", "npz")]:
         (work / name).write_bytes(templates[key])
         assert reader(work / name).signals_mv.shape[1] == 40
+    (work / "p.xml").write_bytes(templates["philips"])
+    assert read_philips_xml(work / "p.xml").n_samples == 5264
     (work / "t.hea").write_bytes(templates["hea"])
     assert read_wfdb(work / "t.hea", backend="native").patient.age_years == 60

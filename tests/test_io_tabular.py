@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_runtime.formats import read_record
+from edge_runtime.assets import PTBXL_RECORD
+from edge_runtime.formats import limits, read_record
 from edge_runtime.formats.tabular import read_csv, read_npy, write_csv, write_npz
+from edge_runtime.formats.wfdb_reader import read_wfdb
 from edge_runtime.record import STANDARD_LEADS, EcgRecord, RecordError
 
 
@@ -105,10 +107,6 @@ def test_npy_refuses_pickles_and_npz_needs_its_arrays(tmp_path):
 
 
 def test_size_cap_applies_to_every_reader(tmp_path, small_record, monkeypatch):
-    from edge_runtime.assets import PTBXL_RECORD
-    from edge_runtime.formats import limits
-    from edge_runtime.formats.wfdb_reader import read_wfdb
-
     csv_path = write_csv(small_record, tmp_path / "ecg.csv")
     npz_path = write_npz(small_record, tmp_path / "ecg.npz")
     monkeypatch.setattr(limits, "MAX_FILE_BYTES", 1000)

@@ -8,7 +8,7 @@ import pytest
 from edge_runtime.assets import CINC_LVH_RECORD, LUDB_ANNOTATED_RECORD, PTBXL_RECORD
 from edge_runtime.formats import read_record
 from edge_runtime.preprocess import BeatAnalysis, PreprocessConfig, analyze_leads, analyze_record, analyze_window
-from edge_runtime.record import STANDARD_LEADS
+from edge_runtime.record import STANDARD_LEADS, derive_limb_leads
 from edge_runtime.resample import resample_signals
 from edge_runtime.signal_core.filters import StreamingConditioner
 
@@ -128,7 +128,6 @@ def test_standard_leads_order_is_the_contract():
 @pytest.mark.parametrize("angle", [-60.0, 0.0, 45.0, 90.0, 150.0])
 def test_axes_follow_a_known_frontal_dipole(angle):
     # One waveform projected onto a known frontal direction: P, QRS and T axes all equal it.
-    from edge_runtime.record import derive_limb_leads
 
     waveform = read_record(PTBXL_RECORD).to_standard_12().lead("II").astype(np.float64)
     lead_i = waveform * np.cos(np.radians(angle))

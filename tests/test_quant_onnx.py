@@ -1,8 +1,9 @@
-"""INT8 ONNX on a small eLVMass-Net: BatchNorm folding, name compaction, static QDQ, scoring."""
+"""INT8 ONNX on a small eLVMass-Net: the folded export, name compaction, static QDQ, scoring."""
 
 from __future__ import annotations
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) builds the test model")
@@ -10,27 +11,15 @@ onnx = pytest.importorskip("onnx", reason="the train extra (onnx) is needed for 
 
 from edge_runtime.assets import CINC_LVH_RECORD, LUDB_ANNOTATED_RECORD, PTBXL_RECORD  # noqa: E402
 from quantization import onnx_int8, verify  # noqa: E402
+from conftest import IMPUTATION  # noqa: E402
+from conftest import contract_inputs as inputs  # noqa: E402
 from quantization.calibration_data import lvm_range_rows, real_record_inputs  # noqa: E402
-
-IMPUTATION = {"age_years": 60.0, "height_cm": 170.0, "weight_kg": 75.0,
-              "qrs_ms": 95.0, "p_axis": 50.0, "r_axis": 40.0, "t_axis": 45.0}
-
-
-def inputs(n: int, seed: int):
-    rng = np.random.default_rng(seed)
-    t = np.linspace(-0.3, 0.5, 400)
-    qrs = np.exp(-(t / 0.02) ** 2)  # a QRS-like spike at the R index, per-lead amplitude
-    beats = (rng.uniform(-1.5, 2.0, (n, 12, 1)) * qrs + rng.normal(0, 0.05, (n, 12, 400))).astype(np.float32)
-    demo = np.column_stack([rng.uniform(25, 85, n), rng.integers(0, 2, n), rng.uniform(150, 195, n),
-                            rng.uniform(45, 110, n)]).astype(np.float32)
-    params = np.column_stack([rng.uniform(70, 130, n), rng.uniform(-30, 90, n), rng.uniform(-60, 100, n),
-                              rng.uniform(-30, 90, n)]).astype(np.float32)
-    return beats, demo, params
 
 
 @pytest.fixture(scope="module")
 def model_and_onnx(tmp_path_factory):
-    from training.model import ElvMassNet, ModelConfig
+    from training.export import export_onnx  # lazy: heavy (torch)
+    from training.model import ElvMassNet, ModelConfig  # lazy: heavy (torch)
 
     torch.manual_seed(0)
     model = ElvMassNet(ModelConfig(channels=8, levels=2, embed=8, hidden=16)).eval()
@@ -42,17 +31,11 @@ def model_and_onnx(tmp_path_factory):
                 module.running_mean.uniform_(-0.3, 0.3)
                 module.running_var.uniform_(0.5, 2.0)
                 module.weight.uniform_(0.5, 1.5)
-    path = tmp_path_factory.mktemp("onnx") / "fp32.onnx"
-    example = tuple(torch.from_numpy(x[:2]) for x in (beats, demo, params))
-    torch.onnx.export(model, example, str(path), input_names=["beat", "demographics", "parameters"],
-                      output_names=["lvm_g"], opset_version=17, dynamo=False,
-                      dynamic_axes={k: {0: "batch"} for k in ("beat", "demographics", "parameters", "lvm_g")})
+    path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "fp32.onnx", 400)  # BatchNorm folded, as every export
     return model, path
 
 
 def run_onnx(path, beats, demo, params):
-    import onnxruntime as ort
-
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return session.run(["lvm_g"], {"beat": beats, "demographics": demo, "parameters": params})[0].ravel()
 
@@ -61,16 +44,13 @@ def op_types(path) -> list[str]:
     return [node.op_type for node in onnx.load(str(path)).graph.node]
 
 
-def test_batchnorm_folds_across_the_chomp_slice_without_changing_outputs(model_and_onnx, tmp_path):
-    _, fp32 = model_and_onnx
-    folded = tmp_path / "folded.onnx"
-    folded.write_bytes(fp32.read_bytes())
-    n_before = op_types(folded).count("BatchNormalization")
-    assert n_before >= 4
-    assert onnx_int8.fold_batchnorm(folded) >= n_before - 2  # the stem's BN directly after Conv too
-    assert op_types(folded).count("BatchNormalization") <= 2
+def test_export_folds_batchnorm_across_the_chomp_slice_without_changing_outputs(model_and_onnx):
+    model, fp32 = model_and_onnx
+    assert "BatchNormalization" not in op_types(fp32)  # training.model.fold_batchnorm, the only fold
     beats, demo, params = inputs(16, seed=1)
-    np.testing.assert_allclose(run_onnx(folded, beats, demo, params), run_onnx(fp32, beats, demo, params), atol=1e-3)
+    with torch.no_grad():  # the torch model keeps its (non-trivial) BatchNorm layers
+        reference = model(*(torch.from_numpy(x) for x in (beats, demo, params))).numpy().ravel()
+    np.testing.assert_allclose(run_onnx(fp32, beats, demo, params), reference, atol=1e-3)
 
 
 def test_compact_names_keeps_interface_and_numbers_and_shrinks_the_file(model_and_onnx, tmp_path):

@@ -1,4 +1,4 @@
-"""Reading an exported run for ``elvmass quantize``: clear errors, provenance, the command's refusals."""
+"""Reading an exported run for ``elvmass quantize``: the typed export spec, clear errors, the command's refusals."""
 
 from __future__ import annotations
 
@@ -6,18 +6,17 @@ import json
 
 import pytest
 
+from conftest import export_spec
 from elvmass.cli import main
 from quantization.run_export import RunExportError, read_run_export
 
 
-def write_run(tmp_path, export: dict, files=("model.onnx",), config: dict | None = None):
+def write_run(tmp_path, export: dict, files=("model.onnx",)):
     run = tmp_path / "run"
     run.mkdir(parents=True)
     (run / "export.json").write_text(json.dumps(export))
     for name in files:
         (run / name).write_bytes(b"onnx")
-    if config is not None:
-        (run / "config.json").write_text(json.dumps(config))
     return run
 
 
@@ -33,31 +32,44 @@ def test_malformed_export_json_is_refused(tmp_path):
         read_run_export(run)
 
 
-def test_run_without_onnx_files_is_refused(tmp_path):
-    with pytest.raises(RunExportError, match="no fp32 ONNX model"):
-        read_run_export(write_run(tmp_path, {"model_files": {"combined": "model.onnx"}}, files=()))
+def test_run_without_its_onnx_files_is_refused(tmp_path):
+    with pytest.raises(RunExportError, match="no fp32 ONNX model at .*model.onnx"):
+        read_run_export(write_run(tmp_path, export_spec().to_dict(), files=()))
 
 
-def test_model_files_labels_and_provenance_from_the_export(tmp_path):
-    export = {"model_files": {"male": "model_male.onnx", "female": "model_female.onnx"},
-              "training_data": "synthetic cohort seed 0, n = 1459", "lead_grouping": "electrical",
-              "features": "ecg+demo+params", "data_hash": "0123456789abcdef"}
-    run = read_run_export(write_run(tmp_path, export, files=("model_male.onnx", "model_female.onnx"),
-                                    config={"labels": "/data/cohort/labels.csv", "train": {"seed": 0}}))
-    assert sorted(run.onnx_files) == ["female", "male"]
+def test_model_files_labels_and_provenance_come_from_the_spec(tmp_path):
+    spec = export_spec(model_files={"male": "model_male.onnx", "female": "model_female.onnx"})
+    run = read_run_export(write_run(tmp_path, spec.to_dict(), files=("model_male.onnx", "model_female.onnx")))
+    assert sorted(run.onnx_files) == ["female", "male"] and run.spec.sex_specific
     assert str(run.labels_path) == "/data/cohort/labels.csv"
-    assert run.model_id == "elvmass-electrical-ecg_demo_params-01234567"
-    assert run.training_description == "synthetic cohort seed 0, n = 1459; not clinically validated"
+    assert run.spec == spec and run.spec.model_id == "elvmass-electrical-ecg_demo_params-01234567"
 
 
-def test_training_description_from_a_dict_keeps_the_disclaimer_once(tmp_path):
-    export = {"training_data": {"description": "synthetic cohort", "seed": 0, "n": 1459}}
-    run = read_run_export(write_run(tmp_path, export))
-    assert run.training_description == "synthetic cohort, seed 0, n = 1459; not clinically validated"
-    export = {"training_data": "site data; not clinically validated"}
-    assert read_run_export(write_run(tmp_path / "b", export)).training_description.count("not clinically") == 1
+@pytest.mark.parametrize("change, field", [
+    (lambda d: d.pop("model_id"), "model_id"),
+    (lambda d: d.update(medians=d.pop("imputation")), "imputation"),  # an old alternative name is not guessed
+    (lambda d: d.update(holdout=[]), "holdout"),
+    (lambda d: d.update(spec_version=0), "spec_version"),
+    (lambda d: d["inputs"]["parameters"].update(features=["p_axis", "qrs_ms", "r_axis", "t_axis"]),
+     "inputs.parameters.features"),
+    (lambda d: d.update(training_data="synthetic cohort"), "training_data"),
+    (lambda d: d.update(model_files={"combined": "model.onnx", "male": "m.onnx"}), "model_files"),
+])
+def test_export_that_breaks_the_spec_is_refused_naming_the_field(tmp_path, change, field):
+    document = export_spec().to_dict()
+    change(document)
+    with pytest.raises(RunExportError, match=f"field '{field}'"):
+        read_run_export(write_run(tmp_path, document))
 
 
 def test_quantize_command_reports_a_missing_run_cleanly(tmp_path, capsys):
     assert main(["quantize", str(tmp_path / "nowhere"), "--out", str(tmp_path / "bundle")]) == 2
     assert "export.json not found" in capsys.readouterr().err
+
+
+def test_quantize_command_reports_a_broken_export_cleanly(tmp_path, capsys):
+    document = export_spec().to_dict()
+    document["inputs"]["demographics"]["features"] = ["sex", "age_years", "height_cm", "weight_kg"]
+    run = write_run(tmp_path, document)
+    assert main(["quantize", str(run), "--out", str(tmp_path / "bundle")]) == 2
+    assert "field 'inputs.demographics.features'" in capsys.readouterr().err

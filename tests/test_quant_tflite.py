@@ -16,17 +16,17 @@ pytest.importorskip("litert_torch", reason="TFLite conversion needs the quant ex
 pytest.importorskip("ai_edge_quantizer", reason="TFLite INT8 needs the quant extra: pip install 'elvmass[quant]'")
 torch = pytest.importorskip("torch")
 
+from conftest import contract_inputs as inputs  # noqa: E402
 from edge_runtime.inference import LiteRTBackend  # noqa: E402
 from edge_runtime.model_bundle import ModelFile  # noqa: E402
 from quantization import tflite  # noqa: E402
-from test_quant_onnx import inputs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    from training.model import ElvMassNet, ModelConfig
+    from training.model import ElvMassNet, ModelConfig  # lazy: heavy
 
     torch.manual_seed(0)
     model = ElvMassNet(ModelConfig(channels=8, levels=2, embed=8, hidden=16)).eval()
@@ -47,7 +47,7 @@ def predict(path: Path, beats, demo, params) -> np.ndarray:
 def test_fp32_tflite_matches_torch_and_keeps_channel_first_input(converted):
     model, fp32, _, names = converted
     assert list(names) == ["beat", "demographics", "parameters"]
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # lazy: heavy
 
     shapes = {d["name"]: tuple(d["shape"]) for d in Interpreter(model_path=str(fp32)).get_input_details()}
     assert shapes[names["beat"]] == (1, 12, 400)
@@ -59,7 +59,7 @@ def test_fp32_tflite_matches_torch_and_keeps_channel_first_input(converted):
 
 def test_int8_tflite_is_integer_smaller_and_close_to_fp32(converted):
     _, fp32, int8, _ = converted
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter  # lazy: heavy
 
     details = Interpreter(model_path=str(int8)).get_input_details()
     assert all(np.dtype(d["dtype"]) == np.int8 for d in details)

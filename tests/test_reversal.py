@@ -76,7 +76,7 @@ def test_bundled_records_as_recorded_are_not_flagged(bundled):
 @pytest.mark.shared
 def test_reversal_detection_on_the_report_half(shared_data):
     windows = load_windows(record_paths(shared_data))
-    assert len(windows) == 51
+    assert len(windows) == 54
     tuning, report = split(windows)
     # the constants were fitted on the tuning half (bench-reversal prints the refit)
     fit_i, fit_ii = fit_precordial_regression(analyze_window, tuning)

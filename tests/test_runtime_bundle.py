@@ -1,78 +1,28 @@
 """The runtime with a real bundle and backend: a transparent ONNX model through load_bundle/load_predictor.
 
-``make_runtime_bundle`` is shared by the runtime and HIL tests: LV mass grows with the summed QRS
-amplitude of the 12 leads and with weight, so real waveforms give plausible, checkable numbers.
+``make_runtime_bundle`` (conftest, shared with the CLI and HIL tests): LV mass grows with the summed
+QRS amplitude of the 12 leads and with weight, so real waveforms give plausible, checkable numbers.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import make_runtime_bundle
 from edge_runtime.assets import CINC_LVH_RECORD, PTBXL_RECORD
+from edge_runtime.bundle_spec import IntervalCalibration
 from edge_runtime.config import ClinicConfig
+from edge_runtime.formats import read_record
+from edge_runtime.inference import available_backends
+from edge_runtime.model_bundle import DEMO_BUNDLE_DIR, load_bundle, read_manifest
 from edge_runtime.record import PatientContext
-
-IMPUTATION = {"age_years": 60.0, "height_cm": 170.0, "weight_kg": 75.0,
-              "qrs_ms": 95.0, "p_axis": 50.0, "r_axis": 40.0, "t_axis": 45.0}
-CALIBRATION = {"method": "split-conformal", "coverage": 0.9, "lvm_halfwidth_g": 31.5, "n_calibration": 400,
-               "data": "unit-test constant"}
-
-
-def amplitude_onnx(path: Path, beat_length: int) -> Path:
-    """lvm_g = 40 + 6 * sum over leads of peak-to-peak(beat) + 0.8 * weight + 20 * sex."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    constants = {
-        "axes2": np.array([2], dtype=np.int64), "axes1": np.array([1], dtype=np.int64),
-        "k_amp": np.array([[6.0]], dtype=np.float32),
-        "w_demo": np.array([[0.0], [20.0], [0.0], [0.8]], dtype=np.float32),
-        "bias": np.array([[40.0]], dtype=np.float32),
-    }
-    nodes = [
-        helper.make_node("ReduceMax", ["beat", "axes2"], ["beat_max"], keepdims=0),
-        helper.make_node("ReduceMin", ["beat", "axes2"], ["beat_min"], keepdims=0),
-        helper.make_node("Sub", ["beat_max", "beat_min"], ["ptp"]),
-        helper.make_node("ReduceSum", ["ptp", "axes1"], ["ptp_sum"], keepdims=1),
-        helper.make_node("Mul", ["ptp_sum", "k_amp"], ["from_beat"]),
-        helper.make_node("MatMul", ["demographics", "w_demo"], ["from_demo"]),
-        helper.make_node("Sum", ["from_beat", "from_demo", "bias"], ["lvm_g"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "amplitude_lvm",
-        [helper.make_tensor_value_info("beat", TensorProto.FLOAT, ["batch", 12, beat_length]),
-         helper.make_tensor_value_info("demographics", TensorProto.FLOAT, ["batch", 4]),
-         helper.make_tensor_value_info("parameters", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("lvm_g", TensorProto.FLOAT, ["batch", 1])],
-        [numpy_helper.from_array(value, name) for name, value in constants.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
-
-
-def make_runtime_bundle(folder: Path, calibration: dict | None = CALIBRATION) -> Path:
-    """A verified bundle (fp32 and "int8" = same file) with the interval calibration field."""
-    pytest.importorskip("onnx")
-    from edge_runtime.preprocess import PreprocessConfig
-    from quantization.bundle import BundleModel, write_bundle
-
-    config = PreprocessConfig()
-    source = amplitude_onnx(folder / "amplitude.onnx", config.beat_length)
-    models = [BundleModel(source=source, file=f"combined_{p}.onnx", format="onnx", precision=p) for p in ("fp32", "int8")]
-    out = folder / "bundle"
-    write_bundle(out, models, model_id="runtime-test-amplitude", training_data="unit-test formula; not clinically validated",
-                 preprocessing=config.to_dict(), imputation=IMPUTATION, beat_length=config.beat_length,
-                 metrics={"cv_mae_g": 15.0}, extra=None if calibration is None else {"calibration": calibration},
-                 overwrite=True)
-    return out
+from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record, interval_from_manifest
+from evaluation.interval_check import interval_check
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +31,6 @@ def bundle_dir(tmp_path_factory) -> Path:
 
 
 def test_analyzer_loads_bundle_and_reports_calibrated_interval(bundle_dir):
-    from edge_runtime.formats import read_record
-    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
-
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, backend="onnxruntime", precision="fp32")
     record = read_record(PTBXL_RECORD)
     best, windows = analyze_file_record(analyzer, record, record.patient)
@@ -103,19 +50,17 @@ def test_analyzer_loads_bundle_and_reports_calibrated_interval(bundle_dir):
     assert report["lvh"] is (report["lvm_index_g_m2"] > 72)
 
 
-def test_interval_falls_back_to_mae_and_says_so(tmp_path):
-    from edge_runtime.runtime.pipeline import interval_from_manifest
-
-    halfwidth, coverage, how = interval_from_manifest({"metrics": {"cv_mae_g": 10.0}})
-    assert halfwidth == pytest.approx(20.62, abs=0.01) and coverage == 0.9 and how.startswith("approximate")
-    assert interval_from_manifest({"calibration": {"lvm_halfwidth_g": 12.0, "coverage": 0.8}})[:2] == (12.0, 0.8)
-    assert interval_from_manifest({}) == (None, None, "none")
+def test_interval_falls_back_to_mae_and_says_so(bundle_dir):
+    manifest = read_manifest(bundle_dir)
+    assert interval_from_manifest(manifest) == (31.5, 0.9, "split-conformal")
+    halfwidth, coverage, how = interval_from_manifest(dataclasses.replace(manifest, calibration=None))
+    assert halfwidth == pytest.approx(2.06 * 15.0, abs=0.05) and coverage == 0.9 and how.startswith("approximate")
+    other = IntervalCalibration("split-conformal", 0.8, 12.0, 100, "unit test")
+    assert interval_from_manifest(dataclasses.replace(manifest, calibration=other))[:2] == (12.0, 0.8)
+    assert interval_from_manifest(dataclasses.replace(manifest, calibration=None, metrics={})) == (None, None, "none")
 
 
 def test_missing_sex_gives_named_no_estimate(bundle_dir):
-    from edge_runtime.formats import read_record
-    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
-
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, backend="onnxruntime", precision="fp32")
     record = read_record(PTBXL_RECORD)
     best, _ = analyze_file_record(analyzer, record, PatientContext(age_years=28.0))
@@ -124,11 +69,6 @@ def test_missing_sex_gives_named_no_estimate(bundle_dir):
 
 
 def test_both_backends_see_the_same_beats_and_agree_on_the_demo_bundle():
-    from edge_runtime.inference import available_backends
-    from edge_runtime.formats import read_record
-    from edge_runtime.model_bundle import DEMO_BUNDLE_DIR, load_bundle
-    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
-
     if not (DEMO_BUNDLE_DIR / "manifest.json").exists():
         pytest.skip("the bundled demo model has not been built into edge_runtime/assets/model yet")
     if "litert" not in available_backends():
@@ -150,8 +90,6 @@ def test_both_backends_see_the_same_beats_and_agree_on_the_demo_bundle():
 
 
 def test_windows_the_signal_core_refuses_become_named_no_estimates(bundle_dir):
-    from edge_runtime.runtime.pipeline import Analyzer
-
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, precision="fp32")
     patient = PatientContext(60.0, "M", 180.0, 80.0)
     short = analyzer.analyze_12(np.zeros((12, 100), dtype=np.float32), 500.0, patient)  # 0.2 s < one beat window
@@ -165,10 +103,6 @@ def test_windows_the_signal_core_refuses_become_named_no_estimates(bundle_dir):
 
 
 def test_interval_check_on_a_label_table(bundle_dir, tmp_path):
-    from edge_runtime.formats import read_record
-    from evaluation.interval_check import interval_check
-    from edge_runtime.runtime.pipeline import Analyzer, analyze_file_record
-
     analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, precision="fp32")
     patient = PatientContext(28.0, "M", 177.0, 76.0)
     predicted = analyze_file_record(analyzer, read_record(PTBXL_RECORD), patient)[0].estimate.lvm_g

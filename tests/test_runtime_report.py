@@ -43,7 +43,10 @@ def test_no_estimate_report_has_no_number():
     estimate = Estimate("no_estimate", flags=[Flag("lead_off", "V3 off")])
     report = build_report(estimate, PatientContext(), MODEL, ClinicConfig())
     assert report["lvm_g"] is None and report["lvh"] is None and report["lvm_interval_g"] is None
-    assert "NO ESTIMATE" in summary_lines(report)[0] and "lead_off" in "\n".join(summary_lines(report))
+    text = "\n".join(summary_lines(report))
+    # plain words for the operator (the registry's text), never the code name or the developer reason
+    assert "NO ESTIMATE" in summary_lines(report)[0] and "An electrode is off or loose" in text
+    assert "lead_off" not in text and "V3 off" not in text
 
 
 def test_render_png(tmp_path):

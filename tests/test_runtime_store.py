@@ -14,17 +14,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO_ROOT
+from conftest import STANDARD_LEAD_NAMES as LEADS
+from conftest import store_report as _report
 from edge_runtime.runtime.store import ResultStore, decode_window, encode_window
-
-LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
-
-
-def _report(i: int = 0) -> dict:
-    return {"estimate_status": "ok", "lvm_g": 150.0 + i, "lvm_interval_g": [120.0 + i, 180.0 + i],
-            "lvm_index_g_m2": 80.0, "lvh": True, "n_beats": 9,
-            "flags": [{"name": "imputed_height_cm", "reason": "unknown"}],
-            "model": {"id": "demo", "sha256": "ab" * 32},
-            "patient": {"patient_id": "P1", "age_years": 60.0, "sex": "M", "height_cm": 180.0, "weight_kg": 80.0}}
 
 
 def test_window_codec_is_microvolt_exact():
@@ -63,7 +55,7 @@ WRITER = """
 import sys, numpy as np
 from edge_runtime.runtime.store import ResultStore
 sys.path.insert(0, {tests!r})
-from test_runtime_store import _report, LEADS
+from conftest import STANDARD_LEAD_NAMES as LEADS, store_report as _report
 store = ResultStore(sys.argv[1])
 window = np.zeros((12, 5000), dtype=np.float32)
 i = 0

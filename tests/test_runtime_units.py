@@ -7,13 +7,21 @@ import math
 import numpy as np
 import pytest
 
+from edge_runtime.assets import PTBXL_RECORD
 from edge_runtime.config import ClinicConfig, ConfigError, config_from_dict, load_config
-from edge_runtime.record import PatientContext, STANDARD_LEADS, derive_limb_leads
+from edge_runtime.record import EcgRecord, PatientContext, STANDARD_LEADS, derive_limb_leads
 from edge_runtime.runtime import estimate as est
+from edge_runtime.runtime.display import HeartRateMeter, LiveDisplay
 from edge_runtime.flags import Flag
+from edge_runtime.formats import read_record
 from edge_runtime.runtime.estimate import ModelInfo
 from edge_runtime.runtime.patient import PatientInputError, merge_patient, patient_from_operator
+from edge_runtime.runtime.session import SessionSummary
+from edge_runtime.runtime.sources import SerialSource, channels_from_record
 from edge_runtime.runtime.window import WindowAssembler
+from firmware_bridge.frames import ELECTRODES
+from firmware_bridge.text_mode import TextLineDecoder
+from training.conformal import conformal_halfwidth
 
 
 # --- config -----------------------------------------------------------------------------------
@@ -222,10 +230,6 @@ def test_backend_refusal_becomes_a_named_no_estimate():
 # --- sources and display ----------------------------------------------------------------------
 
 def test_channels_from_a_two_lead_record_report_the_missing_electrodes_off():
-    from edge_runtime.record import EcgRecord
-    from edge_runtime.runtime.sources import channels_from_record
-    from firmware_bridge.frames import ELECTRODES
-
     data = np.random.default_rng(0).normal(0, 0.2, (2, 1000)).astype(np.float32)
     signals, off = channels_from_record(EcgRecord(data, 200.0, ("I", "II")))
     assert signals.shape == (8, 1000) and np.array_equal(signals[:2], data) and not signals[2:].any()
@@ -233,11 +237,6 @@ def test_channels_from_a_two_lead_record_report_the_missing_electrodes_off():
 
 
 def test_heart_rate_meter_and_status_line_on_a_real_record():
-    from edge_runtime.assets import PTBXL_RECORD
-    from edge_runtime.formats import read_record
-    from edge_runtime.runtime.display import HeartRateMeter, LiveDisplay
-    from edge_runtime.runtime.session import SessionSummary
-
     record = read_record(PTBXL_RECORD)
     lead_ii = record.lead("II")
     meter = HeartRateMeter(record.fs)
@@ -254,14 +253,12 @@ def test_heart_rate_meter_and_status_line_on_a_real_record():
     display = LiveDisplay()
     display._meter = meter
     line = display.line(Session())
-    assert "LEAD OFF V3" in line and f"HR {meter.bpm:.0f} bpm" in line and " 5.0/10 s" in line
+    assert "electrode off: V3" in line and f"HR {meter.bpm:.0f} bpm" in line and " 5.0/10 s" in line
 
 
 # --- interval calibration ---------------------------------------------------------------------
 
 def test_conformal_halfwidth_rank_and_coverage():
-    from training.conformal import conformal_halfwidth
-
     residuals = np.arange(1, 20, dtype=float)  # n = 19 -> rank ceil(20 * 0.9) = 18
     assert conformal_halfwidth(residuals, 0.9) == 18.0
     assert conformal_halfwidth(-residuals, 0.5) == 10.0  # absolute values
@@ -274,8 +271,6 @@ def test_conformal_halfwidth_rank_and_coverage():
 
 
 def test_per_sample_lead_off_is_attributed_to_the_window_that_contains_it():
-    from edge_runtime.runtime.window import WindowAssembler
-
     assembler = WindowAssembler(fs=100.0, window_s=1.0)  # 100-sample windows
     lead_off = np.zeros((150, 9), dtype=bool)
     lead_off[120, 4] = True  # V2 off at sample 120: the second window only
@@ -289,8 +284,5 @@ def test_per_sample_lead_off_is_attributed_to_the_window_that_contains_it():
 
 
 def test_serial_source_asks_the_binary_decoder_for_coalesced_blocks():
-    from edge_runtime.runtime.sources import SerialSource
-    from firmware_bridge.text_mode import TextLineDecoder
-
     assert SerialSource("loop://", reconnect=False).transport.decoder.coalesce is True
     assert isinstance(SerialSource("loop://", reconnect=False, text_mode=True).transport.decoder, TextLineDecoder)

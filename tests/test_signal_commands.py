@@ -12,6 +12,7 @@ from conftest import shared_path
 
 from edge_runtime.assets import LUDB_ANNOTATED_RECORD, PTBXL_RECORD, RECORDS_DIR
 from elvmass.cli import main
+from evaluation.scoring import wave_boundaries
 
 
 def beats_json(path: Path, capsys) -> dict:
@@ -31,9 +32,7 @@ def test_beats_json_has_exactly_the_agreed_keys(capsys):
 
 
 def test_beats_r_peaks_are_in_record_time(capsys):
-    import wfdb
-
-    from evaluation.scoring import wave_boundaries
+    import wfdb  # lazy: heavy
 
     out = beats_json(LUDB_ANNOTATED_RECORD, capsys)
     ann = wfdb.rdann(str(LUDB_ANNOTATED_RECORD.with_suffix("")), "ii")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.signal import butter, sosfilt
 from conftest import shared_path
 
 from edge_runtime.assets import PTBXL_RECORD
@@ -44,8 +45,6 @@ def test_saturation_on_clipped_lead(clean):
 
 
 def test_noise_flag_on_muscle_noise(clean):
-    from scipy.signal import butter, sosfilt
-
     rng = np.random.default_rng(0)
     noise = sosfilt(butter(4, [15, 35], "bandpass", fs=500, output="sos"), rng.normal(size=clean.shape))
     analysis = analyze_window(clean + 0.3 * noise / noise.std(), 500.0)

@@ -13,6 +13,7 @@ import pytest
 from edge_runtime.formats import read_record
 from edge_runtime.formats.labels import read_label_table
 from edge_runtime.record import STANDARD_LEADS
+from elvmass.cli import main
 from training.synth.cohort import CohortConfig, generate_cohort, simulate_subject, write_cohort_json
 
 LEAD = {name: i for i, name in enumerate(STANDARD_LEADS)}
@@ -132,8 +133,6 @@ def test_impossible_settings_are_refused_with_a_reason(tmp_path, change, message
 
 
 def test_cli_writes_a_cohort_and_refuses_bad_input(tmp_path, capsys):
-    from elvmass.cli import main
-
     assert main(["synth", "--n", "3", "--seed", "1", "--out", str(tmp_path / "c"), "--quiet", "--no-floor"]) == 0
     assert len(read_label_table(tmp_path / "c" / "labels.csv")) == 3
     printed = capsys.readouterr().out

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import shared_path
+from elvmass.cli import main
 from training.synth.compare import compare_distributions, ks_statistic, real_records
 
 
@@ -42,7 +43,6 @@ def test_real_lvh_labels_are_found():
 def test_synth_compare_command_writes_table_and_png(tmp_path, capsys):
     pytest.importorskip("edge_runtime.preprocess")
     pytest.importorskip("matplotlib")
-    from elvmass.cli import main
 
     real = tmp_path / "real"  # a few real records keep the test fast; the full set is the benchmark
     for database, names in (("cinc2021", ["E07500", "E07505", "JS20000"]), ("ludb/data", ["1", "4"])):

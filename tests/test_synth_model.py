@@ -10,6 +10,7 @@ import pytest
 
 from edge_runtime.record import STANDARD_LEADS, EcgRecord
 from training.synth.cohort import CohortConfig, render_subject, simulate_subject, subject_rng
+from training.synth.features import measure_record
 from training.synth.floor import floor_from_rows, format_floor, paper_folds
 from training.synth.subjects import SubjectModel, draw_subject, lvm_structural_g
 
@@ -32,7 +33,6 @@ def _with(subject: dict, **changes) -> dict:
 
 def _measure(subject: dict, index: int) -> dict:
     pytest.importorskip("edge_runtime.preprocess")  # ECG measurements go through the signal core
-    from training.synth.features import measure_record
 
     s = render_subject(subject, index, CONFIG)
     return measure_record(EcgRecord(s.signals_mv, CONFIG.fs, STANDARD_LEADS))
@@ -139,6 +139,5 @@ def test_ecg_voltages_reduce_the_demographic_residual_but_stay_above_the_floor()
 
 def _measure_signals(signals_mv: np.ndarray, fs: float) -> dict:
     pytest.importorskip("edge_runtime.preprocess")
-    from training.synth.features import measure_record
 
     return measure_record(EcgRecord(signals_mv, fs, STANDARD_LEADS))

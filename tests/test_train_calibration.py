@@ -22,9 +22,9 @@ def test_halfwidth_is_the_conformal_rank_of_absolute_residuals(tmp_path):
     write_predictions(tmp_path / "predictions.csv", residuals)
     calibration = interval_calibration(tmp_path, coverage=0.9)
     rank = math.ceil((19 + 1) * 0.9)  # the 18th smallest |residual|
-    assert calibration["lvm_halfwidth_g"] == pytest.approx(float(rank))
-    assert calibration["n_calibration"] == 19 and calibration["method"] == "split-conformal"
-    assert calibration["coverage"] == 0.9
+    assert calibration.lvm_halfwidth_g == pytest.approx(float(rank))
+    assert calibration.n_calibration == 19 and calibration.method == "split-conformal"
+    assert calibration.coverage == 0.9
 
 
 def test_run_without_predictions_has_no_calibration(tmp_path):

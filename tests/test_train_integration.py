@@ -1,4 +1,8 @@
-"""End-to-end training on a tiny synthetic cohort (n=40, 1 epoch, 2 folds) and on a site's MUSE files."""
+"""End-to-end training on a tiny synthetic cohort (n=40, 1 epoch, 2 folds) and on a site's MUSE files.
+
+The cohort and the trained run are the session fixtures ``tiny_cohort`` / ``trained_run`` of conftest.py
+(tests/test_contract.py takes the same run through export, quantize and the runtime).
+"""
 
 from __future__ import annotations
 
@@ -6,40 +10,25 @@ import csv
 import json
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
 
+from edge_runtime.bundle_spec import EXPORT_SPEC_VERSION, ExportSpec  # noqa: E402
+from edge_runtime.formats import read_record  # noqa: E402
+from edge_runtime.formats.muse_xml import write_muse_xml  # noqa: E402
+from edge_runtime.preprocess import analyze_record  # noqa: E402
+from edge_runtime.runtime.estimate import clean_beats  # noqa: E402
 from elvmass.cli import main  # noqa: E402
+from training.ablation import format_tables, run_ablation, to_json  # noqa: E402
 from training.dataset import build_dataset  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_cohort(tmp_path_factory):
-    from training.synth.cohort import CohortConfig, generate_cohort, write_cohort_json
-
-    out = tmp_path_factory.mktemp("cohort")
-    config = CohortConfig(n=40, seed=3)
-    rows = generate_cohort(out, config, workers=1, progress=False)
-    write_cohort_json(out, config, rows, {})
-    return out
-
-
-@pytest.fixture(scope="module")
-def trained_run(tiny_cohort, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    cache = tmp_path_factory.mktemp("cache")
-    code = main(["train", "--labels", str(tiny_cohort / "labels.csv"), "--out", str(run_dir), "--epochs", "2",
-                 "--folds", "2", "--workers", "1", "--quiet", "--cache-dir", str(cache)])
-    assert code == 0
-    return run_dir, cache
+from training.external import external_validation, fit_recalibration  # noqa: E402
+from training.trainer import TrainedModel, beat_groups, impute, predict  # noqa: E402
 
 
 def test_dataset_comes_from_the_signal_core_and_is_cached(tiny_cohort, tmp_path):
-    from edge_runtime.formats import read_record
-    from edge_runtime.preprocess import analyze_record
-
     ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=tmp_path, progress=False)
     assert ds.beats.shape[1:] == (12, 400) and len(ds) + len(ds.excluded) == 40 and len(ds) >= 30
     assert all(reason for _, reason in ds.excluded)
@@ -77,20 +66,18 @@ def test_training_is_deterministic(tiny_cohort, trained_run, tmp_path):
 
 
 def test_export_parity_and_manifest_constants(trained_run, tmp_path):
-    import onnxruntime as ort
-
     run_dir, cache = trained_run
     assert main(["export", str(run_dir), "--out", str(tmp_path)]) == 0
     document = json.loads((tmp_path / "export.json").read_text())
+    assert document["spec_version"] == EXPORT_SPEC_VERSION and ExportSpec.from_dict(document).model_id.startswith("elvmass-")
     assert document["model_files"] == {"combined": "model.onnx"} and document["opset"] >= 17
     for report in document["parity"].values():
         assert report["max_abs_diff_g_real"] < 1e-3 and report["max_abs_diff_g_synthetic"] < 1e-3
         assert report["n_real_beats"] > 5
     assert set(document["imputation"]) == {"age_years", "height_cm", "weight_kg", "qrs_ms", "p_axis", "r_axis", "t_axis"}
-    assert document["preprocessing"]["beat_post_ms"] == 500.0 and document["beat_length"] == 400
+    assert document["preprocessing"]["beat_post_ms"] == 500.0 and document["inputs"]["beat"]["length"] == 400
     # The ONNX model reproduces the run's own final-model predictions on the cohort's beats.
-    from training.export import load_models
-    from training.trainer import impute, predict
+    from training.export import load_models  # lazy: heavy
 
     config = json.loads((run_dir / "config.json").read_text())
     ds = build_dataset(config["labels"], cache_dir=cache, progress=False)
@@ -119,13 +106,10 @@ def test_sex_specific_run_exports_two_models(tiny_cohort, trained_run, tmp_path)
     assert main(["export", str(tmp_path)]) == 0
     document = json.loads((tmp_path / "export.json").read_text())
     assert document["model_files"] == {"male": "model_male.onnx", "female": "model_female.onnx"}
-    assert document["sex_specific"] is True
+    assert ExportSpec.from_dict(document).sex_specific is True
 
 
 def test_label_table_pointing_at_site_muse_files(tiny_cohort, tmp_path):
-    from edge_runtime.formats import read_record
-    from edge_runtime.formats.muse_xml import write_muse_xml
-
     site = tmp_path / "site"
     (site / "ecg").mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -154,7 +138,7 @@ def test_missing_record_is_a_clear_error(tmp_path, capsys):
 
 
 def test_tabular_baselines_and_voltage_criteria(tiny_cohort, trained_run):
-    from training.baselines import qrs_amplitudes, run_baselines, voltage_criteria
+    from training.baselines import qrs_amplitudes, run_baselines, voltage_criteria  # lazy: heavy
 
     _, cache = trained_run
     ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=cache, progress=False)
@@ -174,8 +158,6 @@ def test_tabular_baselines_and_voltage_criteria(tiny_cohort, trained_run):
 
 @pytest.mark.slow
 def test_ablation_tables_and_paired_tests(tiny_cohort, trained_run):
-    from training.ablation import format_tables, run_ablation, to_json
-
     _, cache = trained_run
     ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=cache, include_full=True, progress=False)
     result = run_ablation(ds, tables=("sex", "baselines"), epochs=1, cnn_epochs=1, n_folds=2, workers=1, progress=False)
@@ -190,9 +172,7 @@ def test_ablation_tables_and_paired_tests(tiny_cohort, trained_run):
 
 
 def test_external_validation_recalibrates_on_a_subset_only(tiny_cohort, trained_run):
-    from training.export import load_models
-    from training.external import external_validation, fit_recalibration
-    from training.trainer import TrainedModel
+    from training.export import load_models  # lazy: heavy
 
     assert fit_recalibration(np.array([1.0, 2, 3]), np.array([12.0, 14, 16])) == pytest.approx((10.0, 2.0))
     run_dir, cache = trained_run
@@ -206,11 +186,6 @@ def test_external_validation_recalibrates_on_a_subset_only(tiny_cohort, trained_
 
 
 def test_clean_beats_follow_their_subjects(tiny_cohort, trained_run):
-    from edge_runtime.formats import read_record
-    from edge_runtime.preprocess import analyze_record
-    from edge_runtime.runtime.estimate import clean_beats
-    from training.trainer import beat_groups
-
     _, cache = trained_run
     ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=cache, progress=False)
     starts, counts = beat_groups(ds)

@@ -8,6 +8,8 @@ import pytest
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)  # 2 threads on a shared 2-core machine spin-wait and run ~10x slower
 
+import edge_runtime  # noqa: E402
+from training.dataset import signal_core_version  # noqa: E402
 from training.folds import paper_folds, validation_split  # noqa: E402
 from training.metrics import LvhThresholds, c_statistic, lvh_score, paired_fold_test, score_fold, summarize_folds  # noqa: E402
 from training.model import LEAD_GROUPS, ElvMassNet, ModelConfig, count_parameters  # noqa: E402
@@ -150,11 +152,11 @@ def test_imputation_uses_training_medians_never_sex():
 
 def test_onnx_export_parity_and_dynamic_batch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from training.export import export_onnx, parity
+    from training.export import export_onnx, parity  # lazy: heavy
 
     model = ElvMassNet(ModelConfig(grouping="anatomical")).eval()
     path = export_onnx(model, tmp_path / "m.onnx", 400)
-    import onnx
+    import onnx  # lazy: heavy
 
     graph = onnx.load(str(path))
     assert [i.name for i in graph.graph.input] == ["beat", "demographics", "parameters"]
@@ -172,9 +174,28 @@ def test_onnx_export_parity_and_dynamic_batch(tmp_path):
 
 def test_onnx_export_keeps_unused_inputs(tmp_path):
     pytest.importorskip("onnxruntime")
-    from training.export import export_onnx
+    from training.export import export_onnx  # lazy: heavy
 
-    import onnx
+    import onnx  # lazy: heavy
 
     path = export_onnx(ElvMassNet(ModelConfig(features="ecg")).eval(), tmp_path / "ecg.onnx", 400)
     assert [i.name for i in onnx.load(str(path)).graph.input] == ["beat", "demographics", "parameters"]
+
+
+def test_cache_key_covers_the_signal_core_sources(tmp_path, monkeypatch):
+    # The dataset cache must change when any signal-core module changes; a renamed folder must not drop out.
+
+    root = __import__("pathlib").Path(edge_runtime.__file__).parent
+    assert len(list((root / "signal_core").glob("*.py"))) >= 5
+    before = signal_core_version()
+    fake = tmp_path / "edge_runtime"
+    (fake / "signal_core").mkdir(parents=True)
+    (fake / "runtime").mkdir()
+    for path in [root / "preprocess.py", root / "flags.py", root / "contract.py", root / "runtime" / "estimate.py",
+                 *(root / "signal_core").glob("*.py")]:
+        target = fake / path.relative_to(root)
+        target.write_bytes(path.read_bytes())
+    monkeypatch.setattr(edge_runtime, "__file__", str(fake / "__init__.py"))
+    assert signal_core_version() == before
+    (fake / "signal_core" / "detect.py").write_text((fake / "signal_core" / "detect.py").read_text() + "\n# changed\n")
+    assert signal_core_version() != before

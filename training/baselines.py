@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edge_runtime.contract import DEMOGRAPHIC_COLUMN, DEMOGRAPHIC_FEATURES
 from training.dataset import EcgDataset
 from training.folds import paper_folds
 from training.metrics import LvhThresholds, bsa_mosteller, score_fold, summarize_folds
@@ -130,8 +131,8 @@ class LvmAiNet(nn.Module):
 
     @staticmethod
     def _age_sex_bmi(demographics: torch.Tensor) -> torch.Tensor:
-        bmi = demographics[:, 3] / (demographics[:, 2] / 100.0) ** 2
-        return torch.stack([demographics[:, 0], demographics[:, 1], bmi], dim=1)
+        age, sex, height, weight = (demographics[:, DEMOGRAPHIC_COLUMN[name]] for name in DEMOGRAPHIC_FEATURES)
+        return torch.stack([age, sex, weight / (height / 100.0) ** 2], dim=1)
 
     def fit_normalization(self, ecg: np.ndarray, demographics: np.ndarray, parameters: np.ndarray,
                           lvm_g: np.ndarray) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.contract import DEMOGRAPHIC_FEATURES, MODEL_PARAMETERS, SEX_COLUMN, demographics_row, parameters_row
 from edge_runtime.formats import read_record
 from edge_runtime.formats.labels import LabelEntry, read_label_table
 from edge_runtime.preprocess import PreprocessConfig, analyze_record
@@ -34,8 +35,8 @@ FULL_SECONDS = 10.0  # the 'full' input is the conditioned 10 s window, zero-pad
 class EcgDataset:
     """Arrays of the usable subjects of a label table (row i = one subject).
 
-    ``demographics`` is raw [age_years, sex (1=M, 0=F), height_cm, weight_kg] and ``parameters``
-    raw [qrs_ms, p_axis, r_axis, t_axis], both with NaN where unknown (imputation happens per
+    ``demographics`` and ``parameters`` are raw rows of :mod:`edge_runtime.contract`
+    (``DEMOGRAPHIC_FEATURES``, ``MODEL_PARAMETERS``), NaN where unknown (imputation happens per
     training fold). ``qrs_onset``/``qrs_offset`` are sample indices inside the middle beat window.
     """
 
@@ -77,7 +78,7 @@ class EcgDataset:
         )
 
     def describe(self) -> str:
-        n_male = int(np.sum(self.demographics[:, 1] == 1))
+        n_male = int(np.sum(self.demographics[:, SEX_COLUMN] == 1))
         return (f"{len(self)} usable subjects ({n_male} male), {len(self.excluded)} excluded, "
                 f"LVM {self.lvm_g.mean():.1f} +- {self.lvm_g.std():.1f} g, data hash {self.data_hash[:12]}")
 
@@ -85,6 +86,18 @@ class EcgDataset:
 def hash_label_table(entries: list[LabelEntry], labels_path: Path) -> str:
     """SHA-256 over the label table and every file that belongs to each record (same folder and stem)."""
     digest = hashlib.sha256(Path(labels_path).read_bytes())
+    _update_with_record_files(digest, entries)
+    return digest.hexdigest()
+
+
+def hash_record_files(entries: list[LabelEntry]) -> str:
+    """SHA-256 over every file that belongs to each record (a shard's part of :func:`hash_label_table`)."""
+    digest = hashlib.sha256()
+    _update_with_record_files(digest, entries)
+    return digest.hexdigest()
+
+
+def _update_with_record_files(digest, entries: list[LabelEntry]) -> None:
     listing: dict[Path, dict[str, list[Path]]] = {}
     for entry in entries:
         folder = entry.record_path.parent
@@ -97,15 +110,19 @@ def hash_label_table(entries: list[LabelEntry], labels_path: Path) -> str:
         for path in sorted(listing[folder].get(entry.record_path.stem, [entry.record_path])):
             digest.update(path.name.encode())
             digest.update(path.read_bytes())
-    return digest.hexdigest()
 
 
 def signal_core_files() -> list[Path]:
-    """The source files whose content decides the beats: preprocess, signal_core/, clean_beats (estimate)."""
+    """The source files whose content decides the rows: preprocess, signal_core/, clean_beats (estimate), the flag
+    registry that decides exclusions, the input contract that builds the rows."""
     import edge_runtime
 
     root = Path(edge_runtime.__file__).parent
-    return sorted([root / "preprocess.py", root / "runtime" / "estimate.py", *(root / "signal_core").glob("*.py")])
+    sources = [root / "preprocess.py", root / "flags.py", root / "contract.py", root / "runtime" / "estimate.py",
+               *(root / "signal_core").glob("*.py")]
+    if len(sources) < 6 or not all(path.is_file() for path in sources):  # a moved module must not silently drop out
+        raise RuntimeError(f"signal core sources not found under {root}")
+    return sorted(sources)
 
 
 def signal_core_version() -> str:
@@ -115,14 +132,6 @@ def signal_core_version() -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def _sex_code(sex: str | None) -> float:
-    return {"M": 1.0, "F": 0.0}.get(sex or "", math.nan)
-
-
-def _nan_if_none(value: float | None) -> float:
-    return math.nan if value is None else float(value)
 
 
 def analyze_entry(entry: LabelEntry, config: PreprocessConfig, include_full: bool) -> dict:
@@ -152,7 +161,7 @@ def analyze_entry(entry: LabelEntry, config: PreprocessConfig, include_full: boo
         "clean_beats": analysis.beats[clean].astype(np.float32),
         "qrs_onset": onset + shift,
         "qrs_offset": offset + shift,
-        "parameters": [analysis.parameters.get(name, math.nan) for name in ("qrs_ms", "p_axis", "r_axis", "t_axis")],
+        "parameters": parameters_row(analysis.parameters),
         "extra": [analysis.parameters.get(name, math.nan) for name in EXTRA_PARAMETERS],
     }
     if include_full:
@@ -243,15 +252,12 @@ def _assemble(entries: list[LabelEntry], results: list[dict], config: Preprocess
     length = config.beat_length
     n_full = int(round(FULL_SECONDS * config.fs))
 
-    def patient_row(entry: LabelEntry) -> list[float]:
-        p = entry.patient
-        return [_nan_if_none(p.age_years), _sex_code(p.sex), _nan_if_none(p.height_cm), _nan_if_none(p.weight_kg)]
-
     return EcgDataset(
         subject_ids=np.array([entries[i].subject_id for i in keep], dtype=str),
         lvm_g=np.array([entries[i].lvm_g for i in keep], dtype=np.float64),
-        demographics=np.array([patient_row(entries[i]) for i in keep], dtype=np.float64).reshape(-1, 4),
-        parameters=np.array([results[i]["parameters"] for i in keep], dtype=np.float64).reshape(-1, 4),
+        demographics=np.array([demographics_row(entries[i].patient) for i in keep],
+                              dtype=np.float64).reshape(-1, len(DEMOGRAPHIC_FEATURES)),
+        parameters=np.array([results[i]["parameters"] for i in keep], dtype=np.float64).reshape(-1, len(MODEL_PARAMETERS)),
         extra_parameters=np.array([results[i]["extra"] for i in keep], dtype=np.float64).reshape(-1, 3),
         beats=np.stack([results[i]["beat"] for i in keep]) if keep else np.zeros((0, 12, length), np.float32),
         qrs_onset=np.array([results[i]["qrs_onset"] for i in keep], dtype=np.int64),

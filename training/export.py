@@ -1,10 +1,10 @@
-"""Trained run -> ONNX model file(s) + ``export.json`` (everything the quantization bundle needs).
+"""Trained run -> ONNX model file(s) + ``export.json`` (an :class:`edge_runtime.bundle_spec.ExportSpec`).
 
-Graph contract (interface 5): inputs ``beat`` (batch, 12, L) float32 mV, ``demographics`` (batch, 4)
-[age_years, sex 1=M 0=F, height_cm, weight_kg], ``parameters`` (batch, 4) [qrs_ms, p_axis, r_axis,
-t_axis], all raw units; output ``lvm_g`` (batch, 1). Normalization is baked into the graph;
-imputation medians go to ``export.json``. BatchNorm is folded into the convolutions by the
-exporter (eval mode + constant folding). Opset 17, batch dimension dynamic, beat length fixed.
+Graph contract (:mod:`edge_runtime.contract`): inputs ``beat`` (batch, 12, L) float32 mV,
+``demographics`` (batch, 4), ``parameters`` (batch, 4), all raw units; output ``lvm_g`` (batch, 1).
+Normalization is baked into the graph; imputation medians go to ``export.json``. BatchNorm is
+folded into the convolutions before export (``training.model.fold_batchnorm``, the only fold; the
+parity check below covers it). Opset 17, batch dimension dynamic, beat length fixed.
 """
 
 from __future__ import annotations
@@ -17,11 +17,19 @@ from pathlib import Path
 
 import numpy as np
 
-from training.model import DEMOGRAPHIC_NAMES, PARAMETER_NAMES, ElvMassNet, ModelConfig, fold_batchnorm
+from edge_runtime.bundle_spec import ExportSpec, InputSpec, IntervalCalibration
+from edge_runtime.contract import (
+    INPUT_NAMES,
+    OUTPUT_NAME,
+    SEX_COLUMN,
+    demographics_row,
+    impute,
+    model_inputs,
+    parameters_row,
+)
+from training.model import ElvMassNet, ModelConfig, fold_batchnorm
 
 OPSET = 17
-INPUT_NAMES = ("beat", "demographics", "parameters")
-OUTPUT_NAME = "lvm_g"
 PARITY_TOLERANCE_G = 1e-3
 
 
@@ -92,6 +100,16 @@ def parity(model, onnx_path: Path, beats: np.ndarray, demographics: np.ndarray, 
     return float(np.max(np.abs(onnx_out - torch_out)))
 
 
+def _parity_rows(patient, parameters: dict[str, float], n_beats: int,
+                 medians: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Imputed contract rows for ``n_beats`` beats of one record (parity only: an unknown sex becomes male)."""
+    demographics, ecg_parameters, _ = model_inputs(patient, parameters)
+    if np.isnan(demographics[SEX_COLUMN]):
+        demographics[SEX_COLUMN] = 1.0
+    demo, params = impute(demographics[None, :], ecg_parameters[None, :], medians)
+    return np.repeat(demo, n_beats, axis=0), np.repeat(params, n_beats, axis=0)
+
+
 def real_parity_inputs(config, medians: dict[str, float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Beats of the bundled real records (through the signal core) with their own demographics."""
     from edge_runtime.assets import CINC_LVH_RECORD, PTBXL_RECORD
@@ -102,19 +120,18 @@ def real_parity_inputs(config, medians: dict[str, float]) -> tuple[np.ndarray, n
     for path in (PTBXL_RECORD, CINC_LVH_RECORD):
         record = read_record(path)
         analysis = analyze_record(record, config)
-        p = record.patient
-        row = [p.age_years, {"M": 1.0, "F": 0.0}.get(p.sex or "", 1.0), p.height_cm, p.weight_kg]
-        for beat in analysis.beats:
-            beats.append(beat)
-            demo.append([medians[k] if v is None else v for k, v in zip(("age_years", "sex", "height_cm", "weight_kg"), row)])
-            params.append([analysis.parameters[k] if np.isfinite(analysis.parameters[k]) else medians[k] for k in PARAMETER_NAMES])
-    return np.stack(beats).astype(np.float32), np.array(demo, np.float32), np.array(params, np.float32)
+        rows = _parity_rows(record.patient, analysis.parameters, len(analysis.beats), medians)
+        beats.append(analysis.beats)
+        demo.append(rows[0])
+        params.append(rows[1])
+    return np.concatenate(beats).astype(np.float32), np.concatenate(demo), np.concatenate(params)
 
 
 def label_table_parity_inputs(labels: Path, config, medians: dict[str, float], n_records: int = 4):
     """Beats of the first usable records of the run's own label table (e.g. the synthetic cohort), or None."""
     from training.dataset import analyze_entry
 
+    from edge_runtime.contract import MODEL_PARAMETERS
     from edge_runtime.formats.labels import read_label_table
 
     try:
@@ -126,21 +143,25 @@ def label_table_parity_inputs(labels: Path, config, medians: dict[str, float], n
         if len(beats) >= n_records:
             break
         result = analyze_entry(entry, config, include_full=False)
-        p = entry.patient
-        if "error" in result or p.sex is None:
+        if "error" in result or entry.patient.sex is None:
             continue
         beats.append(result["clean_beats"])
-        row = [p.age_years, 1.0 if p.sex == "M" else 0.0, p.height_cm, p.weight_kg]
-        filled = [medians[k] if v is None else v for k, v in zip(("age_years", "sex", "height_cm", "weight_kg"), row)]
-        demo += [filled] * len(result["clean_beats"])
-        values = [v if np.isfinite(v) else medians[k] for k, v in zip(PARAMETER_NAMES, result["parameters"])]
-        params += [values] * len(result["clean_beats"])
+        rows = _parity_rows(entry.patient, dict(zip(MODEL_PARAMETERS, result["parameters"])),
+                            len(result["clean_beats"]), medians)
+        demo.append(rows[0])
+        params.append(rows[1])
     if not beats:
         return None
-    return np.concatenate(beats).astype(np.float32), np.array(demo, np.float32), np.array(params, np.float32)
+    return np.concatenate(beats).astype(np.float32), np.concatenate(demo), np.concatenate(params)
 
 
-def interval_calibration(run_dir: Path, coverage: float = 0.9) -> dict | None:
+def model_id(run_config: dict) -> str:
+    """The bundle's model id, computed once here: ``elvmass-<grouping>-<features>-<data hash[:8]>``."""
+    return "elvmass-" + "-".join(x.replace("+", "_") for x in (
+        run_config["model"]["grouping"], run_config["model"]["features"], run_config["data_hash"][:8]))
+
+
+def interval_calibration(run_dir: Path, coverage: float = 0.9) -> IntervalCalibration | None:
     """Split-conformal half-width of the LV-mass interval from the run's out-of-fold predictions.
 
     Every subject's cross-validation prediction comes from a model that never saw it, so the
@@ -155,13 +176,13 @@ def interval_calibration(run_dir: Path, coverage: float = 0.9) -> dict | None:
     with open(path, newline="") as handle:
         rows = list(csv.DictReader(handle))
     residuals = np.array([float(row["lvm_g"]) - float(row["lvm_g_predicted"]) for row in rows])
-    return {"method": "split-conformal", "coverage": coverage,
-            "lvm_halfwidth_g": round(conformal_halfwidth(np.abs(residuals), coverage), 3),
-            "n_calibration": int(residuals.size),
-            "data": "out-of-fold predictions of the run's cross-validation (models that never saw the subject)"}
+    return IntervalCalibration(
+        method="split-conformal", coverage=coverage,
+        lvm_halfwidth_g=round(conformal_halfwidth(np.abs(residuals), coverage), 3), n_calibration=int(residuals.size),
+        data="out-of-fold predictions of the run's cross-validation (models that never saw the subject)")
 
 
-def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.ndarray | None = None) -> dict:
+def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.ndarray | None = None) -> ExportSpec:
     """Export a trained run directory; returns (and writes) ``export.json``.
 
     Parameters
@@ -179,6 +200,7 @@ def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.n
         When the ONNX graph and torch differ by more than 1e-3 g on any parity input.
     """
     from edge_runtime.preprocess import PreprocessConfig
+    from edge_runtime.record import PatientContext
 
     run_dir = Path(run_dir)
     out_dir = Path(out_dir or run_dir)
@@ -196,9 +218,11 @@ def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.n
     if synth_inputs is None or synthetic_beats is not None:  # label table gone: random beats of ECG-like size
         rng = np.random.default_rng(0)
         synthetic = synthetic_beats if synthetic_beats is not None else rng.normal(0, 0.3, (8, 12, length)).astype(np.float32)
+        patients = (PatientContext(55.0, "M", 172.0, 80.0), PatientContext(66.0, "F", 160.0, 62.0))
+        ecg = {"qrs_ms": 92.0, "p_axis": 55.0, "r_axis": 20.0, "t_axis": 45.0}
         synth_inputs = (synthetic.astype(np.float32),
-                        np.tile(np.array([[55.0, 1.0, 172.0, 80.0], [66.0, 0.0, 160.0, 62.0]], np.float32), (len(synthetic) // 2 + 1, 1))[:len(synthetic)],
-                        np.tile(np.array([[92.0, 55.0, 20.0, 45.0]], np.float32), (len(synthetic), 1)))
+                        np.array([demographics_row(patients[i % 2]) for i in range(len(synthetic))], np.float32),
+                        np.array([parameters_row(ecg)] * len(synthetic), np.float32))
     files, parity_report = {}, {}
     for variant, model in models.items():
         name = "model.onnx" if variant == "combined" else f"model_{variant}.onnx"
@@ -213,45 +237,16 @@ def export_run(run_dir: Path, out_dir: Path | None = None, synthetic_beats: np.n
             raise ValueError(f"{name}: torch vs onnxruntime differ by {max(error_real, error_synth):.2e} g "
                              f"(limit {PARITY_TOLERANCE_G:g})")
         files[variant] = name
-    document = {
-        "model_id": "elvmass-" + "-".join(x.replace("+", "_") for x in (
-            config["model"]["grouping"], config["model"]["features"], config["data_hash"][:8])),
-        "labels": config["labels"],
-        "holdout_note": "the final model trained on every usable subject of 'labels': no subject is held out "
-                        "(use the CV metrics, or another cohort, for unbiased numbers)",
-        "model_files": files,
-        "sex_specific": set(files) == {"male", "female"},
-        "opset": OPSET,
-        "inputs": {"beat": {"shape": ["batch", 12, length], "units": "mV", "lead_order": list(_standard_leads())},
-                   "demographics": {"shape": ["batch", 4], "features": ["age_years", "sex", "height_cm", "weight_kg"],
-                                    "units": ["years", "1 = male, 0 = female", "cm", "kg"]},
-                   "parameters": {"shape": ["batch", 4], "features": list(PARAMETER_NAMES),
-                                  "units": ["ms", "degrees", "degrees", "degrees"]}},
-        "output": {"name": OUTPUT_NAME, "units": "g", "shape": ["batch", 1]},
-        "normalization": "inside the graph (buffers fitted on the training data of the final model)",
-        "imputation": medians,
-        "imputation_note": "training-data medians, applied in numpy before the model; sex is never imputed",
-        "preprocessing": preprocess.to_dict(),
-        "beat_length": length,
-        "lead_grouping": config["model"]["grouping"],
-        "features": config["model"]["features"],
-        "lvh_thresholds_g_m2": {"M": config["lvh_thresholds"]["male_g_m2"], "F": config["lvh_thresholds"]["female_g_m2"]},
-        "training_data": config["training_data"],
-        "final_model": config["final_model"],
-        "metrics": {"cv_summary": metrics["summary"], "n_folds": len(metrics["folds"])},
-        "calibration": interval_calibration(run_dir),
-        "seed": config["train"]["seed"],
-        "data_hash": config["data_hash"],
-        "code_version_train": config["code_version"],
-        "code_version_export": code_version(),
-        "parity": parity_report,
-        "demographic_feature_names_in_model": list(DEMOGRAPHIC_NAMES),
-    }
+    spec = ExportSpec(
+        model_id=model_id(config), model_files=files, model_config=config["model"], opset=OPSET,
+        inputs=InputSpec(beat_length=length), imputation=medians, preprocessing=preprocess.to_dict(),
+        lvh_thresholds_g_m2={"M": config["lvh_thresholds"]["male_g_m2"], "F": config["lvh_thresholds"]["female_g_m2"]},
+        training_data=config["training_data"], final_model=config["final_model"], labels=config["labels"],
+        data_hash=config["data_hash"], seed=config["train"]["seed"], code_version_train=config["code_version"],
+        code_version_export=code_version(),
+        metrics={"cv_summary": metrics["summary"], "n_folds": len(metrics["folds"])},
+        calibration=interval_calibration(run_dir), parity=parity_report)
+    # Written through from_dict's checks: a document the quantizer would refuse is never produced.
+    document = ExportSpec.from_dict(spec.to_dict()).to_dict()
     (out_dir / "export.json").write_text(json.dumps(document, indent=2) + "\n")
-    return document
-
-
-def _standard_leads() -> tuple[str, ...]:
-    from edge_runtime.record import STANDARD_LEADS
-
-    return STANDARD_LEADS
+    return spec

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
+from edge_runtime.contract import DEMOGRAPHIC_COLUMN
+
 
 @dataclass(frozen=True)
 class LvhThresholds:
@@ -81,7 +83,7 @@ def score_fold(lvm_true: np.ndarray, lvm_pred: np.ndarray, demographics: np.ndar
         raise ValueError("estimates contain NaN/inf")
     error = np.abs(lvm_pred - lvm_true)
     out = {"n": int(lvm_true.size), "mae_g": float(error.mean()), "mape_pct": float(100 * np.mean(error / lvm_true))}
-    sex, height, weight = demographics[:, 1], demographics[:, 2], demographics[:, 3]
+    sex, height, weight = (demographics[:, DEMOGRAPHIC_COLUMN[name]] for name in ("sex", "height_cm", "weight_kg"))
     true_score = lvh_score(lvm_true, sex, height, weight, thresholds)
     pred_score = lvh_score(lvm_pred, sex, height, weight, thresholds)
     ok = np.isfinite(true_score) & np.isfinite(pred_score)

@@ -1,10 +1,11 @@
 """eLVMass-Net: TCN encoders per lead group + demographics/parameter MLPs + fusion MLP regressor.
 
-Inputs are raw units (interface 5): ``beat`` (B, 12, L) mV, ``demographics`` (B, 4) [age_years,
-sex 1=M 0=F, height_cm, weight_kg], ``parameters`` (B, 4) [qrs_ms, p_axis, r_axis, t_axis] in degrees.
-Normalization constants are registered buffers (fitted on the training fold), so the exported
-graph takes raw units. Ops are chosen to export to ONNX/TFLite and quantize cleanly: Conv1d, ReLU,
-causal padding by slicing ("chomp"), BatchNorm (folded at export), Linear, sin/cos, mean/max pool.
+Inputs are raw units, ordered as :mod:`edge_runtime.contract` says: ``beat`` (B, 12, L) mV,
+``demographics`` (B, 4) ``DEMOGRAPHIC_FEATURES``, ``parameters`` (B, 4) ``MODEL_PARAMETERS`` (QRS
+duration in ms, then three axes in degrees). Normalization constants are registered buffers (fitted
+on the training fold), so the exported graph takes raw units. Ops are chosen to export to
+ONNX/TFLite and quantize cleanly: Conv1d, ReLU, causal padding by slicing ("chomp"), BatchNorm
+(folded into the convolutions at export by :func:`fold_batchnorm`), Linear, sin/cos, mean/max pool.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from edge_runtime.contract import DEMOGRAPHIC_FEATURES, MODEL_PARAMETERS
+
 # Lead indices in STANDARD_LEADS order (I, II, III, aVR, aVL, aVF, V1..V6).
 LEAD_GROUPS: dict[str, tuple[tuple[int, ...], ...]] = {
     "none": (tuple(range(12)),),
@@ -23,8 +26,10 @@ LEAD_GROUPS: dict[str, tuple[tuple[int, ...], ...]] = {
     "anatomical": ((6, 7, 8, 9), (0, 4, 10, 11), (1, 2, 5), (3,)),  # anterior | lateral | inferior | aVR
 }
 FEATURE_SETS = ("ecg", "ecg+params", "ecg+demo", "ecg+demo+params")
-DEMOGRAPHIC_NAMES = ("age_years", "sex_male", "height_cm", "weight_kg")
-PARAMETER_NAMES = ("qrs_ms", "p_axis", "r_axis", "t_axis")
+# forward() reads parameters by position: the QRS duration first, then three axes (sin/cos encoded).
+QRS_COLUMN, AXIS_COLUMNS = 0, slice(1, 4)
+if MODEL_PARAMETERS[QRS_COLUMN] != "qrs_ms" or not all(n.endswith("_axis") for n in MODEL_PARAMETERS[AXIS_COLUMNS]):
+    raise RuntimeError(f"ElvMassNet reads parameters as [qrs_ms, 3 axes]; the contract now says {MODEL_PARAMETERS}")
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,7 @@ class ElvMassNet(nn.Module):
         self.use_params = "params" in config.features
         n_fused = config.embed * len(groups)
         if self.use_demo:
-            self.demo_mlp = _mlp(4, config.embed, config.embed)
+            self.demo_mlp = _mlp(len(DEMOGRAPHIC_FEATURES), config.embed, config.embed)
             n_fused += config.embed
         if self.use_params:
             self.param_mlp = _mlp(7, config.embed, config.embed)  # qrs + sin/cos of 3 axes
@@ -135,8 +140,8 @@ class ElvMassNet(nn.Module):
                                   nn.Linear(config.hidden, 1))
         # Normalization constants, fitted on the training fold by fit_normalization().
         self.register_buffer("beat_scale", torch.ones(1, 12, 1))
-        self.register_buffer("demo_mean", torch.zeros(4))
-        self.register_buffer("demo_std", torch.ones(4))
+        self.register_buffer("demo_mean", torch.zeros(len(DEMOGRAPHIC_FEATURES)))
+        self.register_buffer("demo_std", torch.ones(len(DEMOGRAPHIC_FEATURES)))
         self.register_buffer("qrs_mean", torch.zeros(1))
         self.register_buffer("qrs_std", torch.ones(1))
         self.register_buffer("target_mean", torch.zeros(1))
@@ -149,8 +154,8 @@ class ElvMassNet(nn.Module):
         self.beat_scale.copy_(torch.as_tensor(np.maximum(scale, 1e-3), dtype=torch.float32))
         self.demo_mean.copy_(torch.as_tensor(demographics.mean(axis=0), dtype=torch.float32))
         self.demo_std.copy_(torch.as_tensor(np.maximum(demographics.std(axis=0), 1e-3), dtype=torch.float32))
-        self.qrs_mean.fill_(float(parameters[:, 0].mean()))
-        self.qrs_std.fill_(max(float(parameters[:, 0].std()), 1e-3))
+        self.qrs_mean.fill_(float(parameters[:, QRS_COLUMN].mean()))
+        self.qrs_std.fill_(max(float(parameters[:, QRS_COLUMN].std()), 1e-3))
         self.target_mean.fill_(float(np.mean(lvm_g)))
         self.target_std.fill_(max(float(np.std(lvm_g)), 1e-3))
 
@@ -160,8 +165,8 @@ class ElvMassNet(nn.Module):
         if self.use_demo:
             parts.append(self.demo_mlp((demographics - self.demo_mean) / self.demo_std))
         if self.use_params:
-            axes = parameters[:, 1:4] * (math.pi / 180.0)
-            qrs = (parameters[:, 0:1] - self.qrs_mean) / self.qrs_std
+            axes = parameters[:, AXIS_COLUMNS] * (math.pi / 180.0)
+            qrs = (parameters[:, QRS_COLUMN:QRS_COLUMN + 1] - self.qrs_mean) / self.qrs_std
             parts.append(self.param_mlp(torch.cat([qrs, torch.sin(axes), torch.cos(axes)], dim=1)))
         z = self.head(torch.cat(parts, dim=1))
         out = z * self.target_std + self.target_mean
@@ -172,22 +177,9 @@ class ElvMassNet(nn.Module):
         return out if unused is None else out + unused
 
 
-class SexSpecificNet(nn.Module):
-    """Male and female models in one graph, selected per row by ``demographics[:, 1]`` (1 = male)."""
-
-    def __init__(self, male: nn.Module, female: nn.Module) -> None:
-        super().__init__()
-        self.male = male
-        self.female = female
-
-    def forward(self, beat: torch.Tensor, demographics: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
-        is_male = demographics[:, 1:2] >= 0.5
-        return torch.where(is_male, self.male(beat, demographics, parameters),
-                           self.female(beat, demographics, parameters))
-
-
 def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy with every eval-mode BatchNorm1d folded into the Conv1d before it (for export/quantization).
+    """A copy with every eval-mode BatchNorm1d folded into the Conv1d before it (the one BatchNorm fold:
+    ``training.export.export_onnx`` applies it, so every exported graph is already folded).
 
     BatchNorm is a per-channel affine map, so it commutes with the chomp slice between them.
     """

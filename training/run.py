@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_runtime.contract import SEX_COLUMN
 from training.metrics import LvhThresholds
 
 
@@ -30,6 +32,9 @@ class RunSpec:
     cache_dir: Path | None = Path("runs/cache")
     progress: bool = True
     verbose: bool = False
+    shards: Path | None = None  # train on `elvmass prepare` shards instead of analyzing `labels`
+    checkpoints: bool = False  # checkpoint every epoch under out/checkpoints and resume from there
+    dist: object = None  # training.distributed.DistContext under torchrun
 
 
 def cohort_info(labels: Path) -> dict:
@@ -55,8 +60,17 @@ def load_dataset(spec: RunSpec):
     from edge_runtime.preprocess import PreprocessConfig
     from training.dataset import build_dataset
 
-    return build_dataset(spec.labels, PreprocessConfig(), include_full=spec.train.input_mode != "beat",
+    if spec.shards is not None:
+        from training.prepare import load_shards
+
+        return load_shards(spec.shards, include_full=spec.train.input_mode != "beat")
+    if spec.dist is not None and not spec.dist.is_main:
+        spec.dist.barrier()  # rank 0 analyzes and caches first; the others read its cache
+    dataset = build_dataset(spec.labels, PreprocessConfig(), include_full=spec.train.input_mode != "beat",
                          cache_dir=spec.cache_dir, workers=spec.workers, progress=spec.progress)
+    if spec.dist is not None and spec.dist.is_main:
+        spec.dist.barrier()
+    return dataset
 
 
 def train_run(spec: RunSpec, dataset=None) -> dict:
@@ -65,8 +79,15 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
     from training.trainer import cross_validate
 
     out = Path(spec.out)
-    out.mkdir(parents=True, exist_ok=True)
-    log_file = open(out / "train.log", "w")
+    writer = spec.dist is None or spec.dist.is_main  # under torchrun only rank 0 writes the run
+    checkpoint_dir = out / "checkpoints" if (spec.checkpoints or spec.dist is not None) else None
+    if checkpoint_dir is not None:
+        _claim_checkpoints(checkpoint_dir, spec, write=writer)  # every rank checks, so all refuse together
+    if writer:
+        out.mkdir(parents=True, exist_ok=True)
+    if spec.dist is not None:
+        spec.dist.barrier()
+    log_file = open(out / "train.log", "a" if checkpoint_dir is not None else "w") if writer else open(os.devnull, "w")
 
     def log(line: str) -> None:
         log_file.write(line + "\n")
@@ -78,8 +99,8 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
 
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     dataset = dataset if dataset is not None else load_dataset(spec)
-    if spec.sex_specific and np.isnan(dataset.demographics[:, 1]).any():
-        keep = np.flatnonzero(~np.isnan(dataset.demographics[:, 1]))
+    if spec.sex_specific and np.isnan(dataset.demographics[:, SEX_COLUMN]).any():
+        keep = np.flatnonzero(~np.isnan(dataset.demographics[:, SEX_COLUMN]))
         log(f"sex-specific: {len(dataset) - keep.size} subjects with unknown sex left out")
         dataset = dataset.subset(keep)
     cohort = cohort_info(spec.labels)
@@ -90,7 +111,7 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
     data_s = time.perf_counter() - start_wall
     result = cross_validate(dataset, spec.model, spec.train, n_folds=spec.n_folds, sex_specific=spec.sex_specific,
                             workers=spec.workers, thresholds=spec.thresholds, noise_floor_mae=noise_floor,
-                            log=log, progress=spec.progress)
+                            log=log, progress=spec.progress and writer, dist=spec.dist, checkpoint_dir=checkpoint_dir)
     wall_s = time.perf_counter() - start_wall
     config = {
         "command": " ".join(sys.argv),
@@ -115,9 +136,15 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
         "folds": result.fold_metrics,
         "best_epochs": result.best_epochs,
         "timings": {"total_wall_s": wall_s, "data_s": data_s, "parent_cpu_s": time.process_time() - start_cpu,
-                    "jobs": result.timings, "workers": spec.workers, "torch_threads": spec.train.threads},
+                    "jobs": result.timings, "workers": spec.workers, "torch_threads": spec.train.threads,
+                    "distributed": None if spec.dist is None else {"world_size": spec.dist.world_size,
+                                                                   "backend": spec.dist.backend,
+                                                                   "device": spec.dist.device}},
         "reference": {"label_noise_floor_mae_g": noise_floor, "oracle_mae_g": floor.get("oracle_exact_mae_g")},
     }
+    if not writer:
+        log_file.close()
+        return metrics
     (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     with open(out / "predictions.csv", "w", newline="") as handle:
@@ -130,6 +157,20 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
     log(f"done in {wall_s:.1f} s")
     log_file.close()
     return metrics
+
+
+def _claim_checkpoints(folder: Path, spec: RunSpec, write: bool = True) -> None:
+    """Checkpoints belong to one configuration: resuming another one from them would mix two runs."""
+    identity = json.dumps({"labels": str(Path(spec.labels).resolve()), "shards": str(spec.shards),
+                           "model": spec.model.to_dict(), "train": spec.train.to_dict(),
+                           "sex_specific": spec.sex_specific, "n_folds": spec.n_folds}, sort_keys=True)
+    if write:
+        folder.mkdir(parents=True, exist_ok=True)
+    stamp = folder / "run.json"
+    if stamp.exists() and stamp.read_text() != identity:
+        raise ValueError(f"{folder} holds checkpoints of another configuration: use another --out or delete it")
+    if write:
+        stamp.write_text(identity)
 
 
 def format_summary(summary: dict) -> str:

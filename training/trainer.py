@@ -14,17 +14,18 @@ import math
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from edge_runtime import contract
+from edge_runtime.contract import SEX_COLUMN
 from training.dataset import EcgDataset
 from training.folds import paper_folds, validation_split
 from training.metrics import LvhThresholds, score_fold, summarize_folds
 
 INPUT_MODES = ("beat", "full", "crop")
-DEMOGRAPHIC_IMPUTE = ("age_years", None, "height_cm", "weight_kg")  # sex is never imputed
-PARAMETER_IMPUTE = ("qrs_ms", "p_axis", "r_axis", "t_axis")
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,9 @@ class TrainConfig:
 
 def fit_medians(demographics: np.ndarray, parameters: np.ndarray) -> dict[str, float]:
     """Training-fold medians of every imputable input (NaN-aware), keyed as in the bundle manifest."""
-    medians = {}
-    for column, name in enumerate(DEMOGRAPHIC_IMPUTE):
-        if name is not None:
-            medians[name] = float(np.nanmedian(demographics[:, column]))
-    for column, name in enumerate(PARAMETER_IMPUTE):
-        medians[name] = float(np.nanmedian(parameters[:, column]))
+    columns = {name: demographics[:, i] for i, name in enumerate(contract.DEMOGRAPHIC_FEATURES)}
+    columns |= {name: parameters[:, i] for i, name in enumerate(contract.MODEL_PARAMETERS)}
+    medians = {name: float(np.nanmedian(columns[name])) for name in contract.IMPUTED_FEATURES}
     bad = [k for k, v in medians.items() if not math.isfinite(v)]
     if bad:
         raise ValueError(f"no known value of {bad} in the training data: cannot impute")
@@ -70,16 +68,11 @@ def fit_medians(demographics: np.ndarray, parameters: np.ndarray) -> dict[str, f
 
 
 def impute(demographics: np.ndarray, parameters: np.ndarray, medians: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Copies with NaN replaced by the medians (sex must be known: it is never imputed)."""
-    demo, params = demographics.astype(np.float32).copy(), parameters.astype(np.float32).copy()
-    if np.isnan(demo[:, 1]).any():
+    """float32 copies with NaN replaced by the medians (:func:`edge_runtime.contract.impute`); sex must be
+    known: it is never imputed."""
+    if np.isnan(demographics[:, SEX_COLUMN]).any():
         raise ValueError("sex is unknown for some subjects: it is an input and is never imputed")
-    for column, name in enumerate(DEMOGRAPHIC_IMPUTE):
-        if name is not None:
-            demo[np.isnan(demo[:, column]), column] = medians[name]
-    for column, name in enumerate(PARAMETER_IMPUTE):
-        params[np.isnan(params[:, column]), column] = medians[name]
-    return demo, params
+    return contract.impute(demographics, parameters, medians)
 
 
 def model_input(dataset: EcgDataset, mode: str) -> np.ndarray:
@@ -121,19 +114,25 @@ def _random_crop(batch: np.ndarray, rng: np.random.Generator, fs: float, min_s: 
 
 
 def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgDataset,
-                on_epoch: Callable[[dict], None] | None = None):
+                on_epoch: Callable[[dict], None] | None = None, *, dist=None, checkpoint: Path | None = None):
     """Train one network (``model_config.build()``: ElvMassNet or a baseline CNN).
 
     Returns ``(model, medians, history, best_epoch)``.
 
     The model's normalization buffers and the imputation medians come from ``fit`` only; the
-    returned weights are those of the epoch with the lowest validation MAE.
+    returned weights are those of the epoch with the lowest validation MAE. With ``dist``
+    (:class:`training.distributed.DistContext`) each rank trains on its slice of every global batch under
+    DDP. With ``checkpoint`` the state is saved after every epoch and a run that finds it resumes there
+    (the result equals an uninterrupted run's).
     """
     import torch
+
+    from training.distributed import load_checkpoint, save_checkpoint
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    device = dist.device if dist is not None else default_device()
     if config.input_mode != "beat" and getattr(model_config, "stem_stride", None) == 4:
         model_config = replace(model_config, stem_stride=16)  # 10 s input: decimate harder to stay in budget
     medians = fit_medians(fit.demographics, fit.parameters)
@@ -142,6 +141,8 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
     d_val, p_val = impute(val.demographics, val.parameters, medians)
     model = model_config.build()
     model.fit_normalization(x_fit, d_fit, p_fit, fit.lvm_g)
+    model.to(device)
+    net = model if dist is None else dist.wrap(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     steps_per_epoch = math.ceil(len(fit) / config.batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, epochs=config.epochs,
@@ -153,10 +154,19 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
         t_all = torch.from_numpy(fit.all_beats)
         starts, counts = beat_groups(fit)
     best = (math.inf, 0, copy.deepcopy(model.state_dict()))
-    history = []
-    for epoch in range(1, config.epochs + 1):
+    history: list[dict] = []
+    first_epoch = 1
+    saved = load_checkpoint(checkpoint) if checkpoint is not None else None
+    if saved is not None:
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
+        rng.bit_generator.state = saved["numpy_rng"]
+        torch.set_rng_state(saved["torch_rng"][0 if dist is None else dist.rank])
+        best, history, first_epoch = (saved["best_mae"], saved["best_epoch"], saved["best_state"]), saved["history"], saved["epoch"] + 1
+    for epoch in range(first_epoch, config.epochs + 1):
         start = time.perf_counter()
-        model.train()
+        net.train()
         order = torch.from_numpy(rng.permutation(len(fit)))
         total = 0.0
         for i in range(0, len(fit), config.batch_size):
@@ -168,12 +178,19 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
                 xb = t_x[rows]
             if config.input_mode == "crop":
                 xb = torch.from_numpy(_random_crop(xb.numpy(), rng, fit.preprocess.fs, config.crop_min_s))
-            loss = torch.nn.functional.l1_loss(model(xb, t_d[rows], t_p[rows]).squeeze(1), t_y[rows])
+            n_global, mine = len(rows), slice(None) if dist is None else dist.rows(len(rows))
+            xb, db, pb, yb = xb[mine], t_d[rows][mine], t_p[rows][mine], t_y[rows][mine]
+            errors = torch.abs(net(xb.to(device), db.to(device), pb.to(device)).squeeze(1) - yb.to(device))
+            # DDP averages gradients over ranks: scale each rank's sum so the average is the global batch's mean
+            loss = errors.sum() / n_global * (1 if dist is None else dist.world_size)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             schedule.step()
-            total += loss.item() * len(rows)
+            total += float(errors.sum().item())
+        if dist is not None:
+            total = dist.sum(total)
+            dist.sync_buffers(model)
         val_mae = float(np.mean(np.abs(predict_subjects(model, val, config.input_mode, config.beats, d_val, p_val)
                                        - val.lvm_g)))
         record = {"epoch": epoch, "train_mae_g": total / len(fit), "val_mae_g": val_mae,
@@ -181,11 +198,27 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
         history.append(record)
         if val_mae < best[0]:
             best = (val_mae, epoch, copy.deepcopy(model.state_dict()))
+        if checkpoint is not None:
+            torch_rng = [torch.get_rng_state()] if dist is None else dist.gather(torch.get_rng_state())
+            if dist is None or dist.is_main:
+                save_checkpoint(checkpoint, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                             "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
+                                             "torch_rng": torch_rng, "history": history, "best_mae": best[0],
+                                             "best_epoch": best[1], "best_state": best[2]})
+            if dist is not None:
+                dist.barrier()  # no rank runs ahead of a checkpoint another might resume from
         if on_epoch is not None:
             on_epoch(record)
     model.load_state_dict(best[2])
     model.eval()
     return model, medians, history, best[1]
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is present, else ``cpu`` (the default on the device and in CI)."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def predict(model, x: np.ndarray, demographics: np.ndarray, parameters: np.ndarray, batch: int = 256) -> np.ndarray:
@@ -194,12 +227,13 @@ def predict(model, x: np.ndarray, demographics: np.ndarray, parameters: np.ndarr
 
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     out = []
     with torch.no_grad():
         for i in range(0, len(x), batch):
-            out.append(model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])),
-                             torch.from_numpy(demographics[i:i + batch].astype(np.float32)),
-                             torch.from_numpy(parameters[i:i + batch].astype(np.float32))).numpy()[:, 0])
+            out.append(model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch])).to(device),
+                             torch.from_numpy(demographics[i:i + batch].astype(np.float32)).to(device),
+                             torch.from_numpy(parameters[i:i + batch].astype(np.float32)).to(device)).cpu().numpy()[:, 0])
     model.train(was_training)
     return np.concatenate(out).astype(np.float64) if out else np.zeros(0)
 
@@ -219,25 +253,31 @@ class TrainedModel:
             return predict_subjects(self.models["combined"], dataset, mode, beats, demo, params)
         out = np.full(len(dataset), np.nan)
         for name, code in (("male", 1.0), ("female", 0.0)):
-            rows = np.flatnonzero(demo[:, 1] == code)
+            rows = np.flatnonzero(demo[:, SEX_COLUMN] == code)
             if rows.size:
                 out[rows] = predict_subjects(self.models[name], dataset.subset(rows), mode, beats, demo[rows], params[rows])
         return out
 
 
 def train_variant(dataset: EcgDataset, train_index: np.ndarray, model_config, config: TrainConfig,
-                  sex_specific: bool, on_epoch: Callable[[dict], None] | None = None) -> TrainedModel:
-    """Train on ``train_index`` (split into fit/validation by the paper's rule), one model or one per sex."""
+                  sex_specific: bool, on_epoch: Callable[[dict], None] | None = None, *, dist=None,
+                  checkpoint_stem: Path | None = None) -> TrainedModel:
+    """Train on ``train_index`` (split into fit/validation by the paper's rule), one model or one per sex.
+
+    ``dist`` and ``checkpoint_stem`` (``DIR/fold-0``: one ``DIR/fold-0-<model>.pt`` per model) go to
+    :func:`train_model`."""
     groups = {"combined": train_index}
     if sex_specific:
-        sex = dataset.demographics[train_index, 1]
+        sex = dataset.demographics[train_index, SEX_COLUMN]
         groups = {"male": train_index[sex == 1.0], "female": train_index[sex == 0.0]}
     models, histories, best_epochs, medians = {}, {}, {}, None
     for name, index in groups.items():
         fit_index, val_index = validation_split(dataset.lvm_g, index, config.val_fraction, config.seed)
         fit, val = dataset.subset(fit_index), dataset.subset(val_index)
         callback = None if on_epoch is None else (lambda record, name=name: on_epoch({**record, "model": name}))
-        model, fitted_medians, history, best_epoch = train_model(model_config, config, fit, val, callback)
+        checkpoint = None if checkpoint_stem is None else checkpoint_stem.with_name(f"{checkpoint_stem.name}-{name}.pt")
+        model, fitted_medians, history, best_epoch = train_model(model_config, config, fit, val, callback, dist=dist,
+                                                                 checkpoint=checkpoint)
         models[name], histories[name], best_epochs[name] = model, history, best_epoch
         medians = fitted_medians if medians is None else medians
     if sex_specific:  # one imputation table for the bundle: medians of the whole training set
@@ -246,7 +286,7 @@ def train_variant(dataset: EcgDataset, train_index: np.ndarray, model_config, co
     return TrainedModel(models, medians, best_epochs, histories)
 
 
-def _fold_job(args) -> dict:
+def _fold_job(args, dist=None, checkpoint_dir: Path | None = None) -> dict:
     dataset, train_index, test_index, model_config, config, sex_specific, fold, queue = args
 
     def on_epoch(record: dict) -> None:
@@ -254,7 +294,9 @@ def _fold_job(args) -> dict:
             queue.put({**record, "fold": fold})
 
     start, cpu = time.perf_counter(), time.process_time()
-    trained = train_variant(dataset, train_index, model_config, config, sex_specific, on_epoch)
+    stem = None if checkpoint_dir is None else Path(checkpoint_dir) / f"fold-{fold}"
+    trained = train_variant(dataset, train_index, model_config, config, sex_specific, on_epoch, dist=dist,
+                            checkpoint_stem=stem)
     result = {"fold": fold, "trained": trained, "wall_s": time.perf_counter() - start,
               "cpu_s": time.process_time() - cpu}
     if test_index is not None:
@@ -279,8 +321,12 @@ class CvResult:
 def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_folds: int = 5,
                    sex_specific: bool = False, train_final: bool = True, workers: int = 2,
                    thresholds: LvhThresholds = LvhThresholds(), noise_floor_mae: float | None = None,
-                   log: Callable[[str], None] | None = None, progress: bool = True) -> CvResult:
+                   log: Callable[[str], None] | None = None, progress: bool = True, dist=None,
+                   checkpoint_dir: Path | None = None) -> CvResult:
     """The paper's protocol for one configuration; fold jobs (and the final model) run in ``workers`` processes.
+
+    With ``dist`` (under torchrun) the jobs run one after another, each trained data-parallel by every rank;
+    with ``checkpoint_dir`` every model is checkpointed per epoch and a re-run resumes where it stopped.
 
     The final model is retrained on ALL subjects (its own validation subset picks the epoch), not
     taken from the best fold; the CV numbers estimate how that procedure generalizes.
@@ -305,7 +351,11 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
             log(f"fold {record['fold']} {record['model']} epoch {record['epoch']:3d} train_mae {record['train_mae_g']:.2f} "
                 f"val_mae {record['val_mae_g']:.2f} g ({record['seconds']:.1f} s)")
 
-    results = _run_jobs(dataset, jobs, model_config, config, sex_specific, workers, handle)
+    if dist is not None or checkpoint_dir is not None:
+        results = [_fold_job((dataset, tr, te, model_config, config, sex_specific, k, _Direct(handle)), dist, checkpoint_dir)
+                   for tr, te, k in jobs]
+    else:
+        results = _run_jobs(dataset, jobs, model_config, config, sex_specific, workers, handle)
     bar.close()
     prediction = np.full(len(dataset), np.nan)
     fold_metrics, best_epochs, timings, final = [], [], [], None
@@ -323,13 +373,19 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
     return CvResult(folds, prediction, fold_metrics, summarize_folds(fold_metrics), best_epochs, timings, final)
 
 
+class _Direct:
+    """A queue stand-in that hands epoch records straight to the handler (jobs in this process)."""
+
+    def __init__(self, handle: Callable[[dict], None]) -> None:
+        self.handle = handle
+
+    def put(self, record: dict) -> None:
+        self.handle(record)
+
+
 def _run_jobs(dataset, jobs, model_config, config, sex_specific, workers, handle) -> list[dict]:
     if workers <= 1:
-        class _Direct:
-            def put(self, record: dict) -> None:
-                handle(record)
-
-        direct = _Direct()
+        direct = _Direct(handle)
         return [_fold_job((dataset, tr, te, model_config, config, sex_specific, k, direct)) for tr, te, k in jobs]
     import multiprocessing
     import queue as queue_module

@@ -123,4 +123,49 @@ else
     kill "$emulator_pid" 2>/dev/null
     wait "$emulator_pid" 2>/dev/null
 fi
+
+# 6. Operator station: start `elvmass station` (no acquisition: its front-end path does not exist) and fetch its
+#    pages over HTTP. The output holds status codes and page titles only (tokens and times differ per run).
+if ! has_module edge_runtime.commands.station || ! has_module starlette; then
+    record_step station_pages skipped 0 "elvmass station (and its station extra) is not in this build yet"
+else
+    t0=$SECONDS
+    station_port="${ELVMASS_STATION_PORT:-18080}"
+    rm -f "$out/station.db"
+    "$elvmass" station --port "$station_port" --device "$out/no-such-tty" --db "$out/station.db" \
+        > "$out/station.stdout" 2> "$out/station.stderr" &
+    station_pid=$!
+    if "$python" - "$station_port" > "$out/station_pages.json" 2> "$out/station_pages.stderr" <<'PY'
+import json, re, sys, time, urllib.error, urllib.request
+base = f"http://127.0.0.1:{sys.argv[1]}"
+deadline = time.monotonic() + 600  # under qemu loading the model takes a while
+while True:
+    try:
+        urllib.request.urlopen(base + "/api/state", timeout=5).read()
+        break
+    except (urllib.error.URLError, OSError):
+        if time.monotonic() > deadline:
+            raise SystemExit("the station did not answer")
+        time.sleep(1)
+pages = {}
+for path in ("/patient", "/acquire", "/results", "/device", "/static/station.css", "/static/trace.js", "/no-such-page"):
+    try:
+        response = urllib.request.urlopen(base + path, timeout=60)
+        status, body = response.status, response.read().decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        status, body = error.code, error.read().decode("utf-8", "replace")
+    title = re.search(r"<title>([^<]*)</title>", body)
+    pages[path] = {"status": status, "title": title.group(1) if title else None}
+json.dump(pages, sys.stdout, indent=1, sort_keys=True)
+ok = all(v["status"] == 200 for k, v in pages.items() if k != "/no-such-page") and pages["/no-such-page"]["status"] == 404
+sys.exit(0 if ok else 1)
+PY
+    then
+        record_step station_pages ok $((SECONDS - t0)) "station_pages.json"
+    else
+        record_step station_pages failed $((SECONDS - t0)) "exit $?: $(stderr_tail "$out/station_pages.stderr") $(stderr_tail "$out/station.stderr")"
+    fi
+    kill "$station_pid" 2>/dev/null
+    wait "$station_pid" 2>/dev/null
+fi
 exit $failed

@@ -11,7 +11,7 @@ import numpy as np
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("record", help="ECG file: WFDB .hea, MUSE/HL7 .xml, .csv, .npy/.npz")
+    parser.add_argument("record", help="ECG file: WFDB .hea, MUSE/HL7/Philips .xml, DICOM .dcm, .csv, .npy/.npz")
     parser.add_argument("--fs", type=float, help="sampling rate, for CSV/NumPy files that do not state it")
     parser.add_argument("--mains", type=float, default=50.0, choices=(50.0, 60.0), help="mains frequency to notch")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"record  {record.source}  ({record.fs:g} Hz, {len(record.lead_names)} leads, {record.duration_s:g} s)")
     params = summary["parameters"]
     print("params  " + ", ".join(f"{k}={'n/a' if v is None else v}" for k, v in params.items()))
-    for flag in summary["flags"]:
-        print(f"flag    {flag['name']}: {flag['reason']}")
+    for flag in summary["flags"]:  # plain words; the measurements behind each flag are in --json ("reason")
+        print(f"flag    {flag['name']}: {flag['operator_text']}")
     if not summary["flags"]:
         print("flag    none (window usable)")
     print(f"{'beat':>5} {'r_peak':>9} {'qrs_onset':>10} {'qrs_offset':>10}")

@@ -53,9 +53,16 @@ def run(args: argparse.Namespace) -> int:
     except (BundleError, ImportError) as error:
         print(f"elvmass demo: cannot load the bundled demo model: {error}", file=sys.stderr)
         return 1
-    patient = patient_from_operator(**DEMO_PATIENT)
+    from edge_runtime.formats import read_record
+    from edge_runtime.runtime.patient import resolve_patient
+
+    # Age and sex come from E07505's header, height and weight are the demo's entries: the report says so.
+    entered = patient_from_operator(height=DEMO_PATIENT["height"], weight=DEMO_PATIENT["weight"],
+                                    patient_id=DEMO_PATIENT["patient_id"])
+    provenance = resolve_patient(entered, read_record(CINC_LVH_RECORD).patient)
+    patient = provenance.patient
     print(f"elvmass demo: emulated front-end replaying {CINC_LVH_RECORD.name} (CinC 2021, woman 77 y, ECG read as "
-          f"LVH) on a pseudo-terminal; patient {DEMO_PATIENT}", file=sys.stderr)
+          f"LVH) on a pseudo-terminal; patient {demo_patient_text()}", file=sys.stderr)
     display = None if args.quiet else LiveDisplay(sys.stderr, mains_hz=config.mains_hz)
     results = []
     out.mkdir(parents=True, exist_ok=True)
@@ -66,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
                 session = RuntimeSession(analyzer, patient, store, on_result=results.append,
                                          on_status=None if display is None else display.update,
                                          max_estimates=1, max_windows=3, duration_s=60.0 / args.speed + 30.0,
-                                         on_log=None if display is None else display.log)
+                                         on_log=None if display is None else display.log,
+                                         provenance=provenance)
                 session.run(SerialSource(port, stall_timeout_s=5.0))
     except RuntimeError as error:  # the emulator process did not start
         print(f"elvmass demo: {error}", file=sys.stderr)
@@ -91,4 +99,14 @@ def run(args: argparse.Namespace) -> int:
         print("elvmass demo: the PNG report needs the report extra: pip install 'elvmass[report]'", file=sys.stderr)
     print(f"elvmass demo: done in {elapsed:.1f} s; result stored in {config.storage_file} "
           f"(list with: elvmass results --db {config.storage_file})", file=sys.stderr)
-    return 0 if report["estimate_status"] != "no_estimate" else 1
+    from edge_runtime.commands import exit_codes
+
+    return exit_codes.for_status(report["estimate_status"])
+
+
+def demo_patient_text() -> str:
+    """``id DEMO-0001, woman, 77 y, 160 cm, 68 kg (height and weight assumed for the demo)``."""
+    p = DEMO_PATIENT
+    sex = {"F": "woman", "M": "man"}[p["sex"]]
+    return (f"id {p['patient_id']}, {sex}, {p['age']} y, {p['height']} cm, {p['weight']} kg "
+            "(age and sex from the file; height and weight assumed for the demo)")

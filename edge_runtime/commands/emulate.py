@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples-per-frame", type=int, default=5, help="samples per DATA frame, 1..20 (default 5)")
     parser.add_argument("--device-id", default="elvmass-emu", help="device id announced in INFO")
     parser.add_argument("--seed", type=int, default=0, help="seed of the fault injector")
+    parser.add_argument("--write-device-record", metavar="PATH",
+                        help="write the ADC codes as the C reference device's sample file (ELVMREC1) and exit")
     faults = parser.add_argument_group("fault injection")
     faults.add_argument("--bit-errors", type=float, default=0.0, metavar="P", help="probability each sent bit flips")
     faults.add_argument("--drop-frames", type=float, default=0.0, metavar="P", help="probability a DATA frame is lost")
@@ -43,6 +45,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument("--noise-uv", type=float, default=0.0, help="white noise SD added to every lead, microvolts")
     faults.add_argument("--unplug-at", type=float, default=None, metavar="S", help="unplug after S seconds of stream")
     faults.add_argument("--unplug-for", type=float, default=1.0, metavar="S", help="stay unplugged S wall-clock seconds")
+    faults.add_argument("--slip-bytes", type=float, default=0.0, metavar="P",
+                        help="probability a DATA frame loses or gains one byte (UART overrun)")
+    faults.add_argument("--clock-hz", type=float, default=None, metavar="F",
+                        help="real sample clock while INFO announces 500 Hz (e.g. 498)")
+    faults.add_argument("--stuck-lead-off", action="append", default=[], metavar="ELECTRODE",
+                        help="electrode whose lead-off bit is stuck on while its signal stays live")
+    faults.add_argument("--announce-map", default=None, metavar="L,L,...",
+                        help="channel map INFO announces while the data keep I,II,V1..V6")
+    faults.add_argument("--silent-after", type=float, default=None, metavar="S",
+                        help="stop sending and answering after S seconds of stream (port stays open)")
 
 
 def _names(values: list[str]) -> tuple[str, ...]:
@@ -60,7 +72,10 @@ def fault_config(args: argparse.Namespace):
     return FaultConfig(bit_error_rate=args.bit_errors, drop_frame_prob=args.drop_frames, garbage_bursts_per_s=rate,
                        garbage_max_bytes=max_bytes, lead_off=tuple(n.upper() for n in _names(args.lead_off)),
                        saturate=_names(args.saturate), noise_uv=args.noise_uv, unplug_at_s=args.unplug_at,
-                       unplug_for_s=args.unplug_for)
+                       unplug_for_s=args.unplug_for, slip_prob=args.slip_bytes, clock_hz=args.clock_hz,
+                       stuck_lead_off=tuple(n.upper() for n in _names(args.stuck_lead_off)),
+                       announced_map=_names([args.announce_map]) if args.announce_map else None,
+                       silent_after_s=args.silent_after)
 
 
 def independent_leads_mv(record) -> "np.ndarray":  # noqa: F821 - numpy imported lazily
@@ -90,6 +105,13 @@ def run(args: argparse.Namespace) -> int:
     except (RecordError, ValueError) as error:
         print(f"elvmass emulate: {error}", file=sys.stderr)
         return 1
+    if args.write_device_record:
+        from firmware_bridge.device_record import write_device_record
+
+        path = write_device_record(args.write_device_record, emulator.codes, emulator.info, emulator.injector.status)
+        print(f"elvmass emulate: {emulator.n_samples} samples at {FS_HZ:g} Hz written to {path} "
+              "(replay: firmware_bridge/firmware/elvmass_device --record PATH)", file=sys.stderr)
+        return 0
     if not args.speed > 0:
         print("elvmass emulate: --speed must be > 0", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("record", help="ECG file: WFDB .hea, MUSE/HL7 .xml, .csv, .npy/.npz")
+    parser.add_argument("record", help="ECG file: WFDB .hea, MUSE/HL7/Philips .xml, DICOM .dcm, .csv, .npy/.npz")
     parser.add_argument("--fs", type=float, help="sampling rate, for CSV/NumPy files that do not state it")
     parser.add_argument("--lead-names", help="comma-separated lead names, for .npy files (and header-less CSV)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")

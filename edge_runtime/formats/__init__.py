@@ -14,7 +14,8 @@ __all__ = ["read_record", "detect_format", "RecordError"]
 
 
 def detect_format(path: str | Path) -> str:
-    """Name of the reader for ``path``: ``wfdb``, ``muse-xml``, ``hl7-aecg``, ``csv`` or ``npy``."""
+    """Name of the reader for ``path``: ``wfdb``, ``muse-xml``, ``hl7-aecg``, ``philips-xml``, ``dicom-ecg``,
+    ``csv`` or ``npy``."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix in (".hea", ".dat", ".mat", "") and _wfdb_header(path).exists():
@@ -29,7 +30,12 @@ def detect_format(path: str | Path) -> str:
         return "csv"
     if suffix in (".npy", ".npz"):
         return "npy"
-    raise RecordError(str(path), "unknown ECG file type (expected WFDB .hea, MUSE/HL7 .xml, .csv, .npy/.npz)")
+    from edge_runtime.formats.dicom_ecg import is_dicom_file
+
+    if suffix in (".dcm", ".dicom") or is_dicom_file(path):
+        return "dicom-ecg"
+    raise RecordError(str(path), "unknown ECG file type (expected WFDB .hea, MUSE/HL7/Philips .xml, DICOM .dcm, "
+                                 ".csv, .npy/.npz)")
 
 
 def _wfdb_header(path: Path) -> Path:
@@ -70,6 +76,14 @@ def read_record(path: str | Path, *, fs: float | None = None, lead_names: list[s
         from edge_runtime.formats.hl7_aecg import read_hl7_aecg
 
         return read_hl7_aecg(path)
+    if kind == "philips-xml":
+        from edge_runtime.formats.philips_xml import read_philips_xml
+
+        return read_philips_xml(path)
+    if kind == "dicom-ecg":
+        from edge_runtime.formats.dicom_ecg import read_dicom_ecg
+
+        return read_dicom_ecg(path)
     if kind == "csv":
         from edge_runtime.formats.tabular import read_csv
 

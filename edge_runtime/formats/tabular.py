@@ -70,6 +70,8 @@ def read_csv(path: str | Path, *, fs: float | None = None, lead_names: list[str]
                 settings[key.strip().lower()] = value.strip()
         elif stripped:
             body.append((line_number, stripped))
+    if not body:  # say what is wrong first: an empty file has no samples, whatever its rate
+        raise RecordError(source, "the CSV file holds no samples (empty or comments only)")
     fs = _resolve_fs(fs, settings.get("fs"), source)
     unit = settings.get("units", "mV")
     if unit.lower() not in UNITS_TO_MV:

@@ -16,6 +16,9 @@ import numpy as np
 
 from firmware_bridge.events import Gap, Samples
 
+LEAD_OFF_PROMPT_S = 3.0  # an electrode off longer than this replaces the progress bar with "attach electrode"
+HR_BRIDGE_S = 0.06  # the heart-rate detector runs on across gaps up to this long (same as the windows)
+
 
 class HeartRateMeter:
     """Streaming heart rate (bpm) from one lead: median of the last RR intervals."""
@@ -43,6 +46,28 @@ class HeartRateMeter:
         return float(60.0 / np.median(rr))
 
 
+def _ordered(electrodes: list[str]) -> list[str]:
+    from firmware_bridge.frames import ELECTRODES
+
+    return sorted(electrodes, key=lambda name: ELECTRODES.index(name) if name in ELECTRODES else 99)
+
+
+def first_sentence(text: str) -> str:
+    """``"An electrode is off or loose."`` from a longer operator text."""
+    head, dot, _ = text.partition(". ")
+    return head + "." if dot else text
+
+
+def last_window_text(report: dict | None) -> str:
+    """The last window in a few plain words: ``estimate 104 g`` or the main problem's first sentence."""
+    if report is None:
+        return "-"
+    if report.get("lvm_g") is not None:
+        return f"estimate {report['lvm_g']:.0f} g"
+    messages = report.get("operator_messages") or [f.get("operator_text", f["name"]) for f in report["flags"]]
+    return "no estimate" + (f": {first_sentence(messages[0])}" if messages else "")
+
+
 class LiveDisplay:
     """Renders the session's status; pass :meth:`update` as ``RuntimeSession(on_status=...)``."""
 
@@ -52,26 +77,34 @@ class LiveDisplay:
         self.mains_hz = mains_hz
         self.interval_s = interval_s if self.tty else 5.0
         self._meter: HeartRateMeter | None = None
+        self._last_ii = 0.0
         self._last = 0.0
 
     def line(self, session: object) -> str:
-        """The status line for ``session`` (a :class:`~edge_runtime.runtime.session.RuntimeSession`)."""
+        """The status line for ``session`` (a :class:`~edge_runtime.runtime.session.RuntimeSession`).
+
+        Plain words only: the operator texts of the flag registry, never flag names."""
         assembler = getattr(session, "assembler", None)
         progress = 0.0 if assembler is None else assembler.progress
-        off = sorted(getattr(session, "lead_off", ()))
+        off = list(getattr(session, "lead_off", ()))
         summary = session.summary  # type: ignore[attr-defined]
         bpm = None if self._meter is None else self._meter.bpm
+        heart = f"HR {'--' if bpm is None else f'{bpm:.0f}'} bpm"
+        done = f"estimates {summary.n_estimates}"
         if not getattr(session, "streaming", True):
-            leads = "NO SIGNAL (waiting for the device)"
-        else:
-            leads = "electrodes ok" if not off else f"LEAD OFF {','.join(off)}"
+            return f"NO SIGNAL: waiting for the ECG front-end | {done}"
+        since = getattr(session, "lead_off_since", None)
+        if off and since is not None and time.monotonic() - since >= LEAD_OFF_PROMPT_S:
+            # No progress bar: no window can give a number while an electrode is off.
+            return f"ATTACH ELECTRODE {', '.join(_ordered(off))} | {heart} | {done}"
+        leads = "electrodes ok" if not off else f"electrode off: {', '.join(_ordered(off))}"
+        if getattr(summary, "link_unstable", False) and getattr(session, "_lost_in_row", 0):
+            leads = "LINK UNSTABLE: check the cable"
         last = summary.results[-1] if summary.results else None
-        quality = "-" if last is None else ("ok" if last["estimate_status"] != "no_estimate"
-                                            else ",".join(f["name"] for f in last["flags"][:2]))
         next_text = "first estimate" if summary.n_estimates == 0 else "next estimate"
         bar = "#" * int(progress * 20)
-        return (f"{leads} | HR {'--' if bpm is None else f'{bpm:.0f}'} bpm | last window {quality} | "
-                f"{next_text} [{bar:<20}] {progress * 10:4.1f}/10 s | estimates {summary.n_estimates}")
+        return (f"{leads} | {heart} | last: {last_window_text(last)} | "
+                f"{next_text} [{bar:<20}] {progress * 10:4.1f}/10 s | {done}")
 
     def update(self, session: object, event: object) -> None:
         """Feed every event; redraws at most every ``interval_s``."""
@@ -79,8 +112,15 @@ class LiveDisplay:
             if self._meter is None or self._meter.fs != event.fs:
                 self._meter = HeartRateMeter(float(event.fs), self.mains_hz)
             self._meter.process(event.signals_mv[1])
+            self._last_ii = float(event.signals_mv[1][-1]) if event.signals_mv.shape[1] else self._last_ii
         elif isinstance(event, Gap):
-            self._meter = None  # the detector must not bridge a gap either
+            missing = event.missing_samples
+            if (self._meter is not None and missing is not None
+                    and 0 < missing <= int(round(HR_BRIDGE_S * self._meter.fs))):
+                # Keep the detector's sample clock: feed the lost stretch as the last value held.
+                self._meter.process(np.full(int(missing), self._last_ii))
+            else:
+                self._meter = None  # the detector must not bridge a long gap
         now = time.monotonic()
         if now - self._last < self.interval_s:
             return
@@ -92,12 +132,18 @@ class LiveDisplay:
             self.stream.write(text + "\n")
         self.stream.flush()
 
-    def log(self, event: object) -> None:
-        """Print a session event (gap, lead-off, disconnect ...) on its own line."""
+    def message(self, text: str) -> None:
+        """Print one line without mixing it into the status line (cleared first on a terminal)."""
         prefix = "\r" + " " * 160 + "\r" if self.tty else ""
-        self.stream.write(f"{prefix}{event.utc[11:19]} {event.name}: {event.reason}\n")  # type: ignore[attr-defined]
+        self.stream.write(f"{prefix}{text}\n")
         self.stream.flush()
         self._last = 0.0  # redraw the status line at the next event
+
+    def log(self, event: object) -> None:
+        """Print a session event in plain words (events without operator text stay in the log only)."""
+        text = getattr(event, "operator_text", "")
+        if text:
+            self.message(f"{event.utc[11:19]} {text}")  # type: ignore[attr-defined]
 
     def close(self) -> None:
         if self.tty:

@@ -27,11 +27,14 @@ DEVICE_FS = 500
 def device_channels(record_path: str | Path) -> tuple[np.ndarray, tuple[str, ...]]:
     """The record as the front-end would measure it: (8, n) mV at 500 Hz, and the electrodes off."""
     from edge_runtime.formats import read_record
-    from edge_runtime.resample import resample_record
     from edge_runtime.runtime.sources import channels_from_record
     from firmware_bridge.frames import ELECTRODES
 
-    record = resample_record(read_record(record_path), float(DEVICE_FS))
+    record = read_record(record_path)
+    if record.fs != DEVICE_FS:  # scipy.signal takes seconds to import; records already at 500 Hz skip it
+        from edge_runtime.resample import resample_record
+
+        record = resample_record(record, float(DEVICE_FS))
     signals, off = channels_from_record(record)
     return signals, tuple(name for name, is_off in zip(ELECTRODES, off) if is_off)
 
@@ -47,7 +50,9 @@ def build_emulator(record_path: str | Path, *, loop: bool = False, seed: int = 0
     from firmware_bridge.faults import FaultConfig, FaultInjector
 
     signals, absent = device_channels(record_path)
-    unplug = {key: fault_options.pop(key) for key in ("unplug_at_s", "unplug_for_s") if key in fault_options}
+    # Whole-session faults act on the device as a whole (its clock, its INFO, its firmware), not in the span.
+    unplug = {key: fault_options.pop(key) for key in ("unplug_at_s", "unplug_for_s", "clock_hz", "announced_map",
+                                                      "silent_after_s") if key in fault_options}
     base = FaultConfig(lead_off=absent, **unplug)  # type: ignore[arg-type]
     extra_off = tuple(fault_options.pop("lead_off", ()))  # type: ignore[arg-type]
     faulty = FaultConfig(lead_off=tuple(sorted(set(absent) | set(extra_off))), **unplug, **fault_options)  # type: ignore[arg-type]
@@ -83,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--garbage-bursts-per-s", type=float, default=0.0, help="random-byte bursts per s of stream")
     parser.add_argument("--unplug-at", type=float, help="unplug at this many s of stream")
     parser.add_argument("--unplug-for", type=float, default=1.0, help="seconds unplugged")
+    parser.add_argument("--slip-prob", type=float, default=0.0, help="probability a DATA frame loses or gains a byte")
+    parser.add_argument("--stuck-lead-off", nargs="*", default=[], help="electrodes whose lead-off bit is stuck on")
+    parser.add_argument("--clock-hz", type=float, help="real sample clock (INFO still announces 500 Hz)")
+    parser.add_argument("--announce-map", help="comma-separated channel map INFO announces (data keep I,II,V1..V6)")
+    parser.add_argument("--silent-after", type=float, help="stop answering after this many s of stream")
     parser.add_argument("--backlog-bytes", type=int, default=1 << 16,
                         help="device FIFO for a host that is not reading (frames beyond it are lost)")
     args = parser.parse_args(argv)
@@ -94,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
                                   "bit_error_rate": args.bit_error_rate, "garbage_bursts_per_s": args.garbage_bursts_per_s}
     if args.unplug_at is not None:
         options.update(unplug_at_s=args.unplug_at, unplug_for_s=args.unplug_for)
+    options.update(slip_prob=args.slip_prob, stuck_lead_off=tuple(args.stuck_lead_off), clock_hz=args.clock_hz,
+                   silent_after_s=args.silent_after,
+                   announced_map=tuple(args.announce_map.split(",")) if args.announce_map else None)
     emulator = build_emulator(args.record, loop=args.loop, seed=args.seed, fault_from_s=args.fault_from,
                               fault_to_s=args.fault_to, **options)
     stop = threading.Event()

@@ -4,12 +4,15 @@ Steps (each a small function):
 
 1. ``clean_beats``: keep the synchronized beats whose 12-lead shape matches the window's median
    beat (drops ectopic and artefact beats; the paper's model saw sinus beats).
-2. ``model_inputs``: demographics and ECG parameters in raw units; unknown values are NaN and named
-   so the result lists them as imputed (the bundle imputes with its training medians).
+2. ``model_inputs`` (:mod:`edge_runtime.contract`): demographics and ECG parameters in raw units;
+   unknown values are NaN and named so the result lists them as imputed (the bundle imputes with
+   its training medians).
 3. the predictor runs on every clean beat; ``aggregate`` takes the median, the spread across beats
    (IQR) and the interval ``median +- q`` where ``q`` is the split-conformal residual quantile the
    bundle was calibrated with on held-out data (so the interval has the stated coverage there).
-4. ``lvh_verdict``: indexed LVM (LVM / BSA, Mosteller) against the sex-specific threshold.
+4. ``lvh_verdict``: indexed LVM (LVM / BSA, Mosteller) against the sex-specific threshold;
+   ``index_interval`` and ``three_state_verdict``: "LVH", "no LVH" or "borderline" (the index interval
+   reaches both sides of the threshold).
 5. ``decide_status``: ``ok``, ``outside_population`` (a number, clearly marked, with the reason)
    or ``no_estimate`` (no number, with the reason).
 """
@@ -22,6 +25,7 @@ from typing import Protocol
 
 import numpy as np
 
+from edge_runtime.contract import model_inputs
 from edge_runtime.flags import Consequence, Flag, names_with
 from edge_runtime.record import PatientContext
 
@@ -33,8 +37,6 @@ STATUS_NONE = "no_estimate"
 NO_ESTIMATE_FLAGS = names_with(Consequence.BLOCKS)
 OUTSIDE_POPULATION_FLAGS = names_with(Consequence.OUTSIDE)
 
-DEMOGRAPHIC_NAMES = ("age_years", "sex", "height_cm", "weight_kg")
-PARAMETER_NAMES = ("qrs_ms", "p_axis", "r_axis", "t_axis")
 MIN_BEAT_CORRELATION = 0.9  # per-beat correlation with the median beat, all 12 leads concatenated
 MIN_CLEAN_BEATS = 3
 
@@ -68,8 +70,10 @@ class Estimate:
     lvm_spread_g: float | None = None  # IQR of the per-beat estimates
     per_beat_lvm_g: list[float] = field(default_factory=list)
     lvm_index_g_m2: float | None = None
-    lvh: bool | None = None
+    lvh: bool | None = None  # the point index against the threshold (kept for readers of the boolean)
     lvh_threshold_g_m2: float | None = None
+    lvm_index_interval_g_m2: tuple[float, float] | None = None  # the LV-mass interval divided by BSA
+    lvh_verdict: str | None = None  # "LVH", "no LVH" or "borderline" (the index interval spans the threshold)
     n_beats: int = 0
     flags: list[Flag] = field(default_factory=list)
     imputed: list[str] = field(default_factory=list)
@@ -111,21 +115,6 @@ def clean_beats(beats: np.ndarray, min_correlation: float = MIN_BEAT_CORRELATION
     return np.flatnonzero(np.nan_to_num(correlation, nan=-1.0) >= min_correlation)
 
 
-def model_inputs(patient: PatientContext, parameters: dict[str, float]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Demographics ``[age, sex (1=M, 0=F), height_cm, weight_kg]`` and parameters
-    ``[qrs_ms, p_axis, r_axis, t_axis]`` in raw units, NaN where unknown, and the unknown names."""
-    sex_code = {"M": 1.0, "F": 0.0}.get(patient.sex or "", math.nan)
-    demographics = np.array([
-        math.nan if patient.age_years is None else patient.age_years, sex_code,
-        math.nan if patient.height_cm is None else patient.height_cm,
-        math.nan if patient.weight_kg is None else patient.weight_kg,
-    ], dtype=np.float32)
-    ecg_parameters = np.array([parameters.get(name, math.nan) for name in PARAMETER_NAMES], dtype=np.float32)
-    missing = [name for name, value in zip(DEMOGRAPHIC_NAMES, demographics) if not np.isfinite(value)]
-    missing += [name for name, value in zip(PARAMETER_NAMES, ecg_parameters) if not np.isfinite(value)]
-    return demographics, ecg_parameters, missing
-
-
 def aggregate(per_beat_lvm_g: np.ndarray, interval_halfwidth_g: float | None) -> tuple[float, float, tuple[float, float] | None]:
     """Median LV mass, IQR across beats, and the calibrated interval ``median +- halfwidth``."""
     values = np.asarray(per_beat_lvm_g, dtype=np.float64)
@@ -150,6 +139,36 @@ def lvh_verdict(lvm_g: float, patient: PatientContext, threshold_male: float, th
         return None, None, threshold
     index = lvm_g / bsa
     return index, (None if threshold is None else bool(index > threshold)), threshold
+
+
+VERDICT_LVH = "LVH"
+VERDICT_NO_LVH = "no LVH"
+VERDICT_BORDERLINE = "borderline"
+
+
+def index_interval(lvm_interval_g: tuple[float, float] | None, bsa_m2: float | None) -> tuple[float, float] | None:
+    """The LV-mass interval indexed to body surface area (g/m2); ``None`` without an interval or a BSA.
+
+    BSA is taken as exact (it is measured, not modelled), so the index interval is the mass interval / BSA.
+    """
+    if lvm_interval_g is None or bsa_m2 is None or not bsa_m2 > 0:
+        return None
+    return lvm_interval_g[0] / bsa_m2, lvm_interval_g[1] / bsa_m2
+
+
+def three_state_verdict(index_g_m2: float | None, interval_g_m2: tuple[float, float] | None,
+                        threshold_g_m2: float | None) -> str | None:
+    """``"LVH"``, ``"no LVH"`` or ``"borderline"``; ``None`` when the index or the threshold is unknown.
+
+    Borderline when the index interval reaches both sides of the threshold (LVH is ``index > threshold``):
+    the data cannot tell LVH from no LVH, and a definite word would overstate the result. Without an
+    interval the verdict is the point index against the threshold.
+    """
+    if index_g_m2 is None or threshold_g_m2 is None:
+        return None
+    if interval_g_m2 is not None and interval_g_m2[0] <= threshold_g_m2 < interval_g_m2[1]:
+        return VERDICT_BORDERLINE
+    return VERDICT_LVH if index_g_m2 > threshold_g_m2 else VERDICT_NO_LVH
 
 
 def decide_status(flags: list[Flag]) -> str:
@@ -238,6 +257,9 @@ def estimate_window(beats: np.ndarray, parameters: dict[str, float], signal_flag
     result.lvm_g, result.lvm_spread_g, result.lvm_interval_g = aggregate(predictions, model.interval_halfwidth_g)  # type: ignore[union-attr]
     result.lvm_index_g_m2, result.lvh, result.lvh_threshold_g_m2 = lvh_verdict(
         result.lvm_g, patient, threshold_male, threshold_female)
+    result.lvm_index_interval_g_m2 = index_interval(result.lvm_interval_g, patient.bsa_m2)
+    result.lvh_verdict = three_state_verdict(result.lvm_index_g_m2, result.lvm_index_interval_g_m2,
+                                             result.lvh_threshold_g_m2)
     if result.lvh is None:
         unknown = [name for name in ("sex", "height_cm", "weight_kg") if name in missing]
         flags.append(Flag("lvh_unknown", f"LVH needs sex, height and weight; unknown: {', '.join(unknown)}",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass, field
 
 from edge_runtime.record import PatientContext, normalize_sex
 
@@ -86,3 +87,136 @@ def merge_patient(operator: PatientContext, from_file: PatientContext) -> Patien
     merged = {name: getattr(operator, name) if getattr(operator, name) is not None else getattr(from_file, name)
               for name in fields}
     return PatientContext(**merged)
+
+
+# --- where each value came from --------------------------------------------------------------
+
+PATIENT_FIELDS = ("age_years", "sex", "height_cm", "weight_kg")
+SOURCE_FILE = "file"
+SOURCE_OPERATOR = "operator"
+SOURCE_IMPUTED = "imputed"
+PREFER_CHOICES = (SOURCE_FILE, SOURCE_OPERATOR)
+# Differences below these are rounding (a header's 77 vs an entered 77.4), not a disagreement.
+_SAME_WITHIN = {"age_years": 1.0, "height_cm": 1.0, "weight_kg": 1.0}
+_FIELD_WORDS = {"age_years": ("age", "y"), "sex": ("sex", ""), "height_cm": ("height", "cm"),
+                "weight_kg": ("weight", "kg")}
+
+
+def field_word(name: str) -> str:
+    """The operator's word for a patient field (``height_cm`` -> ``height``)."""
+    return _FIELD_WORDS.get(name, (name, ""))[0]
+
+
+def format_value(name: str, value: object) -> str:
+    """``77 y``, ``F``, ``160 cm``: a patient value as the operator reads it."""
+    if value is None:
+        return "unknown"
+    unit = _FIELD_WORDS.get(name, ("", ""))[1]
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    return f"{text} {unit}".strip()
+
+
+@dataclass(frozen=True)
+class PatientConflict:
+    """The file and the operator disagree on one field."""
+
+    field: str
+    file_value: object
+    operator_value: object
+    used: str | None = None  # "file", "operator", or None when nothing was used (refused)
+
+    def text(self) -> str:
+        """``sex: file F, entered M`` (+ which one was used)."""
+        used = "" if self.used is None else f" (used the {'file' if self.used == SOURCE_FILE else 'entered'} value)"
+        return (f"{field_word(self.field)}: file {format_value(self.field, self.file_value)}, entered "
+                f"{format_value(self.field, self.operator_value)}{used}")
+
+    def to_dict(self) -> dict:
+        return {"field": self.field, "file": self.file_value, "operator": self.operator_value, "used": self.used}
+
+
+class PatientConflictError(PatientInputError):
+    """The file and the operator disagree and nobody said which to use; the message names both values."""
+
+    def __init__(self, conflicts: list[PatientConflict]) -> None:
+        self.conflicts = conflicts
+        listed = "; ".join(conflict.text() for conflict in conflicts)
+        super().__init__(f"the file and the entered patient data disagree: {listed}. Check the patient, then "
+                         "pass --prefer file or --prefer operator")
+
+
+@dataclass
+class PatientData:
+    """The patient context used for the estimate, where each value came from, and any disagreement.
+
+    ``sources[name]`` is ``"file"``, ``"operator"`` or ``None`` (unknown: the bundle imputes it when it
+    can, see :func:`PatientData.sources_after`).
+    """
+
+    patient: PatientContext
+    sources: dict[str, str | None]
+    conflicts: list[PatientConflict] = field(default_factory=list)
+    prefer: str | None = None
+
+    def sources_after(self, imputed: list[str] | tuple[str, ...] = ()) -> dict[str, str | None]:
+        """Sources with the fields the model imputed marked ``"imputed"``."""
+        return {name: (SOURCE_IMPUTED if source is None and name in imputed else source)
+                for name, source in self.sources.items()}
+
+
+def operator_only(patient: PatientContext) -> PatientData:
+    """Provenance when every value came from the operator (a live stream: there is no file)."""
+    return PatientData(patient, {name: (SOURCE_OPERATOR if getattr(patient, name) is not None else None)
+                                 for name in PATIENT_FIELDS})
+
+
+def _disagree(name: str, file_value: object, operator_value: object) -> bool:
+    if file_value is None or operator_value is None:
+        return False
+    if name in _SAME_WITHIN:
+        return abs(float(file_value) - float(operator_value)) >= _SAME_WITHIN[name]  # type: ignore[arg-type]
+    return file_value != operator_value
+
+
+def resolve_patient(operator: PatientContext, from_file: PatientContext, prefer: str | None = None) -> PatientData:
+    """Combine the operator's entries with the file's header, recording where each value came from.
+
+    Parameters
+    ----------
+    operator, from_file : PatientContext
+        What was entered, and what the file says.
+    prefer : {"file", "operator"}, optional
+        Which side wins where they disagree. ``None`` (the default) refuses a disagreement: silently
+        replacing a file's sex or age can flip the verdict.
+
+    Returns
+    -------
+    PatientData
+
+    Raises
+    ------
+    PatientConflictError
+        When they disagree and ``prefer`` is ``None``; the message names both values of every field.
+    """
+    if prefer not in (None, *PREFER_CHOICES):
+        raise ValueError(f"prefer must be one of {PREFER_CHOICES}, got {prefer!r}")
+    disagreements = [name for name in PATIENT_FIELDS
+                     if _disagree(name, getattr(from_file, name), getattr(operator, name))]
+    if disagreements and prefer is None:
+        raise PatientConflictError([PatientConflict(name, getattr(from_file, name), getattr(operator, name))
+                                    for name in disagreements])
+    values: dict[str, object] = {}
+    sources: dict[str, str | None] = {}
+    for name in PATIENT_FIELDS:
+        entered, filed = getattr(operator, name), getattr(from_file, name)
+        if name in disagreements:
+            use_file = prefer == SOURCE_FILE
+        else:  # agreeing or one-sided: the entered value (the operator saw the patient), else the file's
+            use_file = entered is None
+        values[name] = filed if use_file else entered
+        sources[name] = None if values[name] is None else (SOURCE_FILE if use_file else SOURCE_OPERATOR)
+    patient_id = operator.patient_id if operator.patient_id is not None else from_file.patient_id
+    conflicts = [PatientConflict(name, getattr(from_file, name), getattr(operator, name), prefer)
+                 for name in disagreements]
+    return PatientData(PatientContext(patient_id=patient_id, **values), sources, conflicts,  # type: ignore[arg-type]
+                       prefer if disagreements else None)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.bundle_spec import BundleManifest
 from edge_runtime.config import ClinicConfig
 from edge_runtime.record import STANDARD_LEADS, PatientContext
 from edge_runtime.flags import Flag
@@ -38,26 +39,20 @@ class WindowResult:
     fs: float
 
 
-def interval_from_manifest(manifest: dict) -> tuple[float | None, float | None, str]:
+def interval_from_manifest(manifest: BundleManifest) -> tuple[float | None, float | None, str]:
     """The calibrated interval half-width (g), its coverage, and where it came from.
 
-    Reads ``manifest["calibration"] = {"method": "split-conformal", "coverage": 0.9,
-    "lvm_halfwidth_g": q, ...}`` (the conformal quantile of |residual| on held-out data). Without
-    it, falls back to ``metrics`` MAE scaled as for Gaussian residuals (``approximate``); without
-    either, no interval.
+    Reads the manifest's ``calibration`` (:class:`edge_runtime.bundle_spec.IntervalCalibration`, the
+    split-conformal quantile of |residual| on held-out data). Without it, falls back to the
+    cross-validation MAE ``metrics["cv_mae_g"]`` scaled as for Gaussian residuals (``approximate``);
+    without either, no interval.
     """
-    calibration = manifest.get("calibration")
-    if isinstance(calibration, dict):
-        halfwidth = calibration.get("lvm_halfwidth_g", calibration.get("halfwidth_g"))
-        coverage = calibration.get("coverage")
-        if isinstance(halfwidth, (int, float)) and math.isfinite(halfwidth) and halfwidth >= 0:
-            return float(halfwidth), (float(coverage) if isinstance(coverage, (int, float)) else None), \
-                str(calibration.get("method", "calibrated"))
-    metrics = manifest.get("metrics") or {}
-    for key in ("holdout_mae_g", "test_mae_g", "cv_mae_g", "mae_g"):
-        value = metrics.get(key) if isinstance(metrics, dict) else None
-        if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
-            return _MAE_TO_Q90 * float(value), 0.9, f"approximate (from {key}, Gaussian residuals assumed)"
+    calibration = manifest.calibration
+    if calibration is not None:
+        return calibration.lvm_halfwidth_g, calibration.coverage, calibration.method
+    value = manifest.metrics.get("cv_mae_g")
+    if isinstance(value, (int, float)) and math.isfinite(value) and value > 0:
+        return _MAE_TO_Q90 * float(value), 0.9, "approximate (from cv_mae_g, Gaussian residuals assumed)"
     return None, None, "none"
 
 
@@ -66,14 +61,9 @@ def model_info_from_bundle(bundle: Any) -> ModelInfo:
     manifest = bundle.manifest
     halfwidth, coverage, method = interval_from_manifest(manifest)
     manifest_bytes = (Path(bundle.path) / "manifest.json").read_bytes()
-    ranges = {}
-    for name, bounds in (manifest.get("training_ranges") or {}).items():
-        if isinstance(bounds, (list, tuple)) and len(bounds) == 2:
-            ranges[name] = (float(bounds[0]), float(bounds[1]))
     return ModelInfo(model_id=bundle.model_id, sha256=hashlib.sha256(manifest_bytes).hexdigest(),
-                     interval_halfwidth_g=halfwidth, interval_coverage=coverage,
-                     trained_on=str(manifest.get("training_data", "synthetic")), training_ranges=ranges,
-                     interval_method=method)
+                     interval_halfwidth_g=halfwidth, interval_coverage=coverage, trained_on=manifest.training_data,
+                     training_ranges=dict(manifest.training_ranges), interval_method=method)
 
 
 class Analyzer:
@@ -122,13 +112,17 @@ class Analyzer:
 
     def analyze_12(self, signals_mv: np.ndarray, fs: float, patient: PatientContext,
                    extra_flags: list[Flag] | None = None, source: str | None = None,
-                   recorded_utc: str | None = None) -> WindowResult:
-        """Analyze one raw (12, n) standard-order window (any rate 200-1000 Hz)."""
+                   recorded_utc: str | None = None, gap_mask: np.ndarray | None = None) -> WindowResult:
+        """Analyze one raw (12, n) standard-order window (any rate 200-1000 Hz).
+
+        ``gap_mask`` (n,) marks interpolated samples (a short link gap, :mod:`.window`): the beats that
+        touch them are left out of the estimate and counted (flag ``link_gaps``)."""
         from edge_runtime.preprocess import analyze_window
 
         flags = list(extra_flags or [])
         signals_mv = np.asarray(signals_mv, dtype=np.float32)
         analysis = None
+        excluded = 0  # beats left out because they touch a bridged gap
         if not np.all(np.isfinite(signals_mv)):
             flags.append(Flag("non_finite_samples", "window contains NaN or infinite samples"))
         else:
@@ -140,10 +134,14 @@ class Analyzer:
             estimate = estimate_window(np.zeros((0, 12, 1)), {}, flags, patient, self.predictor, self.model,
                                        self.config.lvh_threshold_male_g_m2, self.config.lvh_threshold_female_g_m2)
         else:
-            estimate = self._estimate(analysis, flags, patient)
+            estimate, excluded = self._estimate(analysis, flags, patient, gap_mask, float(fs))
         report = build_report(estimate, patient, self.model, self.config,
                               parameters=None if analysis is None else analysis.parameters, source=source,
                               recorded_utc=recorded_utc, backend=self.backend, precision=self.precision)
+        if gap_mask is not None and gap_mask.any():
+            report["gap_samples_filled"] = int(np.count_nonzero(gap_mask))
+            report["gap_spans"] = gap_spans(gap_mask)
+            report["n_beats_excluded_gap"] = excluded
         return WindowResult(report, estimate, analysis, signals_mv, float(fs))
 
     def analyze_leads(self, signals_mv: np.ndarray, fs: float, present: list[str], patient: PatientContext,
@@ -173,11 +171,56 @@ class Analyzer:
                               recorded_utc=recorded_utc, backend=self.backend, precision=self.precision)
         return WindowResult(report, estimate, analysis, np.asarray(signals_mv, dtype=np.float32), float(fs))
 
-    def _estimate(self, analysis: Any, flags: list[Flag], patient: PatientContext) -> Estimate:
+    def _estimate(self, analysis: Any, flags: list[Flag], patient: PatientContext,
+                  gap_mask: np.ndarray | None = None, raw_fs: float | None = None) -> tuple[Estimate, int]:
+        """The estimate, and how many beats were left out for touching a bridged gap."""
         flags = flags + analysis.flags
-        return estimate_window(analysis.beats, analysis.parameters, flags, patient, self.predictor,
-                               self.model, self.config.lvh_threshold_male_g_m2,
-                               self.config.lvh_threshold_female_g_m2)
+        beats = analysis.beats
+        keep = None
+        if gap_mask is not None and gap_mask.any() and np.asarray(beats).ndim == 3 and len(beats):
+            touching = beats_touching_gaps(analysis.beat_r_peaks, analysis.fs, float(raw_fs or analysis.fs),
+                                           gap_mask, self.preprocess_config)
+            keep = np.flatnonzero(~touching)
+            flags.append(Flag("link_gaps", f"{int(gap_mask.sum())} lost samples interpolated; "
+                                           f"{int(touching.sum())} of {len(beats)} beats touch them and are left "
+                                           "out of the estimate"))
+            beats = beats[keep]
+        estimate = estimate_window(beats, analysis.parameters, flags, patient, self.predictor,
+                                   self.model, self.config.lvh_threshold_male_g_m2,
+                                   self.config.lvh_threshold_female_g_m2)
+        if keep is None:
+            return estimate, 0
+        # rows of the kept beats -> rows of analysis.beats (what the report PNG draws)
+        estimate.beat_rows = [int(keep[row]) for row in estimate.beat_rows]
+        return estimate, int(len(analysis.beats) - keep.size)
+
+
+def gap_spans(gap_mask: np.ndarray) -> list[list[int]]:
+    """``[[start, stop), ...]`` sample ranges of the raw window that were interpolated."""
+    edges = np.diff(np.concatenate([[0], np.asarray(gap_mask, dtype=np.int8), [0]]))
+    return [[int(a), int(b)] for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1))]
+
+
+GAP_MARGIN_S = 0.03  # the conditioning filters smear an interpolated stretch a little: keep clear of it
+
+
+def beats_touching_gaps(beat_r_peaks: np.ndarray, analysis_fs: float, raw_fs: float, gap_mask: np.ndarray,
+                        config: Any) -> np.ndarray:
+    """True for each beat whose window ``[R - pre, R + post)`` (plus a margin) holds an interpolated sample.
+
+    ``beat_r_peaks`` index the conditioned signal at ``analysis_fs``, which is the raw window resampled and
+    shifted by the filter's group delay (``config.delay_s``); ``gap_mask`` indexes the raw window.
+    """
+    peaks_s = (np.asarray(beat_r_peaks, dtype=np.float64) / analysis_fs) - float(config.delay_s)
+    gap_s = np.flatnonzero(gap_mask) / raw_fs
+    pre_s = config.beat_pre_ms / 1000.0 + GAP_MARGIN_S
+    post_s = config.beat_post_ms / 1000.0 + GAP_MARGIN_S
+    if gap_s.size == 0:
+        return np.zeros(peaks_s.size, dtype=bool)
+    # the nearest gap sample at or after each beat's start decides
+    starts = np.searchsorted(gap_s, peaks_s - pre_s)
+    nearest = gap_s[np.minimum(starts, gap_s.size - 1)]
+    return (starts < gap_s.size) & (nearest < peaks_s + post_s)
 
 
 def standard_window(signals_mv: np.ndarray, lead_names: tuple[str, ...]) -> tuple[np.ndarray, list[Flag]]:

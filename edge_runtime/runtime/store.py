@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS results (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -42,10 +42,20 @@ CREATE TABLE IF NOT EXISTS results (
     report TEXT NOT NULL
 );
 """
+# Schema 2 (issue 18): patient provenance, BSA, the index interval and the three-state verdict. Added by
+# ALTER TABLE so a version-1 database keeps every row (its new columns read NULL: not recorded then).
+_ADDED_IN_2 = (("bsa_m2", "REAL"), ("lvm_index_low_g_m2", "REAL"), ("lvm_index_high_g_m2", "REAL"),
+               ("lvh_verdict", "TEXT"), ("patient_sources", "TEXT"), ("patient_conflicts", "TEXT"))
 WINDOW_CODEC = "int16-uV-zlib"
 EXPORT_COLUMNS = ("id", "recorded_utc", "stored_utc", "patient_id", "age_years", "sex", "height_cm", "weight_kg",
                   "estimate_status", "lvm_g", "lvm_low_g", "lvm_high_g", "lvm_index_g_m2", "lvh", "n_beats", "flags",
-                  "model_id", "model_sha256", "source")
+                  "model_id", "model_sha256", "source", "bsa_m2", "lvm_index_low_g_m2", "lvm_index_high_g_m2",
+                  "lvh_verdict", "patient_sources", "patient_conflicts")
+_JSON_COLUMNS = ("flags", "patient_sources", "patient_conflicts")
+
+
+class StoreError(Exception):
+    """The result database cannot be opened or used (not SQLite, a folder, no permission, newer schema)."""
 
 
 def encode_window(signals_mv: np.ndarray) -> bytes:
@@ -86,21 +96,49 @@ class ResultStore:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():
-            # Create the file ourselves so it is never world-readable, even for an instant.
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder, not a result database file")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not self.path.exists():
+                # Create the file ourselves so it is never world-readable, even for an instant.
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600))
+        except OSError as error:
+            raise StoreError(f"cannot create the result database {self.path}: {error.strerror or error}") from None
         # SQLite gives the -wal/-shm files the main file's permissions; the umask covers the rest.
         previous_umask = os.umask(0o077)
+        self._db = None
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(_SCHEMA)
-            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self._migrate()
+        except sqlite3.DatabaseError as error:  # includes OperationalError: not a database, read-only, locked
+            if self._db is not None:
+                self._db.close()
+            raise StoreError(f"{self.path} cannot be used as a result database: {error}") from None
         finally:
             os.umask(previous_umask)
         self._db.row_factory = sqlite3.Row
+
+    def _migrate(self) -> None:
+        """Create the schema, or bring an older one up to :data:`SCHEMA_VERSION` keeping every row."""
+        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer elvmass (schema {version}, this one reads "
+                             f"{SCHEMA_VERSION}); update elvmass")
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(_SCHEMA.strip().rstrip(";"))
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+            for name, kind in _ADDED_IN_2:
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE results ADD COLUMN {name} {kind}")
+            self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
 
     def close(self) -> None:
         self._db.close()
@@ -139,6 +177,12 @@ class ResultStore:
             "window_n_samples": int(np.asarray(window_mv).shape[1]),
             "window_codec": WINDOW_CODEC, "window": encode_window(window_mv),
             "report": json.dumps(report),
+            "bsa_m2": patient.get("bsa_m2"),
+            "lvm_index_low_g_m2": (report.get("lvm_index_interval_g_m2") or [None, None])[0],
+            "lvm_index_high_g_m2": (report.get("lvm_index_interval_g_m2") or [None, None])[1],
+            "lvh_verdict": report.get("lvh_verdict"),
+            "patient_sources": json.dumps(report.get("patient_sources")),
+            "patient_conflicts": json.dumps(report.get("patient_conflicts") or []),
         }
         columns = ", ".join(row)
         marks = ", ".join(f":{name}" for name in row)
@@ -158,7 +202,8 @@ class ResultStore:
             query += f" LIMIT {int(limit)}"
         rows = [dict(row) for row in self._db.execute(query)]
         for row in rows:
-            row["flags"] = json.loads(row["flags"])
+            for name in _JSON_COLUMNS:  # NULL in rows stored before schema 2
+                row[name] = None if row[name] is None else json.loads(row[name])
             row["lvh"] = None if row["lvh"] is None else bool(row["lvh"])
         return rows
 

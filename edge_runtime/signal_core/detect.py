@@ -14,10 +14,24 @@ spatial-velocity detectors):
 4. the R peak is the maximum of the spatial magnitude ``sum_l c_l[n]^2`` in the QRS region
    behind the energy peak.
 
-Latency: a beat is reported once the integrated-energy maximum that marks it has passed
-(about 120 ms + 14 ms after the R peak) except beats found by search-back, reported at most
-1.66 x (mean RR, capped at 2 s) = 3.3 s after the previous beat; nothing is reported during
-the first 2 s learning phase (those beats are reported when it ends).
+Three guards against the failure modes seen on records it was not tuned on:
+
+* **Pauses.** When search-back finds nothing, SPKI decays (a drop in QRS amplitude must not
+  silence the detector) but never below ``SPKI_FLOOR_FRACTION`` of the median energy of the last
+  8 beats, so a long sinus pause or block cannot lower the threshold into the noise and invent beats.
+* **Noise bursts are refused, not guessed.** A candidate around which the integrated energy does
+  not come back to a quiet baseline (its lower 20 % over 0.75 s, looking 0.25 s ahead, above
+  0.3 SPKI) is not a beat: the stretch is recorded in ``unreadable``, no beat is reported there
+  and search-back waits for readable signal. Between QRS complexes, even in a ventricular run at
+  150 bpm, the energy does fall back (tested), so ectopy is not refused.
+* Search-back ignores candidates from before a refused stretch.
+
+Latency: a beat is reported once the integrated-energy maximum that marks it has passed and
+0.25 s more (the noise look-ahead) plus the refractory period: about 0.59 s after the R peak;
+beats found by search-back at most 1.66 x (mean RR, capped at 2 s) after the previous beat;
+nothing is reported during the first 2 s learning phase (those beats are reported when it ends).
+A beat already reported when a burst is recognised stays reported by the streaming object;
+:func:`detect_r_peaks` drops it.
 
 Input is the conditioned signal of :mod:`edge_runtime.signal_core.filters`; R-peak indices refer
 to it. :func:`detect_r_peaks` is the batch wrapper (same object, one chunk, then flush).
@@ -38,11 +52,18 @@ REFRACTORY_S = 0.200
 T_WAVE_WINDOW_S = 0.360
 LEARNING_S = 2.0
 SEARCHBACK_FACTOR = 1.66
+THRESHOLD_FRACTION = 0.25
 RR_LIMITS_S = (0.2, 2.0)
 HISTORY_S = 4.5
 SPKI_DECAY = 0.5
+QRS_LEVEL_BEATS = 8
+SPKI_FLOOR_FRACTION = 0.2
 PEAK_NEIGHBOURHOOD_S = 0.03
 DETECTION_BAND = (0.5, 40.0)
+NOISE_WINDOW_S = 0.75
+NOISE_LOOKAHEAD_S = 0.25
+NOISE_FLOOR_QUANTILE = 0.2
+NOISE_FLOOR_FRACTION = 0.3
 
 
 class StreamingRPeakDetector:
@@ -73,6 +94,9 @@ class StreamingRPeakDetector:
         self.t_window = int(round(T_WAVE_WINDOW_S * self.fs))
         self.learn_n = int(round(LEARNING_S * self.fs))
         self.history_n = int(round(HISTORY_S * self.fs))
+        self.noise_n = int(round(NOISE_WINDOW_S * self.fs))
+        self.lookahead = int(round(NOISE_LOOKAHEAD_S * self.fs))
+        self.unreadable: list[tuple[int, int]] = []  # [start, stop) stretches refused as noise
         self._mwi_b = np.full(self.w, 1.0 / self.w)
         self._diff_tail: np.ndarray | None = None  # last 2k conditioned samples per lead
         self._mwi_zi = np.zeros(self.w - 1)
@@ -84,12 +108,13 @@ class StreamingRPeakDetector:
         self._n_seen = 0
         self._next_scan = 1
         self._initialized = False
-        self._pending: list[tuple[int, float, float]] = []  # candidates before learning ends
+        self._pending: list[tuple[int, float, float]] = []  # candidates not yet classified
         self.spki = 0.0
         self.npki = 0.0
         self._last_qrs: int | None = None  # energy-peak index of the last QRS
         self._last_slope = 0.0
         self._rr: list[int] = []
+        self._qrs_values: list[float] = []  # integrated energy of the last QRS_LEVEL_BEATS beats
         self._noise_peaks: list[tuple[int, float, float]] = []
         self._due: int | None = None  # search-back time
         self._provisional: int | None = None  # R peak not yet final (refractory period running)
@@ -115,7 +140,7 @@ class StreamingRPeakDetector:
     # ------------------------------------------------------------------ thresholds
     @property
     def threshold(self) -> float:
-        return self.npki + 0.25 * (self.spki - self.npki)
+        return self.npki + THRESHOLD_FRACTION * (self.spki - self.npki)
 
     def _rr_mean(self) -> float:
         if not self._rr:
@@ -130,8 +155,10 @@ class StreamingRPeakDetector:
     def _accept(self, peak: int, value: float, slope: float, searchback: bool, out: list[int]) -> None:
         """Take a QRS; it stays provisional for the refractory period (a larger peak there replaces it)."""
         self._emit(out)
-        self._undo = (self.spki, list(self._rr), self._last_qrs, self._last_slope)
+        self._undo = (self.spki, list(self._rr), self._last_qrs, self._last_slope, list(self._qrs_values))
         self._last_value = value
+        self._qrs_values.append(value)
+        del self._qrs_values[:-QRS_LEVEL_BEATS]
         weight = 0.25 if searchback else 0.125
         self.spki = weight * value + (1.0 - weight) * self.spki
         if self._last_qrs is not None:
@@ -148,9 +175,13 @@ class StreamingRPeakDetector:
         self._provisional = first + int(np.argmax(region)) if region.size else peak
 
     def _replace(self, peak: int, value: float, slope: float) -> None:
-        self.spki, self._rr, self._last_qrs, self._last_slope = self._undo
+        self.spki, self._rr, self._last_qrs, self._last_slope, self._qrs_values = self._undo
         self._provisional = None
         self._accept(peak, value, slope, searchback=False, out=[])
+
+    def _qrs_level(self) -> float:
+        """Median integrated energy of the recent beats (0 before the first)."""
+        return float(np.median(self._qrs_values)) if self._qrs_values else 0.0
 
     def _searchback_due(self) -> int | None:
         if self._last_qrs is None:
@@ -166,8 +197,10 @@ class StreamingRPeakDetector:
             eligible = [c for c in self._noise_peaks
                         if c[0] <= due and c[1] > 0.5 * self.threshold and not self._is_t_wave(c[0], c[2])]
             if not eligible:
-                # No beat at half threshold for 1.66 RR: the QRS amplitude must have dropped.
-                self.spki = self.npki + SPKI_DECAY * (self.spki - self.npki)
+                # No beat at half threshold for 1.66 RR: the QRS amplitude may have dropped, or this
+                # is a pause. The signal level decays, but not below a fraction of the recent QRS
+                # level, so that a long pause cannot lower the threshold to the noise.
+                self.spki = max(self.npki + SPKI_DECAY * (self.spki - self.npki), SPKI_FLOOR_FRACTION * self._qrs_level())
                 self._due = due + int(0.5 * min(self._rr_mean(), RR_LIMITS_S[1] * self.fs))
                 due = self._due
                 continue
@@ -181,8 +214,37 @@ class StreamingRPeakDetector:
         return (self._last_qrs is not None and peak - self._last_qrs < self.t_window
                 and slope < 0.5 * self._last_slope)
 
+    def _noisy(self, peak: int) -> bool:
+        """Whether the integrated energy stays far from a quiet baseline around ``peak`` (a noise burst).
+
+        Over ``NOISE_WINDOW_S`` ending ``NOISE_LOOKAHEAD_S`` after the candidate, its lower
+        ``NOISE_FLOOR_QUANTILE`` exceeds ``NOISE_FLOOR_FRACTION`` of the signal level: between QRS
+        complexes (even at 200 bpm, or in a run of wide ventricular beats) the energy falls back
+        near zero for more than that fraction of the time; under muscle or motion noise it does not.
+        """
+        if self.spki <= 0:
+            return False
+        recent = self._at(self._mwi, peak + self.lookahead - self.noise_n, peak + self.lookahead)
+        if recent.size < self.noise_n // 2:
+            return False
+        k = int(NOISE_FLOOR_QUANTILE * (recent.size - 1))
+        return float(np.partition(recent, k)[k]) > NOISE_FLOOR_FRACTION * self.spki
+
+    def _refuse(self, peak: int) -> None:
+        """Mark the noise window around ``peak`` unreadable; search-back waits for readable signal again."""
+        lo = max(0, peak + self.lookahead - self.noise_n)
+        if self.unreadable and self.unreadable[-1][1] >= lo:
+            self.unreadable[-1] = (self.unreadable[-1][0], peak + self.lookahead)
+        else:
+            self.unreadable.append((lo, peak + self.lookahead))
+        self._noise_peaks.clear()
+        self._due = peak + int(SEARCHBACK_FACTOR * min(self._rr_mean(), RR_LIMITS_S[1] * self.fs))
+
     def _classify(self, peak: int, value: float, slope: float, out: list[int]) -> None:
         self._searchback(peak - 1, out)
+        if self._noisy(peak):
+            self._refuse(peak)
+            return
         if self._last_qrs is not None and peak - self._last_qrs < self.refractory:
             if self._provisional is not None and value > self._last_value:
                 self._replace(peak, value, slope)
@@ -258,11 +320,17 @@ class StreamingRPeakDetector:
             if self._n_seen < self.learn_n and not final:
                 return
             self._initialize()
-        pending, self._pending = self._pending, []
-        for peak, value, slope in pending:
+        # A candidate is classified once NOISE_LOOKAHEAD_S of signal follows it (the noise test
+        # looks on both sides); search-back and emission wait for the classified horizon.
+        horizon = self._n_seen if final else complete - self.lookahead
+        ready = [c for c in self._pending if c[0] <= horizon]
+        self._pending = self._pending[len(ready):]
+        for peak, value, slope in ready:
             self._classify(peak, value, slope, out)
-        self._searchback(complete if not final else self._n_seen, out)
-        if final or (self._last_qrs is not None and complete - self._last_qrs >= self.refractory):
+        if self._pending:
+            horizon = min(horizon, self._pending[0][0] - 1)
+        self._searchback(horizon, out)
+        if final or (self._last_qrs is not None and horizon - self._last_qrs >= self.refractory):
             self._emit(out)
 
     def _trim(self) -> None:
@@ -275,7 +343,8 @@ class StreamingRPeakDetector:
 
 
 def detect_r_peaks(signals: np.ndarray, fs: float, *, method: str = "pan-tompkins-multilead",
-                   conditioned: bool = False, notch_hz: float | None = 50.0) -> np.ndarray:
+                   conditioned: bool = False, notch_hz: float | None = 50.0,
+                   return_unreadable: bool = False) -> np.ndarray | tuple[np.ndarray, list[tuple[int, int]]]:
     """R peaks of a whole recording (batch wrapper of :class:`StreamingRPeakDetector`).
 
     Parameters
@@ -292,10 +361,17 @@ def detect_r_peaks(signals: np.ndarray, fs: float, *, method: str = "pan-tompkin
         are shifted back by the filter's group delay so they index the raw input.
     notch_hz : float or None
         Mains notch used when conditioning here.
+    return_unreadable : bool
+        Also return the stretches refused as noise.
 
     Returns
     -------
-    ndarray of int64, sorted sample indices.
+    peaks : ndarray of int64
+        Sorted sample indices; none inside an unreadable stretch.
+    unreadable : list of (start, stop)
+        Only with ``return_unreadable``: ``[start, stop)`` sample ranges (same time base as the
+        peaks) where the signal never returned to a quiet baseline (a noise burst): no beat is
+        reported there rather than a guess.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
@@ -310,4 +386,9 @@ def detect_r_peaks(signals: np.ndarray, fs: float, *, method: str = "pan-tompkin
     detector = StreamingRPeakDetector(fs, signals.shape[0])
     peaks = np.concatenate([detector.process(signals), detector.flush()])
     peaks = np.unique(peaks) - shift
-    return peaks[(peaks >= 0) & (peaks < signals.shape[1])]
+    peaks = peaks[(peaks >= 0) & (peaks < signals.shape[1])]
+    unreadable = [(max(0, lo - shift), max(0, hi - shift)) for lo, hi in detector.unreadable]
+    # Beats emitted just before a burst was recognised (streaming cannot take them back) go here.
+    for lo, hi in unreadable:
+        peaks = peaks[(peaks < lo) | (peaks >= hi)]
+    return (peaks, unreadable) if return_unreadable else peaks

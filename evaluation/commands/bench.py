@@ -143,6 +143,8 @@ def beat_latencies(bundle: str | None) -> tuple[list[dict], dict]:
     import numpy as np
 
     from edge_runtime.assets import CINC_LVH_RECORD
+    from edge_runtime.contract import model_inputs
+    from edge_runtime.record import PatientContext
     from edge_runtime.inference import BACKENDS, available_backends, load_predictor
     from edge_runtime.formats import read_record
     from edge_runtime.model_bundle import load_bundle
@@ -151,8 +153,10 @@ def beat_latencies(bundle: str | None) -> tuple[list[dict], dict]:
     loaded = load_bundle(bundle)
     analysis = analyze_record(read_record(CINC_LVH_RECORD))
     beats = analysis.beats[:8].astype(np.float32)
-    demographics = np.tile(np.array([[77.0, 0.0, 160.0, 68.0]], dtype=np.float32), (len(beats), 1))
-    parameters = np.tile(np.array([[90.0, 50.0, 10.0, 30.0]], dtype=np.float32), (len(beats), 1))
+    row_demo, row_params, _ = model_inputs(PatientContext(77.0, "F", 160.0, 68.0),
+                                           {"qrs_ms": 90.0, "p_axis": 50.0, "r_axis": 10.0, "t_axis": 30.0})
+    demographics = np.repeat(row_demo[None, :], len(beats), axis=0)
+    parameters = np.repeat(row_params[None, :], len(beats), axis=0)
     rows = []
     installed = available_backends()
     for backend in BACKENDS:
@@ -185,15 +189,10 @@ def torch_eager_ms(bundle, beats, demographics, parameters) -> dict:
         return {"ms": None, "note": f"torch/training not installed ({error.name})"}
     import numpy as np
 
-    training = bundle.manifest.get("training") or {}
-    config_dict = dict(training.get("model_config") or (training.get("config") or {}).get("model") or {})
-    # Export metadata names the architecture choices as lead_grouping / features.
-    if "lead_grouping" in training:
-        config_dict.setdefault("grouping", training["lead_grouping"])
-    if "features" in training:
-        config_dict.setdefault("features", training["features"])
-    known = set(ModelConfig.__dataclass_fields__)
-    config = ModelConfig(**{k: v for k, v in config_dict.items() if k in known})
+    if bundle.manifest.export is None:
+        return {"ms": None, "note": "the bundle names no trained architecture (manifest export is null)"}
+    config_dict = bundle.manifest.export.model_config
+    config = ModelConfig(**config_dict)
     torch.set_num_threads(1)
     model = ElvMassNet(config).eval()  # latency does not depend on the weights' values
     times = []
@@ -207,7 +206,7 @@ def torch_eager_ms(bundle, beats, demographics, parameters) -> dict:
                 model(*inputs)
                 runs.append((time.perf_counter() - start) * 1000.0)
             times.append(float(np.median(runs)))
-    return {"ms": float(np.median(times)), "note": f"ElvMassNet({', '.join(f'{k}={v}' for k, v in config_dict.items()) or 'defaults'})"}
+    return {"ms": float(np.median(times)), "note": f"ElvMassNet({', '.join(f'{k}={v}' for k, v in config_dict.items())})"}
 
 
 def first_estimate_s(bundle: str | None) -> float | None:

@@ -21,12 +21,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"elvmass export: {run_dir / name} not found (train the run first, to completion)")
             return 2
     try:
-        document = export_run(run_dir, Path(args.out) if args.out else None)
+        spec = export_run(run_dir, Path(args.out) if args.out else None)
     except ValueError as error:
         print(f"elvmass export: {error}")
         return 2
-    for name, report in document["parity"].items():
+    for name, report in spec.parity.items():
         print(f"{name}: max |torch - onnxruntime| = {report['max_abs_diff_g_real']:.2e} g on {report['n_real_beats']} "
               f"real beats, {report['max_abs_diff_g_synthetic']:.2e} g on {report['n_synthetic_beats']} synthetic beats")
-    print(f"wrote {', '.join(document['model_files'].values())} and export.json to {args.out or run_dir}")
+    print(f"wrote {', '.join(spec.model_files.values())} and export.json to {args.out or run_dir}")
     return 0

@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    from edge_runtime.contract import SEX_COLUMN
     from edge_runtime.preprocess import PreprocessConfig
     from edge_runtime.record import RecordError
     from training.dataset import build_dataset
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     saliency = np.zeros_like(dataset.beats)
     routes = {"combined": np.ones(len(dataset), bool)} if "combined" in models else {
-        "male": demo[:, 1] == 1.0, "female": demo[:, 1] == 0.0}
+        "male": demo[:, SEX_COLUMN] == 1.0, "female": demo[:, SEX_COLUMN] == 0.0}
     for name, rows in routes.items():
         if rows.any():
             saliency[rows] = gradient_saliency(models[name], dataset.beats[rows], demo[rows], params[rows])

@@ -6,7 +6,9 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", required=True, help="label table CSV (record,lvm_g,age_years,sex,height_cm,weight_kg)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--labels", help="label table CSV (record,lvm_g,age_years,sex,height_cm,weight_kg)")
+    source.add_argument("--shards", help="train on the shard folder written by 'elvmass prepare'")
     parser.add_argument("--out", required=True, help="run directory (config, metrics, predictions, model.pt, train.log)")
     parser.add_argument("--input-mode", choices=("beat", "full", "crop"), default="beat",
                         help="middle single beat (default), full 10 s, or random synchronized crops")
@@ -31,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", default="runs/cache", help="where analyzed records are cached ('' = off)")
     parser.add_argument("--verbose", action="store_true", help="print every epoch's log line (always in train.log)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--distributed", action="store_true",
+                        help="data-parallel training under torchrun (gloo on CPU, NCCL on GPU); checkpoints per epoch")
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="checkpoint every epoch under OUT/checkpoints and resume from there when re-run")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,9 +48,20 @@ def run(args: argparse.Namespace) -> int:
     from training.run import RunSpec, format_summary, train_run
     from training.trainer import TrainConfig
 
+    dist = None
     try:
+        labels = Path(args.labels) if args.labels else None
+        if args.shards:
+            import json
+
+            labels = Path(json.loads((Path(args.shards) / "manifest.json").read_text())["labels"])
+        if args.distributed:
+            from training.distributed import init_distributed
+
+            dist = init_distributed()
         spec = RunSpec(
-            labels=Path(args.labels), out=Path(args.out),
+            labels=labels, out=Path(args.out), shards=Path(args.shards) if args.shards else None,
+            checkpoints=args.checkpoints, dist=dist,
             model=ModelConfig(grouping=args.grouping, features=args.features),
             train=TrainConfig(input_mode=args.input_mode, beats=args.beats, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               seed=args.seed, threads=args.threads),
@@ -53,9 +70,16 @@ def run(args: argparse.Namespace) -> int:
             cache_dir=Path(args.cache_dir) if args.cache_dir else None, progress=not args.quiet, verbose=args.verbose,
         )
         metrics = train_run(spec)
-    except (RecordError, ValueError, FileNotFoundError) as error:
+    except (RecordError, ValueError, FileNotFoundError, RuntimeError) as error:
         print(f"elvmass train: {error}")
         return 2
+    finally:
+        if dist is not None:
+            from training.distributed import shutdown
+
+            shutdown()
+    if dist is not None and not dist.is_main:
+        return 0
     timing = metrics["timings"]
     print(f"{args.folds}-fold CV ({args.input_mode}, {args.grouping}, {args.features}"
           f"{', sex-specific' if args.sex_specific else ''}), mean +- SD over folds:")
@@ -63,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     reference = metrics["reference"]
     if reference.get("oracle_mae_g"):
         print(f"  oracle MAE {reference['oracle_mae_g']:.2f} g; label-noise floor {reference['label_noise_floor_mae_g']:.2f} g")
-    print(f"wall {timing['total_wall_s']:.1f} s ({timing['workers']} workers x {timing['torch_threads']} thread); "
+    where = (f"{dist.world_size} {dist.backend} processes on {dist.device}" if dist is not None
+             else f"{timing['workers']} workers x {timing['torch_threads']} thread")
+    print(f"wall {timing['total_wall_s']:.1f} s ({where}); "
           f"worker CPU {sum(j['cpu_s'] for j in timing['jobs']):.1f} s; run written to {args.out}")
     return 0
