@@ -54,7 +54,7 @@ def test_reversal_flags_are_registered_and_block_the_estimate():
 @pytest.mark.parametrize("swap", ["LA/RA", "RA/LL", "RA/RL", "LA/RL", "LA/LL"])
 def test_bundled_records_swapped_are_flagged_and_get_no_estimate(bundled, swap):
     analyzer = Analyzer()
-    # LA/LL is read from the P wave: E07505's P axis is too horizontal (index 0.24 < 0.4), so only HR06004.
+    # LA/LL is read from the P wave: E07505's P axis is too horizontal (index 0.24 < 0.6), so only HR06004.
     for window in bundled if swap != "LA/LL" else bundled[:1]:
         result = analyzer.analyze_12(simulate_reversal(window.signals_mv, swap), window.fs, window.patient)
         wheres = [f.where for f in result.estimate.flags if f.name in ("electrode_reversal", "neutral_electrode_misplaced")]
@@ -87,7 +87,7 @@ def test_reversal_detection_on_the_report_half(shared_data):
     assert result["LA/RA"]["sensitivity"] >= 0.95 and result["LA/RA"]["specificity"] >= 0.99, result["LA/RA"]
     for swap in ("RA/LL", "RA/RL", "LA/RL"):
         assert result[swap]["sensitivity"] >= 0.95 and result[swap]["specificity"] >= 0.99, (swap, result[swap])
-    # LA/LL only by its P wave in a regular rhythm: 56 % (14/25) documented
-    assert result["LA/LL"]["specificity"] >= 0.99 and result["LA/LL"]["sensitivity"] >= 0.56, result["LA/LL"]
+    # LA/LL only by its P wave in a regular rhythm: 42.9 % (12/28) documented
+    assert result["LA/LL"]["specificity"] >= 0.99 and result["LA/LL"]["sensitivity"] >= 0.42, result["LA/LL"]
     assert result["any"]["false_alarms"] == 0
     assert result["LA/RA"]["swapped_with_estimate"] == 0
