@@ -8,8 +8,8 @@ DEV_VENV ?= .venv
 PIP_FLAGS ?= --disable-pip-version-check -q
 
 # Debian packages some tests drive for real (headless Chromium for the station, the Cortex-M cross compiler for the
-# HIL kit). Installed when missing and running as root with apt (CI); elsewhere those tests skip with the reason.
-SYSTEM_PACKAGES ?= chromium chromium-driver gcc-arm-none-eabi libnewlib-arm-none-eabi
+# HIL kit, strace for the power-loss test). Installed when missing and running as root with apt (CI); elsewhere those tests skip with the reason.
+SYSTEM_PACKAGES ?= chromium chromium-driver gcc-arm-none-eabi libnewlib-arm-none-eabi strace
 
 .PHONY: demo test env-edge env-dev system-deps clean
 

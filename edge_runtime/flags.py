@@ -66,6 +66,11 @@ _SPECS = [
     FlagSpec("analysis_error", _B, "The recording could not be analysed. Record again; if it repeats, call service."),
     FlagSpec("normalized_amplitudes", _B, "This file's amplitudes are rescaled lead by lead, so LV mass cannot be "
              "estimated from it. Use the cart's original export."),
+    FlagSpec("electrode_reversal", _B, "Limb electrodes may be swapped: check RA, LA and LL and record again.",
+             "Limb electrodes may be swapped ({where}): check that each is on its own limb and record again."),
+    FlagSpec("neutral_electrode_misplaced", _B, "The neutral electrode (RL) may be on an arm: put RL on the right leg "
+             "and record again.", "The neutral electrode may be swapped with an arm electrode ({where}): put RL on "
+             "the right leg and RA, LA on the arms, and record again."),
     FlagSpec("pacing", _B, "Pacemaker spikes found: LV mass cannot be estimated from a paced ECG."),
     # model and patient inputs
     FlagSpec("no_model", _B, "No model is installed on this device: call service."),

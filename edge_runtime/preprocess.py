@@ -2,8 +2,10 @@
 
 ``analyze_window`` resamples to ``config.fs``, conditions from a deterministic cold start (exactly
 what :class:`edge_runtime.signal_core.filters.StreamingConditioner` computes), detects R peaks with
-:class:`edge_runtime.signal_core.detect.StreamingRPeakDetector`, cuts the same window around every R
-peak in all 12 leads, delineates the QRS and runs the quality/rhythm guards. See docs/signal.md.
+:class:`edge_runtime.signal_core.detect.StreamingRPeakDetector` and delineates the QRS on that causal
+signal, removes baseline wander without phase distortion for the beats
+(:mod:`edge_runtime.signal_core.baseline`: zero-phase high-pass + PR-knot spline), cuts the same
+window around every R peak in all 12 leads and runs the quality/rhythm guards. See docs/signal.md.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import numpy as np
 from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, EcgRecord
 from edge_runtime.resample import resample_signals
 from edge_runtime.signal_core import quality
-from edge_runtime.signal_core.beats import beat_window, extract_beats, middle_beat_index
+from edge_runtime.signal_core.baseline import remove_baseline, zero_phase_highpass
+from edge_runtime.signal_core.beats import align_r_peaks, beat_window, extract_beats, middle_beat_index
 from edge_runtime.signal_core.delineate import beat_parameters, qrs_boundaries
+from edge_runtime.signal_core.reversal import reversal_flag
 from edge_runtime.signal_core.detect import StreamingRPeakDetector
-from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s
+from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s, smooth
 from edge_runtime.flags import Flag
 from edge_runtime.signal_core.rhythm import af_suspected
 
@@ -39,7 +43,12 @@ class PreprocessConfig:
     fs : float
         Analysis rate, Hz; input is resampled to it.
     highpass_hz, lowpass_hz : float
-        Conditioning band (see docs/signal.md for the choice of 0.5-40 Hz).
+        Causal conditioning band of the detection stream (see docs/signal.md for the choice of 0.5-40 Hz).
+    baseline_highpass_hz : float or None
+        The beats the model sees: zero-phase high-pass with this -3 dB corner (0.67 Hz, the AHA 2007
+        limit for linear-phase filters), the same low-pass and notch, and a cubic-spline baseline through
+        one PR point per beat subtracted. ``None``: beats from the causal conditioned signal, no
+        baseline correction (the chain before issue 16).
     notch_hz : float or None
         Mains frequency (50 or 60 Hz) or None.
     beat_pre_ms, beat_post_ms : float
@@ -52,9 +61,12 @@ class PreprocessConfig:
     notch_hz: float | None = 50.0
     beat_pre_ms: float = 300.0
     beat_post_ms: float = 500.0
+    baseline_highpass_hz: float | None = 0.67
 
     def __post_init__(self) -> None:
         check_fs(self.fs)
+        if self.baseline_highpass_hz is not None and not 0.0 < self.baseline_highpass_hz < self.lowpass_hz:
+            raise ValueError(f"baseline_highpass_hz {self.baseline_highpass_hz} must lie between 0 and lowpass_hz")
         if not 0.0 < self.highpass_hz < self.lowpass_hz < self.fs / 2.0:
             raise ValueError(f"need 0 < highpass_hz < lowpass_hz < fs/2, got {self.highpass_hz}, {self.lowpass_hz}")
         if self.notch_hz is not None and not 0.0 < self.notch_hz < self.fs / 2.0:
@@ -106,6 +118,13 @@ class BeatAnalysis:
     qrs_offset: np.ndarray
     parameters: dict[str, float]
     flags: list[Flag] = field(default_factory=list)
+    baseline_corrected: np.ndarray | None = None  # what the beats are cut from (None: from ``conditioned``)
+    beat_peak_rows: np.ndarray | None = None  # per beat row, its detection's index into ``r_peaks``
+
+    @property
+    def model_signal(self) -> np.ndarray:
+        """The signal the beats are cut from: baseline-corrected when configured, else ``conditioned``."""
+        return self.conditioned if self.baseline_corrected is None else self.baseline_corrected
 
     @property
     def usable(self) -> bool:
@@ -160,13 +179,35 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
         seconds = sum(hi - lo for lo, hi in unreadable) / fs_a
         flags.append(Flag("noise", f"{seconds:.1f} s of the window unreadable (noise burst): no beats taken there"))
     onset, offset = qrs_boundaries(conditioned, r_peaks, fs_a)
-    beats, beat_r_peaks = extract_beats(conditioned, r_peaks, fs_a, config.beat_pre_ms, config.beat_post_ms)
+    corrected, beat_fiducials = None, r_peaks
+    if config.baseline_highpass_hz is not None:
+        corrected = baseline_corrected(raw32, fs_a, config, onset, r_peaks)
+        beat_fiducials = align_r_peaks(corrected, r_peaks, fs_a)
+    beats, beat_r_peaks = extract_beats(conditioned if corrected is None else corrected, beat_fiducials, fs_a,
+                                        config.beat_pre_ms, config.beat_post_ms)
+    pre, post = beat_window(fs_a, config.beat_pre_ms, config.beat_post_ms)
+    beat_peak_rows = np.flatnonzero((beat_fiducials - pre >= 0) & (beat_fiducials + post <= conditioned.shape[1]))
     middle = middle_beat_index(beat_r_peaks, conditioned.shape[1])
     template = np.median(beats, axis=0) if beats.shape[0] else None
-    parameters = _parameters(r_peaks, onset, offset, template, lead_names, config)
-    flags += _window_guards(raw32, r_peaks, beats, template, middle, parameters, lead_names, config)
+    parameters = _parameters(r_peaks, beat_fiducials, onset, offset, template, lead_names, config)
+    native = signals.astype(np.float32) if fs != fs_a else raw32
+    flags += _window_guards(native, fs, r_peaks, beats, template, middle, parameters, lead_names, config)
     return BeatAnalysis(fs=fs_a, conditioned=conditioned, r_peaks=r_peaks, beats=beats, beat_r_peaks=beat_r_peaks,
-                        middle_beat=middle, qrs_onset=onset, qrs_offset=offset, parameters=parameters, flags=flags)
+                        middle_beat=middle, qrs_onset=onset, qrs_offset=offset, parameters=parameters, flags=flags,
+                        baseline_corrected=corrected, beat_peak_rows=beat_peak_rows)
+
+
+def baseline_corrected(raw: np.ndarray, fs: float, config: PreprocessConfig, qrs_onsets: np.ndarray,
+                       r_peaks: np.ndarray) -> np.ndarray:
+    """The model's signal: zero-phase high-pass, the conditioner's low-pass and notch, PR-spline baseline removed.
+
+    The low-pass and notch are the conditioner's own (same ~8.4 ms delay at 10 Hz; the causal high-pass adds
+    1.1 ms there), so the R peaks and QRS onsets found on ``conditioned`` index this signal too (within one
+    sample at 500 Hz).
+    """
+    assert config.baseline_highpass_hz is not None
+    filtered = smooth(zero_phase_highpass(raw, fs, config.baseline_highpass_hz), fs, config.lowpass_hz, config.notch_hz)
+    return remove_baseline(filtered, qrs_onsets, r_peaks, fs)
 
 
 def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
@@ -181,9 +222,12 @@ def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> 
     return peaks, detector.unreadable
 
 
-def _parameters(r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray, template: np.ndarray | None,
-                lead_names: tuple[str, ...], config: PreprocessConfig) -> dict[str, float]:
-    """Heart rate, QRS duration (median over beats) and the median beat's axes, PR and QT."""
+def _parameters(r_peaks: np.ndarray, fiducials: np.ndarray, onset: np.ndarray, offset: np.ndarray,
+                template: np.ndarray | None, lead_names: tuple[str, ...], config: PreprocessConfig) -> dict[str, float]:
+    """Heart rate, QRS duration (median over beats) and the median beat's axes, PR and QT.
+
+    ``fiducials`` are the (aligned) R positions the beats were cut at: QRS boundaries are placed in the median
+    beat relative to them."""
     fs = config.fs
     parameters = dict.fromkeys(MEASURED_PARAMETERS, float("nan"))
     rr_s = float(np.median(np.diff(r_peaks))) / fs if r_peaks.size >= 2 else float("nan")
@@ -195,32 +239,44 @@ def _parameters(r_peaks: np.ndarray, onset: np.ndarray, offset: np.ndarray, temp
     parameters["qrs_ms"] = float(np.median(offset[found] - onset[found])) * 1000.0 / fs
     if template is not None:
         pre = config.beat_r_index
-        t_onset = pre + int(round(np.median((onset - r_peaks)[found])))
-        t_offset = pre + int(round(np.median((offset - r_peaks)[found])))
+        t_onset = pre + int(round(np.median((onset - fiducials)[found])))
+        t_offset = pre + int(round(np.median((offset - fiducials)[found])))
         parameters.update(beat_parameters(template, pre, t_onset, t_offset, fs, rr_s, lead_names))
     return parameters
 
 
-def _window_guards(raw: np.ndarray, r_peaks: np.ndarray, beats: np.ndarray, template: np.ndarray | None,
-                   middle: int | None, parameters: dict[str, float], lead_names: tuple[str, ...],
-                   config: PreprocessConfig) -> list[Flag]:
-    """Flags that need the beats: pacing, delineation, beat count, noise/morphology, AF, wide QRS."""
+def _window_guards(raw: np.ndarray, raw_fs: float, r_peaks: np.ndarray, beats: np.ndarray,
+                   template: np.ndarray | None, middle: int | None, parameters: dict[str, float],
+                   lead_names: tuple[str, ...], config: PreprocessConfig) -> list[Flag]:
+    """Flags that need the beats: pacing, delineation, electrode reversal, beat count, noise/morphology, AF, wide QRS.
+
+    Pacing spikes are looked for in ``raw`` at the front-end's own rate ``raw_fs``: resampling to the analysis
+    rate would spread a 0.5-2 ms spike and halve it at 1000 Hz. A paced window is not also called "wide QRS":
+    a paced QRS is wide because it is paced.
+    """
     flags: list[Flag] = []
+    paced = False
     if template is not None:
-        spikes = quality.pacing_spikes(raw, config.fs, np.ptp(template, axis=1), r_peaks)
+        # R peaks in raw time at the raw rate (the conditioning delay, ~10 ms, is small beside the 250 ms search).
+        r_raw = np.round(np.asarray(r_peaks) * (raw_fs / config.fs)).astype(np.int64)
+        spikes = quality.pacing_spikes(raw, raw_fs, np.ptp(template, axis=1), r_raw)
         if spikes:
             flags.append(spikes)
+            paced = spikes.name == "pacing"
     if not ("I" in lead_names and "aVF" in lead_names):
         flags.append(Flag("no_delineation", "axes need leads I and aVF (12-lead record)"))
+    irregular, reason = af_suspected(r_peaks, config.fs, beats, config.beat_r_index)
+    if template is not None and tuple(lead_names) == STANDARD_LEADS and (
+            reversal := reversal_flag(template, config.fs, config.beat_r_index, regular_rhythm=not irregular)):
+        flags.append(reversal)
     if beats.shape[0] < quality.MIN_BEATS:
         flags.append(Flag("too_few_beats", f"{beats.shape[0]} complete beats in the window "
                                                   f"(need {quality.MIN_BEATS})"))
     if template is not None:
         flags.extend(quality.template_checks(beats, template, middle, config.fs, config.beat_r_index))
-    irregular, reason = af_suspected(r_peaks, config.fs, beats, config.beat_r_index)
     if irregular:
         flags.append(Flag("af_suspected", reason))
-    if parameters["qrs_ms"] >= quality.WIDE_QRS_MS:
+    if parameters["qrs_ms"] >= quality.WIDE_QRS_MS and not paced:
         flags.append(Flag("wide_qrs", f"QRS {parameters['qrs_ms']:.0f} ms >= {quality.WIDE_QRS_MS:g} ms "
                                              "(bundle-branch block suspected)"))
     return flags

@@ -3,7 +3,7 @@
 Runs deploy/aarch64/smoke.sh: builds or reuses the cached root file system, builds the offline kit, installs it
 with no network, runs the same commands in the emulated device and on this host, and compares the outputs.
 Needs root on Linux x86_64 (CI); skipped with the reason otherwise, or when ELVMASS_SKIP_AARCH64=1.
-From scratch (no cached root file system) this takes minutes; with the cache, about one to two.
+From scratch (no cached root file system) this takes 8-35 minutes; with the cache, one to four.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ from conftest import REPO_ROOT
 SMOKE = REPO_ROOT / "deploy" / "aarch64" / "smoke.sh"
 BUILD_ROOTFS = REPO_ROOT / "deploy" / "aarch64" / "build_rootfs.sh"
 CANNOT_HOST = 3  # build_rootfs.sh --check: this machine cannot run the emulated target
-# From scratch on 2 unloaded cores: root file system ~7 min + full offline install of the kit ~3-5 min.
-SMOKE_TIMEOUT_S = 1500
+# A cold run (no cached root file system) must fit: 8 min 10 s measured on an unloaded machine; on 2 shared cores
+# at load 7-10 the root file system alone took 1402 s, the offline install up to 351 s and the exercise ~220 s
+# (~33 min, docs/deployment.md). One hour leaves 1.8x that.
+SMOKE_TIMEOUT_S = 3600
 
 
 def emulation_unavailable_reason() -> str | None:
@@ -66,9 +68,11 @@ def test_emulated_raspberry_pi_matches_x86(tmp_path):
     assert device["heavy_packages"] == [], device
     assert device["versions"]["ai-edge-litert"] is not None
     assert steps["info"]["aarch64"] == "ok"
-    # A step may be skipped only because its command/model is not in this build yet (same on both sides).
-    skipped = [row["step"] for row in comparison["steps"] if row["aarch64"] == "skipped"]
+    # Every step ran on the device, the model steps included: a skipped step is a failure (compare_outputs.py
+    # already fails on it; this says which).
     for row in comparison["steps"]:
-        assert row["aarch64"] in ("ok", "skipped"), row
+        assert row["aarch64"] == "ok", row
+    for step in ("model_outputs", "analyze_onnxruntime_int8", "analyze_litert_int8", "run_loop"):
+        assert step in steps, f"model step {step} missing from the comparison"
     timings = dict(line.split("\t") for line in (out / "timings.tsv").read_text().splitlines())
-    print(f"aarch64 smoke: skipped {skipped or 'nothing'}; seconds per stage {timings}")
+    print(f"aarch64 smoke: seconds per stage {timings}")

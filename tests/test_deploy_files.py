@@ -312,3 +312,39 @@ def test_compare_outputs_ignores_install_locations_and_wall_clock_but_not_estima
     assert compare.json_differences(x86, device, compare.Tolerances(), "run_loop:")[0] == []
     problems, _ = compare.json_differences(x86, dict(device, lvm_g=219.0), compare.Tolerances(), "run_loop:")
     assert [p for p in problems if "lvm_g" in p]
+
+
+def _write_steps(root, rows):
+    for side in ("x86", "aarch64"):
+        (root / side).mkdir(exist_ok=True)
+        (root / side / "steps.tsv").write_text("".join(f"{step}\t{status}\t0\t{detail}\n" for step, status, detail in rows))
+        (root / side / "info.json").write_text('{"leads": 12}')
+
+
+def test_compare_outputs_fails_when_a_model_step_is_skipped(tmp_path):
+    # A smoke test that skips the model on both sides compares nothing about it: that must be a failure.
+    compare = _load_compare_outputs()
+    no_bundle = "no bundled demo model (edge_runtime/assets/model) in this build yet"
+    _write_steps(tmp_path, [("info", "ok", "info.json"), ("model_outputs", "skipped", no_bundle),
+                            ("analyze_onnxruntime_int8", "skipped", no_bundle)])
+    result = compare.compare(tmp_path / "x86", tmp_path / "aarch64")
+    assert not result["ok"]
+    problems = {row["step"]: row["problems"] for row in result["steps"]}
+    assert problems["info"] == []
+    assert "did not run" in problems["model_outputs"][0] and problems["analyze_onnxruntime_int8"]
+    # Only a step named deliberately may be skipped; the others still fail.
+    partly = compare.compare(tmp_path / "x86", tmp_path / "aarch64", allow_skip=frozenset({"model_outputs"}))
+    assert not partly["ok"]
+    allowed = compare.compare(tmp_path / "x86", tmp_path / "aarch64",
+                              allow_skip=frozenset({"model_outputs", "analyze_onnxruntime_int8"}))
+    assert allowed["ok"]
+    # The command line says so with exit status 1.
+    assert compare.main([str(tmp_path / "x86"), str(tmp_path / "aarch64")]) == 1
+    assert compare.main([str(tmp_path / "x86"), str(tmp_path / "aarch64"), "--allow-skip", "model_outputs",
+                         "--allow-skip", "analyze_onnxruntime_int8"]) == 0
+
+
+def test_compare_outputs_passes_when_every_step_ran(tmp_path):
+    compare = _load_compare_outputs()
+    _write_steps(tmp_path, [("info", "ok", "info.json")])
+    assert compare.compare(tmp_path / "x86", tmp_path / "aarch64")["ok"]

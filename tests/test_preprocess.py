@@ -39,9 +39,13 @@ def test_clean_record_is_usable_with_synchronized_beats(clean):
     n_beats = analysis.beats.shape[0]
     assert analysis.beats.shape == (n_beats, 12, 400) and analysis.beats.dtype == np.float32
     assert n_beats >= len(analysis.r_peaks) - 2
-    # every row is the same window around its R peak, in all 12 leads
+    # every row is the same window around its (aligned) R peak, in all 12 leads of the baseline-corrected signal
+    assert analysis.baseline_corrected is not None and analysis.model_signal is analysis.baseline_corrected
     for row, r in enumerate(analysis.beat_r_peaks):
-        np.testing.assert_array_equal(analysis.beats[row], analysis.conditioned[:, r - 150:r + 250])
+        np.testing.assert_array_equal(analysis.beats[row], analysis.baseline_corrected[:, r - 150:r + 250])
+    # alignment moves a fiducial by a few samples at most on a clean record
+    detected = analysis.r_peaks[np.searchsorted(analysis.r_peaks, analysis.beat_r_peaks - 30)]
+    assert np.max(np.abs(analysis.beat_r_peaks - detected)) <= 5
     # edge-crossing windows are dropped, never padded
     assert np.all(analysis.beat_r_peaks >= 150) and np.all(analysis.beat_r_peaks + 250 <= signals.shape[1])
     centre = (signals.shape[1] - 1) / 2
@@ -135,3 +139,25 @@ def test_axes_follow_a_known_frontal_dipole(angle):
     for name in ("p_axis", "r_axis", "t_axis"):
         difference = (analysis.parameters[name] - angle + 180.0) % 360.0 - 180.0
         assert abs(difference) < 1.0, (name, analysis.parameters[name])
+
+
+def test_training_and_the_device_cut_the_same_baseline_corrected_beats(tmp_path):
+    # One implementation: training's dataset entry and the device's Analyzer both run analyze_window.
+    pytest.importorskip("torch")
+    from edge_runtime.formats.labels import read_label_table
+    from edge_runtime.runtime.pipeline import Analyzer
+    from training.dataset import analyze_entry, signal_core_files, signal_core_version
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"record,lvm_g,age_years,sex,height_cm,weight_kg\n{PTBXL_RECORD},150,28,M,177,76\n")
+    entry = read_label_table(labels)[0]
+    trained = analyze_entry(entry, PreprocessConfig(), include_full=True)
+    record = read_record(PTBXL_RECORD).to_standard_12()
+    device = Analyzer().analyze_12(record.signals_mv, record.fs, entry.patient).analysis
+    assert device.baseline_corrected is not None
+    np.testing.assert_array_equal(trained["beat"], device.beats[device.middle_beat])
+    np.testing.assert_array_equal(trained["full"][:, :device.model_signal.shape[1]], device.model_signal)
+    # a change anywhere in the signal core invalidates training's caches (the folder was once called signal/)
+    hashed = {path.name for path in signal_core_files()}
+    assert {"preprocess.py", "estimate.py", "baseline.py", "beats.py", "filters.py", "detect.py", "reversal.py"} <= hashed
+    assert len(signal_core_version()) == 64

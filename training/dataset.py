@@ -142,18 +142,23 @@ def _update_with_record_files(digest, entries: list[LabelEntry]) -> None:
             digest.update(path.read_bytes())
 
 
-def signal_core_version() -> str:
-    """SHA-256 of the signal core's source (preprocess, signal_core/, clean_beats, the flag registry that decides
-    exclusions, the input contract that builds the rows): a code change invalidates caches."""
+def signal_core_files() -> list[Path]:
+    """The source files whose content decides the rows: preprocess, signal_core/, clean_beats (estimate), the flag
+    registry that decides exclusions, the input contract that builds the rows."""
     import edge_runtime
 
     root = Path(edge_runtime.__file__).parent
-    digest = hashlib.sha256()
     sources = [root / "preprocess.py", root / "flags.py", root / "contract.py", root / "runtime" / "estimate.py",
                *(root / "signal_core").glob("*.py")]
     if len(sources) < 6 or not all(path.is_file() for path in sources):  # a moved module must not silently drop out
         raise RuntimeError(f"signal core sources not found under {root}")
-    for path in sorted(sources):
+    return sorted(sources)
+
+
+def signal_core_version() -> str:
+    """SHA-256 of :func:`signal_core_files`: a code change invalidates caches."""
+    digest = hashlib.sha256()
+    for path in signal_core_files():
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
@@ -170,8 +175,8 @@ def analyze_entry(entry: LabelEntry, config: PreprocessConfig, include_full: boo
         reasons = [f"{flag.name} ({flag.reason})" for flag in analysis.flags if flag.excludes]
         return {"error": "unusable window: " + ("; ".join(reasons) or "no middle beat")}
     row = analysis.middle_beat
-    r_peak = int(analysis.beat_r_peaks[row])
-    k = int(np.searchsorted(analysis.r_peaks, r_peak))
+    r_peak = int(analysis.beat_r_peaks[row])  # the (aligned) R the beat was cut at
+    k = int(analysis.beat_peak_rows[row])  # its detection: QRS boundaries
     shift = config.beat_r_index - r_peak  # sample index in conditioned -> index in the beat window
     onset, offset = int(analysis.qrs_onset[k]), int(analysis.qrs_offset[k])
     if onset < 0 or offset < 0:  # middle beat not delineated: use the median boundaries of the window
@@ -192,8 +197,8 @@ def analyze_entry(entry: LabelEntry, config: PreprocessConfig, include_full: boo
     if include_full:
         n_full = int(round(FULL_SECONDS * config.fs))
         full = np.zeros((12, n_full), np.float32)
-        take = min(n_full, analysis.conditioned.shape[1])
-        full[:, :take] = analysis.conditioned[:, :take]
+        take = min(n_full, analysis.model_signal.shape[1])
+        full[:, :take] = analysis.model_signal[:, :take]  # the baseline-corrected signal the beats come from
         out["full"] = full
     return out
 

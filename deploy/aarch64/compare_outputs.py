@@ -3,8 +3,9 @@
     python compare_outputs.py X86_DIR AARCH64_DIR [--atol 0.05] [--fp32-atol 0.15] [--lvm-atol 0.5]
                               [--beat-atol 2.0] [--rtol 1e-4] [--json REPORT.json]
 
-Every step must have the same status on both sides (a step may be skipped on both when its command is not in this
-build yet). JSON outputs must agree key by key: strings, booleans and nulls exactly; numbers within
+Every step must have the same status on both sides and must have run: a step ``skipped`` on either side (e.g. the
+model steps when the build has no bundled model) is a failure, because a smoke test that skips the model proves
+nothing about it. ``--allow-skip STEP`` (repeatable) accepts a named step as skipped on both sides, deliberately. JSON outputs must agree key by key: strings, booleans and nulls exactly; numbers within
 ``atol + rtol * |x86|``, with atol chosen by what the number is (see :func:`tolerance_for`):
 
 - LV mass from an fp32 model: ``--fp32-atol`` g (observed: identical; 0.15 g allows one 0.1 g report rounding step),
@@ -130,8 +131,18 @@ def json_differences(reference, candidate, tolerances: Tolerances = Tolerances()
     return [], 0.0
 
 
-def compare(x86: Path, aarch64: Path, tolerances: Tolerances = Tolerances()) -> dict:
-    """Step-by-step comparison; ``result["ok"]`` is False on any difference."""
+def compare(x86: Path, aarch64: Path, tolerances: Tolerances = Tolerances(),
+            allow_skip: frozenset[str] = frozenset()) -> dict:
+    """Step-by-step comparison; ``result["ok"]`` is False on any difference and on any skipped step.
+
+    Parameters
+    ----------
+    x86, aarch64 : Path
+        The two ``exercise.sh`` output directories.
+    tolerances : Tolerances
+    allow_skip : frozenset of str
+        Steps that may be skipped (on both sides); every other skipped step is a problem.
+    """
     steps_x86, steps_arm = read_steps(x86), read_steps(aarch64)
     rows = []
     for step in list(dict.fromkeys([*steps_x86, *steps_arm])):
@@ -142,6 +153,8 @@ def compare(x86: Path, aarch64: Path, tolerances: Tolerances = Tolerances()) -> 
             row["problems"].append(f"status differs: x86 {status_x86} ({detail_x86}), aarch64 {status_arm} ({detail_arm})")
         elif status_x86 == "failed":
             row["problems"].append(f"failed on both: {detail_arm}")
+        elif status_x86 == "skipped" and step not in allow_skip:
+            row["problems"].append(f"skipped on both ({detail_arm}): the step did not run, so nothing was compared")
         elif status_x86 == "ok" and detail_x86.endswith(".json") and detail_x86 not in PLATFORM_FILES:
             reference = json.loads((x86 / detail_x86).read_text())
             candidate = json.loads((aarch64 / detail_x86).read_text())
@@ -163,10 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lvm-atol", type=float, default=defaults.lvm_atol, help="INT8 LV mass estimate, interval, index (g)")
     parser.add_argument("--beat-atol", type=float, default=defaults.beat_atol, help="INT8 single-beat LV mass and spread (g)")
     parser.add_argument("--rtol", type=float, default=defaults.rtol, help="relative tolerance for every number")
+    parser.add_argument("--allow-skip", action="append", default=[], metavar="STEP",
+                        help="accept this step as skipped on both sides (repeatable); any other skip fails")
     parser.add_argument("--json", type=Path, help="also write the comparison here")
     args = parser.parse_args(argv)
     tolerances = Tolerances(args.atol, args.fp32_atol, args.lvm_atol, args.beat_atol, args.rtol)
-    result = compare(args.x86, args.aarch64, tolerances)
+    result = compare(args.x86, args.aarch64, tolerances, frozenset(args.allow_skip))
     for row in result["steps"]:
         diff = "" if row["max_abs_diff"] is None else f"max|diff| {row['max_abs_diff']:.3g}"
         verdict = "DIFFERS" if row["problems"] else "same"

@@ -6,7 +6,8 @@
 #
 # Writes OUT_DIR/steps.tsv (step, status ok|skipped|failed, seconds, detail) plus one output file per step. A step
 # whose command is not part of this build yet (e.g. `elvmass analyze` before the runtime lands) is "skipped" with
-# that reason; everything else that goes wrong is "failed". Exit status: 1 when any step failed.
+# that reason; everything else that goes wrong is "failed". Exit status: 1 when any step failed. compare_outputs.py
+# treats a skipped step as a failure (unless named with --allow-skip): the smoke test must run the model.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="$(cd "$1" && pwd)"

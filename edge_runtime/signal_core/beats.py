@@ -45,3 +45,63 @@ def middle_beat_index(beat_r_peaks: np.ndarray, n_samples: int) -> int | None:
     if len(beat_r_peaks) == 0:
         return None
     return int(np.argmin(np.abs(np.asarray(beat_r_peaks) - (n_samples - 1) / 2.0)))
+
+
+ALIGN_MAX_SHIFT_MS = 80.0
+ALIGN_QRS_HALF_MS = 100.0
+
+
+def align_r_peaks(signals: np.ndarray, r_peaks: np.ndarray, fs: float, max_shift_ms: float = ALIGN_MAX_SHIFT_MS,
+                  qrs_half_ms: float = ALIGN_QRS_HALF_MS) -> np.ndarray:
+    """R peaks moved (by at most ``max_shift_ms``) so each beat's QRS best matches the window's median QRS.
+
+    The detector's fiducial is the spatial-magnitude maximum of one beat, which can jump between two
+    similar waves (R and R', R and S of a wide QRS) from beat to beat; beat averaging aligns the beats on
+    their whole QRS instead: least squares over all leads within ``qrs_half_ms`` of R against the median
+    of the beats at their detected positions (robust to a minority of misplaced fiducials), two passes.
+    Run on the baseline-corrected signal, so a wandering baseline does not pull the match.
+
+    Parameters
+    ----------
+    signals : ndarray, shape (n_leads, n)
+    r_peaks : ndarray of int
+    fs : float
+    max_shift_ms, qrs_half_ms : float
+
+    Returns
+    -------
+    ndarray of int64, same length as ``r_peaks`` (beats too near the edges keep their position)
+    """
+    r_peaks = np.asarray(r_peaks, dtype=np.int64)
+    shift = int(round(max_shift_ms * fs / 1000.0))
+    half = int(round(qrs_half_ms * fs / 1000.0))
+    margin = shift + half
+    inside = np.flatnonzero((r_peaks - margin >= 0) & (r_peaks + margin < signals.shape[1]))
+    if inside.size < 3:
+        return r_peaks
+    detected = r_peaks[inside]
+    aligned = r_peaks.copy()
+    beats = np.arange(inside.size)
+    # Coarse: every 2nd offset and every 2nd sample of the span (the signal is band-limited to 40 Hz).
+    offsets = np.arange(-shift, shift + 1, 2)
+    span = np.arange(-half, half + 1, 2)
+    # candidates[lead, b, o, k] = signals[lead, detected_b + offset_o + span_k]
+    candidates = signals[:, detected[:, None, None] + offsets[None, :, None] + span[None, None, :]].astype(np.float32)
+    energy = np.einsum("lbok,lbok->bo", candidates, candidates)
+    chosen = np.full(inside.size, offsets.size // 2)  # start at the detected positions (offset 0)
+    for _ in range(2):
+        template = np.median(candidates[:, beats, chosen, :], axis=1)  # (leads, span)
+        # |candidate - template|^2 without the difference array (the template's own energy is a constant)
+        cost = energy - 2.0 * np.einsum("lbok,lk->bo", candidates, template)
+        chosen = np.argmin(cost, axis=1)
+    # Fine: the neighbouring single-sample offsets, full span, against the final template at full resolution.
+    coarse = detected + offsets[chosen]
+    fine_span = np.arange(-half, half + 1)
+    full_template = np.median(signals[:, coarse[:, None] + fine_span[None, :]], axis=1)
+    steps = np.array([-1, 0, 1])
+    lo, hi = r_peaks[inside] - shift, r_peaks[inside] + shift
+    trial = np.clip(coarse[:, None] + steps[None, :], lo[:, None], hi[:, None])  # (beats, 3)
+    windows = signals[:, trial[:, :, None] + fine_span[None, None, :]]  # (leads, beats, 3, span)
+    fine_cost = np.einsum("lbsk->bs", (windows - full_template[:, None, None, :]) ** 2)
+    aligned[inside] = trial[beats, np.argmin(fine_cost, axis=1)]
+    return aligned

@@ -50,16 +50,34 @@ def design_conditioner(fs: float, highpass_hz: float, lowpass_hz: float, notch_h
     fs = check_fs(fs)
     if not 0.0 < highpass_hz < lowpass_hz < fs / 2.0:
         raise ValueError(f"need 0 < highpass ({highpass_hz}) < lowpass ({lowpass_hz}) < fs/2 ({fs / 2:g}) Hz")
-    sections = [
-        butter(2, highpass_hz, btype="highpass", fs=fs, output="sos"),
-        bessel(4, lowpass_hz, btype="lowpass", fs=fs, output="sos", norm="mag"),
-    ]
+    sos = np.vstack([butter(2, highpass_hz, btype="highpass", fs=fs, output="sos"),
+                     design_smoothing(fs, lowpass_hz, notch_hz)])
+    sos.setflags(write=False)
+    return sos
+
+
+@lru_cache(maxsize=32)
+def design_smoothing(fs: float, lowpass_hz: float, notch_hz: float | None) -> np.ndarray:
+    """The conditioner's low-pass and mains notch without its high-pass (second-order sections)."""
+    fs = check_fs(fs)
+    if not 0.0 < lowpass_hz < fs / 2.0:
+        raise ValueError(f"need 0 < lowpass ({lowpass_hz}) < fs/2 ({fs / 2:g}) Hz")
+    sections = [bessel(4, lowpass_hz, btype="lowpass", fs=fs, output="sos", norm="mag")]
     if notch_hz is not None and 0.0 < notch_hz < fs / 2.0:
         b, a = iirnotch(notch_hz, NOTCH_Q, fs=fs)
         sections.append(tf2sos(b, a))
     sos = np.vstack(sections)
     sos.setflags(write=False)
     return sos
+
+
+def smooth(signals: np.ndarray, fs: float, lowpass_hz: float, notch_hz: float | None) -> np.ndarray:
+    """Low-pass + notch of the conditioner (same delay), cold-started at each lead's first sample; float64."""
+    signals = np.asarray(signals, dtype=np.float64)
+    sos = design_smoothing(check_fs(fs), float(lowpass_hz), None if notch_hz is None else float(notch_hz)).copy()
+    zi = sosfilt_zi(sos)[:, None, :] * signals[None, :, 0, None]
+    out, _ = sosfilt(sos, signals, axis=-1, zi=zi)
+    return out
 
 
 @lru_cache(maxsize=32)

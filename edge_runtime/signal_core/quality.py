@@ -80,12 +80,13 @@ def pacing_spikes(signals: np.ndarray, fs: float, qrs_amplitude: np.ndarray,
     Parameters
     ----------
     signals : ndarray, shape (n_leads, n)
-        Unfiltered signals at the analysis rate (the band-pass would smear the spikes).
+        Unfiltered signals at the front-end's own rate (the band-pass, and resampling, would smear the spikes).
     fs : float
+        That rate.
     qrs_amplitude : ndarray, shape (n_leads,)
         Peak-to-peak of each lead's median (conditioned) beat: the scale a spike is compared with.
     r_peaks : ndarray of int
-        R peaks (indices into ``signals``; the conditioning delay of ~10 ms is immaterial here).
+        R peaks (indices into ``signals`` at ``fs``; the conditioning delay of ~10 ms is immaterial here).
 
     Notes
     -----

@@ -57,10 +57,10 @@ def measure_record(record: EcgRecord, config=None) -> dict[str, float]:
     if analysis.beats.shape[0] == 0:
         return out
     r_index = config.beat_r_index
-    peak_row = {int(p): j for j, p in enumerate(analysis.r_peaks)}
-    rows = [peak_row.get(int(p)) for p in analysis.beat_r_peaks]
-    onsets = [analysis.qrs_onset[j] - analysis.r_peaks[j] + r_index for j in rows if j is not None]
-    offsets = [analysis.qrs_offset[j] - analysis.r_peaks[j] + r_index for j in rows if j is not None]
+    # each beat row's detection (its QRS boundaries), placed relative to the R the beat was cut at
+    pairs = list(zip(analysis.beat_peak_rows, analysis.beat_r_peaks))
+    onsets = [analysis.qrs_onset[j] - p + r_index for j, p in pairs if analysis.qrs_onset[j] >= 0]
+    offsets = [analysis.qrs_offset[j] - p + r_index for j, p in pairs if analysis.qrs_offset[j] >= 0]
     onsets = [o for o in onsets if o >= 0]
     offsets = [o for o in offsets if o >= 0]
     if not onsets or not offsets:

@@ -1,0 +1,153 @@
+"""Limb-electrode reversal and neutral-electrode (RL) misplacement on a 12-lead median beat.
+
+Method: inter-lead redundancy, as in the correlation-based detectors of Kors & van Herpen (Am J Cardiol
+2001;88:396-399) and Jekova et al. (Müller, Jekova et al., Comput Methods Programs Biomed 2016;134:31-41).
+Swaps among RA, LA and LL leave Wilson's central terminal, and so V1-V6, unchanged, while they permute and
+invert the limb leads (LA/RA: I -> -I, II <-> III; LA/LL: I <-> II, III -> -III; RA/LL: I -> -III,
+II -> -II). The precordial leads therefore predict what leads I and II should look like:
+``I ~ V @ PRECORDIAL_TO_I`` and ``II ~ V @ PRECORDIAL_TO_II`` (population least squares on the tuning half
+of the real records, see ``elvmass bench-reversal``). For each reversal hypothesis the limb leads are put
+back as that reversal would have them, and the window's score is how much better the restored I and II
+correlate with their precordial predictions than the leads as recorded (``reversal_margins``). A margin
+above the hypothesis' threshold flags the reversal (the largest wins).
+
+LA/LL exchanges I and II, which V1-V6 predict alike, so the margin cannot see it. Its classic sign is on the
+P wave (Abdollah & Milliken, J Electrocardiol 1997;30:112-119; listed by Kors & van Herpen): with the atria
+depolarising towards +45..+65 degrees, P is larger in II than in I; after an LA/LL swap it is larger in "I".
+``p_wave_index`` = (P area in I - P area in II) / the larger of the two, over 250-80 ms before R relative to
+the PR level; LA/LL is flagged when it exceeds ``P_INDEX_THRESHOLD`` in a regular rhythm with a visible P
+wave (in AF there is no P wave to read, and the correct ECGs of the tuning half that exceeded 0 were all AF).
+
+A neutral electrode (RL) swapped with an arm electrode puts a leg potential on that arm: lead II (RA/RL) or
+lead III (LA/RL) becomes nearly flat while the other limb leads keep their size (Krasteva et al., Sensors
+2019;19:2920). RL swapped with LL changes nothing measurable and is not detected (nor harmful).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edge_runtime.flags import Flag
+
+# Rows of the standard 12-lead order.
+_I, _II, _III, _V1 = 0, 1, 2, 6
+# Least squares of lead I / lead II on V1..V6 over the median beats of the tuning half (bench-reversal --fit).
+PRECORDIAL_TO_I = np.array([-0.570, 0.119, 0.188, -0.145, 0.029, 0.317])
+PRECORDIAL_TO_II = np.array([-0.403, 0.142, 0.228, -0.227, -0.010, 0.618])
+# Margin thresholds, chosen on the tuning half: LA/RA and RA/LL midway between the largest margin of the correct
+# ECGs and the smallest of the swapped ones (they do not overlap there); LA/LL does overlap, so its threshold
+# sits above every correct ECG's margin (specificity first: reversals are rare).
+MARGIN_THRESHOLDS = {"LA/RA": 0.0, "RA/LL": 0.0, "LA/LL": 0.6}
+# LA/LL by the P wave: among the regular-rhythm correct ECGs of the tuning half the largest index is 0.53 (JS20014,
+# sinus bradycardia with atrial premature beats and a horizontal P axis; the next -0.05), and 0.5 Hz wander of
+# 0.5 mV moved HR06002 from -0.06 to 0.38; 0.6 is above all of them (specificity first).
+P_INDEX_THRESHOLD = 0.6
+P_WINDOW_MS = (250.0, 80.0)  # P wave searched this long before R (to this long before R)
+P_BASELINE_MS = (80.0, 60.0)  # its reference level: the PR segment just before the QRS
+P_MIN_AREA_MV_MS = 1.5  # a P wave this large in I or II (mV x ms) before its shape is read
+# RL on an arm: the flat limb lead's QRS-T peak-to-peak below this fraction of the largest limb lead's (half the
+# smallest ratio among the correct ECGs of the tuning half, 0.16).
+FLAT_LIMB_RATIO = 0.08
+
+OPERATOR_WHERE = {"LA/RA": "LA/RA", "LA/LL": "LA/LL", "RA/LL": "RA/LL", "RA/RL": "RA/RL", "LA/RL": "LA/RL"}
+
+
+def _corr(x: np.ndarray, y: np.ndarray) -> float:
+    x = x - x.mean()
+    y = y - y.mean()
+    denominator = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return float(x @ y / denominator) if denominator > 1e-12 else 0.0
+
+
+def _restored(template: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Leads I and II as they were before each hypothetical reversal (the reversals are their own inverses)."""
+    lead_i, lead_ii, lead_iii = template[_I], template[_II], template[_III]
+    return {"none": (lead_i, lead_ii), "LA/RA": (-lead_i, lead_iii), "LA/LL": (lead_ii, lead_i),
+            "RA/LL": (-lead_iii, -lead_ii)}
+
+
+def reversal_margins(template: np.ndarray) -> dict[str, float]:
+    """Per limb reversal: (corr of restored I and II with their precordial predictions) minus (as recorded).
+
+    Parameters
+    ----------
+    template : ndarray, shape (12, L)
+        Median beat, standard lead order.
+
+    Returns
+    -------
+    dict
+        ``{"LA/RA": m, "LA/LL": m, "RA/LL": m}``; a positive margin means the reversal explains the ECG better.
+    """
+    template = np.asarray(template, dtype=np.float64)
+    precordial = template[_V1:_V1 + 6]
+    predicted_i, predicted_ii = PRECORDIAL_TO_I @ precordial, PRECORDIAL_TO_II @ precordial
+    scores = {name: _corr(i, predicted_i) + _corr(ii, predicted_ii) for name, (i, ii) in _restored(template).items()}
+    return {name: scores[name] - scores["none"] for name in MARGIN_THRESHOLDS}
+
+
+def flat_limb_ratios(template: np.ndarray) -> tuple[float, float]:
+    """Peak-to-peak of leads II and III over the largest of I, II, III (median beat)."""
+    spans = np.ptp(np.asarray(template, dtype=np.float64)[:3], axis=1)
+    largest = float(spans.max())
+    if largest <= 1e-6:
+        return 1.0, 1.0  # all limb leads flat: lead-off, not a reversal
+    return float(spans[_II] / largest), float(spans[_III] / largest)
+
+
+def p_wave_index(template: np.ndarray, fs: float, r_index: int) -> float | None:
+    """(P area in I - P area in II) / max(|areas|) of the median beat; None when no P wave is visible."""
+    template = np.asarray(template, dtype=np.float64)
+    start, stop = (r_index - int(round(ms * fs / 1000.0)) for ms in P_WINDOW_MS)
+    base_start, base_stop = (r_index - int(round(ms * fs / 1000.0)) for ms in P_BASELINE_MS)
+    if start < 0 or base_stop <= base_start:
+        return None
+    level = template[:2, base_start:base_stop].mean(axis=1)
+    area_i, area_ii = (template[:2, start:stop] - level[:, None]).sum(axis=1) * 1000.0 / fs  # mV x ms
+    largest = max(abs(area_i), abs(area_ii))
+    if largest < P_MIN_AREA_MV_MS:
+        return None
+    return float((area_i - area_ii) / largest)
+
+
+def detect_reversal(template: np.ndarray, fs: float = 500.0, r_index: int = 150,
+                    regular_rhythm: bool = True) -> str | None:
+    """The most likely electrode reversal of a 12-lead median beat ("LA/RA", ..., "RA/RL", "LA/RL") or None.
+
+    ``fs`` and ``r_index`` place the R peak in ``template`` (for the P wave); ``regular_rhythm`` False (AF
+    suspected) skips the P-wave test of LA/LL.
+    """
+    ratio_ii, ratio_iii = flat_limb_ratios(template)
+    if ratio_ii < FLAT_LIMB_RATIO:
+        return "RA/RL"
+    if ratio_iii < FLAT_LIMB_RATIO:
+        return "LA/RL"
+    margins = reversal_margins(template)
+    above = {name: margin for name, margin in margins.items() if margin > MARGIN_THRESHOLDS[name]}
+    if above:
+        return max(above, key=above.get)
+    if regular_rhythm:
+        index = p_wave_index(template, fs, r_index)
+        if index is not None and index > P_INDEX_THRESHOLD:
+            return "LA/LL"
+    return None
+
+
+def reversal_flag(template: np.ndarray, fs: float = 500.0, r_index: int = 150,
+                  regular_rhythm: bool = True) -> Flag | None:
+    """``electrode_reversal`` or ``neutral_electrode_misplaced`` for a 12-lead median beat, else None."""
+    found = detect_reversal(template, fs, r_index, regular_rhythm)
+    if found is None:
+        return None
+    if found.endswith("RL"):
+        ratio_ii, ratio_iii = flat_limb_ratios(template)
+        lead, ratio = ("II", ratio_ii) if found == "RA/RL" else ("III", ratio_iii)
+        return Flag("neutral_electrode_misplaced", f"lead {lead} is nearly flat ({ratio:.2f} of the largest limb "
+                    f"lead; limit {FLAT_LIMB_RATIO}): {found} swapped", where=found)
+    margins = reversal_margins(template)
+    if margins[found] <= MARGIN_THRESHOLDS[found]:  # LA/LL by its P wave
+        return Flag("electrode_reversal", f"P wave larger in I than in II (index {p_wave_index(template, fs, r_index):+.2f} "
+                    f"> {P_INDEX_THRESHOLD}) in a regular rhythm: LA/LL reversal", where=found)
+    return Flag("electrode_reversal", f"{found} reversal explains the limb leads better than the recorded order "
+                f"(margin {margins[found]:+.2f} > {MARGIN_THRESHOLDS[found]:+.2f}; precordial-lead redundancy)",
+                where=found)
