@@ -58,15 +58,15 @@ def ludb_delineation_errors(data: Path) -> DelineationErrors:
                                   to_raw(analysis.qrs_offset), config.fs)
         onsets.extend(on)
         offsets.extend(off)
-        for name, error in _interval_errors(annotation, analysis.parameters, config.fs).items():
+        for name, error in interval_errors(annotation, analysis.parameters, config.fs).items():
             if np.isfinite(error):
                 intervals[name].append(error)
     return DelineationErrors(np.asarray(onsets, dtype=float), np.asarray(offsets, dtype=float),
                              {name: np.asarray(values) for name, values in intervals.items()})
 
 
-def _interval_errors(annotation, parameters: dict, fs: float) -> dict[str, float]:
-    """QRS, PR and QT of one record from its lead II annotations vs our parameters (as bench-signal)."""
+def interval_errors(annotation, parameters: dict, fs: float) -> dict[str, float]:
+    """QRS, PR and QT of one record from its lead II annotations vs our parameters, ms (ours - reference)."""
     from evaluation.scoring import wave_boundaries
 
     qrs = wave_boundaries(annotation.sample, annotation.symbol, "N")

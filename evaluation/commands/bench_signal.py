@@ -186,12 +186,13 @@ def delineation_table(data: Path, reference_tools: bool) -> None:
 
     from edge_runtime.formats import read_record
     from edge_runtime.preprocess import PreprocessConfig, analyze_record
+    from evaluation.delineation_check import interval_errors
     from evaluation.scoring import boundary_errors, wave_boundaries
 
     config = PreprocessConfig()
     shift = int(round(config.delay_s * config.fs))
     errors = {"ours (12-lead)": ([], []), "neurokit2 dwt (II)": ([], [])}
-    interval_errors: dict[str, list[float]] = {"pr_ms": [], "qt_ms": [], "qrs_ms": []}
+    errors_by_interval: dict[str, list[float]] = {"pr_ms": [], "qt_ms": [], "qrs_ms": []}
     use_nk = reference_tools and _available("neurokit2")
     for header in ludb_headers(data):
         record = read_record(header)
@@ -203,8 +204,8 @@ def delineation_table(data: Path, reference_tools: bool) -> None:
                                   to_raw(analysis.qrs_offset), config.fs)
         errors["ours (12-lead)"][0].extend(on)
         errors["ours (12-lead)"][1].extend(off)
-        for name, error in _interval_errors(ann, analysis.parameters, config.fs).items():
-            interval_errors[name].append(error)
+        for name, error in interval_errors(ann, analysis.parameters, config.fs).items():
+            errors_by_interval[name].append(error)
         if use_nk:
             import neurokit2 as nk
 
@@ -236,33 +237,11 @@ def delineation_table(data: Path, reference_tools: bool) -> None:
 
 
     print("\nper-record interval error (ours - median of the lead II annotations), ms")
-    for name, values in interval_errors.items():
+    for name, values in errors_by_interval.items():
         values = np.asarray([v for v in values if np.isfinite(v)])
         if values.size:
             print(f"{name:>8}: n {values.size:>3}  bias {np.median(values):6.1f}  |median| {np.median(np.abs(values)):5.1f}"
                   f"  p90 {np.percentile(np.abs(values), 90):5.1f}")
-
-
-def _interval_errors(ann, parameters: dict, fs: float) -> dict[str, float]:
-    """QRS, PR and QT of one LUDB record from its lead II annotations vs our parameters."""
-    from evaluation.scoring import wave_boundaries
-
-    qrs = wave_boundaries(ann.sample, ann.symbol, "N")
-    p_waves = wave_boundaries(ann.sample, ann.symbol, "p")
-    t_waves = wave_boundaries(ann.sample, ann.symbol, "t")
-    to_ms = 1000.0 / fs
-    out = {"qrs_ms": float("nan"), "pr_ms": float("nan"), "qt_ms": float("nan")}
-    if len(qrs):
-        out["qrs_ms"] = parameters["qrs_ms"] - float(np.median(qrs[:, 2] - qrs[:, 0])) * to_ms
-    pr = [on - p_waves[p_waves[:, 0] < on][-1, 0] for on in qrs[:, 0] if np.any(p_waves[:, 0] < on)]
-    pr = [v * to_ms for v in pr if v * to_ms < 400]
-    if pr:
-        out["pr_ms"] = parameters["pr_ms"] - float(np.median(pr))
-    qt = [t_waves[t_waves[:, 2] > on][0, 2] - on for on in qrs[:, 0] if np.any(t_waves[:, 2] > on)]
-    qt = [v * to_ms for v in qt if v * to_ms < 700]
-    if qt:
-        out["qt_ms"] = parameters["qt_ms"] - float(np.median(qt))
-    return out
 
 
 def _af_windows(record_path: Path, fs: float, n_samples: int):
