@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from edge_runtime.contract import INPUT_NAMES, OUTPUT_NAME, SEX_CODES, SEX_COLUMN, impute
+from edge_runtime.contract import DEMOGRAPHIC_COLUMN, INPUT_NAMES, OUTPUT_NAME, SEX_CODES, SEX_COLUMN, impute
 from edge_runtime.model_bundle import BundleError, ModelBundle, ModelFile
 from quantization import onnx_int8, verify
 from quantization.bundle import BundleModel, write_bundle
-from quantization.calibration_data import ModelInputs, default_real_records, lvm_range_rows, real_record_inputs
+from quantization.calibration_data import ModelInputs, default_real_records, input_extreme_rows, lvm_range_rows, real_record_inputs
 from quantization.qat import QatConfig
 from quantization.run_export import RunExport, RunExportError
 
@@ -76,7 +76,9 @@ def evaluation_and_calibration(run: RunExport, imputation: dict[str, float], n_c
     rows = ModelInputs(dataset.beats.astype(np.float32), demo, params, [str(s) for s in dataset.subject_ids])
     evaluation_index = np.flatnonzero(held & known_sex)
     train_index = np.flatnonzero(~held & known_sex)
-    calib_train = rows.rows(train_index[lvm_range_rows(dataset.lvm_g[train_index], n_calibration_rows)])
+    picks = np.union1d(lvm_range_rows(dataset.lvm_g[train_index], n_calibration_rows),
+                       input_extreme_rows(demo[train_index], params[train_index]))  # span every input's range
+    calib_train = rows.rows(train_index[picks])
     real, skipped = real_record_inputs(default_real_records(shared_data), imputation)
     notes.append(f"calibration: {len(calib_train)} training beats at LVM quantiles "
                  f"({dataset.lvm_g[train_index].min():.0f}-{dataset.lvm_g[train_index].max():.0f} g) + {len(real)} real "
@@ -88,6 +90,19 @@ def evaluation_and_calibration(run: RunExport, imputation: dict[str, float], n_c
     else:
         training = rows.rows(train_index)
     return rows.rows(evaluation_index), dataset.lvm_g[evaluation_index], ModelInputs.concat([calib_train, real]), training
+
+
+def training_ranges(training: ModelInputs) -> dict[str, tuple[float, float]]:
+    """Age, height and weight ranges of the subjects the final model trained on (the manifest's
+    ``training_ranges``): a patient outside them gets a number marked outside the studied population,
+    since neither the model nor its INT8 scales have seen such a value."""
+    ranges = {}
+    for name in ("age_years", "height_cm", "weight_kg"):
+        column = training.demographics[:, DEMOGRAPHIC_COLUMN[name]].astype(np.float64)
+        if np.isfinite(column).any():
+            # one decimal, rounded outwards so that no training subject falls outside
+            ranges[name] = (float(np.floor(np.nanmin(column) * 10) / 10), float(np.ceil(np.nanmax(column) * 10) / 10))
+    return ranges
 
 
 def _onnx_predict(path: Path, inputs: ModelInputs) -> np.ndarray:
@@ -150,6 +165,9 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
     imputation, thresholds = spec.imputation, spec.lvh_thresholds_g_m2
     evaluation, lvm_true, calibration, training = evaluation_and_calibration(run, imputation, n_calibration_rows,
                                                                              shared_data, notes, labels)
+    ranges = training_ranges(training)
+    notes.append("training ranges (outside them the device flags outside_training_range): " +
+                 ", ".join(f"{name} {low:g}-{high:g}" for name, (low, high) in ranges.items()))
     for line in notes:
         log(line)
     tflite = _tflite_available() if tflite is None else tflite
@@ -266,7 +284,7 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
         bundle = write_bundle(
             out_dir, models, model_id=spec.model_id, training_data=spec.training_data,
             preprocessing=spec.preprocessing, imputation=spec.imputation, beat_length=spec.inputs.beat_length,
-            lvh_thresholds_g_m2=spec.lvh_thresholds_g_m2, calibration=spec.calibration, export=spec,
+            lvh_thresholds_g_m2=spec.lvh_thresholds_g_m2, calibration=spec.calibration, training_ranges=ranges, export=spec,
             metrics=_metrics(spec.metrics), verification=verification, overwrite=overwrite)
     latency = measure_latency(bundle, evaluation)
     verification["latency_ms_per_beat"] = latency

@@ -183,3 +183,28 @@ def test_model_cost_of_a_qoperator_int8_file_uses_its_fp32_twin(model_and_onnx, 
     assert cost["size_bytes"] == int8.stat().st_size and cost["macs_from"] == twin.name
     # the folded chomp computes only the kept samples: fewer MACs than the export
     assert cost["macs_per_beat"] < model_cost.model_cost(fp32)["macs_per_beat"]
+
+
+def test_calibration_rows_span_every_input_range():
+    from quantization.calibration_data import input_extreme_rows
+
+    demographics = np.array([[50, 1, 170, 80], [30, 0, 150, 133.5], [70, 1, 190, 60], [np.nan, 0, 160, 70]], float)
+    parameters = np.array([[90, 40, 30, 20], [100, 50, 60, 10], [80, 60, -20, 40], [95, 45, 10, 30]], float)
+    rows = input_extreme_rows(demographics, parameters)
+    for values in (demographics, parameters):
+        for column in values.T:
+            assert np.nanmin(column) in column[rows] and np.nanmax(column) in column[rows]
+
+
+def test_training_ranges_cover_every_training_subject():
+    from quantization.calibration_data import ModelInputs
+    from quantization.pipeline import training_ranges
+
+    demographics = np.array([[19.06, 1, 150.04, 48.96], [89.0, 0, 195.91, 123.14]], np.float32)
+    rows = ModelInputs(np.zeros((2, 12, 4), np.float32), demographics, np.zeros((2, 4), np.float32), ["a", "b"])
+    ranges = training_ranges(rows)
+    assert set(ranges) == {"age_years", "height_cm", "weight_kg"}
+    for column, name in ((0, "age_years"), (2, "height_cm"), (3, "weight_kg")):
+        low, high = ranges[name]
+        assert low <= demographics[:, column].min() and high >= demographics[:, column].max()
+        assert high - low < np.ptp(demographics[:, column]) + 0.2

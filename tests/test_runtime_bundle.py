@@ -108,7 +108,15 @@ def test_interval_check_on_a_label_table(bundle_dir, tmp_path):
     predicted = analyze_file_record(analyzer, read_record(PTBXL_RECORD), patient)[0].estimate.lvm_g
     # Labels 10 g and 40 g away from what the model says: the 31.5 g interval covers one of the two.
     offsets = (10, -40, 1, 2, 3, 4, 5, 6, 7, 8)
-    rows = [f"{PTBXL_RECORD},{predicted + k:.3f},28,M,177,76,s{i}" for i, k in enumerate(offsets)]
+    # Ten copies of one record under different names (a label table lists each ECG once).
+    copies = []
+    for i in range(len(offsets)):
+        for source in Path(PTBXL_RECORD).parent.glob(Path(PTBXL_RECORD).stem + ".*"):
+            (tmp_path / f"copy{i}{source.suffix}").write_bytes(source.read_bytes())
+        header = tmp_path / f"copy{i}{Path(PTBXL_RECORD).suffix}"
+        header.write_text(header.read_text().replace(Path(PTBXL_RECORD).stem, f"copy{i}"))
+        copies.append(header)
+    rows = [f"{copy},{predicted + k:.3f},28,M,177,76,s{i}" for i, (copy, k) in enumerate(zip(copies, offsets))]
     labels = tmp_path / "labels.csv"
     labels.write_text("record,lvm_g,age_years,sex,height_cm,weight_kg,subject_id\n" + "\n".join(rows) + "\n")
     check = interval_check(analyzer, labels, coverage=0.5)
