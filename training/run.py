@@ -190,8 +190,11 @@ def _claim_checkpoints(folder: Path, spec: RunSpec, write: bool = True) -> None:
     stamp = folder / "run.json"
     if stamp.exists() and stamp.read_text() != identity:
         raise ValueError(f"{folder} holds checkpoints of another configuration: use another --out or delete it")
-    if write:
-        stamp.write_text(identity)
+    if write and not stamp.exists():
+        # atomically: under torchrun the other ranks read this file while rank 0 writes it
+        tmp = stamp.with_name(stamp.name + ".tmp")
+        tmp.write_text(identity)
+        tmp.replace(stamp)
 
 
 def format_summary(summary: dict) -> str:

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-nodes", type=int, default=8, help="projection: nodes (default 8)")
     parser.add_argument("--cores-per-node", type=int, default=32, help="projection: cores per node (default 32)")
     parser.add_argument("--json", help="also write the numbers to this JSON file")
+    parser.add_argument("--steps-only", action="store_true",
+                        help="only the training-step throughput of the model (no data needed): CPU, and CUDA when present")
 
 
 def _train_rate(nproc: int, shards: Path, out: Path, epochs: int, folds: int, n_usable: int) -> dict:
@@ -49,7 +51,60 @@ def _train_rate(nproc: int, shards: Path, out: Path, epochs: int, folds: int, n_
             "cv_mae_g": metrics["summary"]["mae_g"]["mean"]}
 
 
+def train_step_rate(device: str, batch_size: int, steps: int = 30, threads: int = 1) -> dict:
+    """Training steps per second of the default model (AdamW, L1 loss) on random inputs of the real shapes."""
+    import torch
+
+    from training.model import ModelConfig
+
+    torch.manual_seed(0)
+    if device == "cpu":
+        torch.set_num_threads(threads)
+    model = ModelConfig().build().to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    beats = torch.randn(batch_size, 12, 400, device=device)
+    demographics = torch.randn(batch_size, 4, device=device)
+    parameters = torch.randn(batch_size, 4, device=device)
+    target = torch.randn(batch_size, device=device)
+
+    def step() -> None:
+        loss = torch.nn.functional.l1_loss(model(beats, demographics, parameters).squeeze(1), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(3):  # warm-up (CUDA kernels, allocator)
+        step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / steps
+    name = torch.cuda.get_device_name(0) if device.startswith("cuda") else f"CPU, {threads} thread(s)"
+    return {"device": name, "batch": batch_size, "ms_per_step": seconds * 1000, "subjects_per_s": batch_size / seconds}
+
+
+def _steps_only(args: argparse.Namespace) -> int:
+    import torch
+
+    rows = [train_step_rate("cpu", batch, threads=1) for batch in (64, 512)]
+    if torch.cuda.is_available():
+        rows += [train_step_rate("cuda", batch, steps=100) for batch in (64, 512, 4096)]
+    print(f"training-step throughput (default model, AdamW + L1, random inputs of the real shapes; torch {torch.__version__})")
+    for row in rows:
+        print(f"  {row['device']:<28} batch {row['batch']:>5}: {row['ms_per_step']:8.2f} ms/step = "
+              f"{row['subjects_per_s']:10.0f} subject-steps/s")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"steps": rows}, indent=2) + "\n")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.steps_only:
+        return _steps_only(args)
     from training.prepare import prepare
 
     work = Path(tempfile.mkdtemp(prefix="elvmass-bench-scale-"))
