@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     both = sorted(set(before) & set(after))
     if both:
         change = np.abs([after[name] - before[name] for name in both])
-        print(f"\nclean windows, after vs before (the bundled model was trained before the change): median |change| "
+        print(f"\nclean windows, after vs before (the bundled model sees the current chain): median |change| "
               f"{np.median(change):.1f} g, max {np.max(change):.1f} g over {len(both)} records")
     if args.labels:
         import dataclasses
