@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.formats.limits import note_normalized_amplitudes, read_limited
+from edge_runtime.formats.limits import drop_implausible, note_normalized_amplitudes, read_limited
 from edge_runtime.record import (
     STANDARD_LEADS,
     EcgRecord,
@@ -257,11 +257,7 @@ def _patient(dataset) -> tuple[PatientContext, list[str]]:
             notes.append(f"{attribute} {dataset.get(attribute)!r} is not a number; ignored")
             continue
         values[key] = number if number is not None and math.isfinite(number) else None
-    for name, (low, high) in PatientContext.LIMITS.items():
-        value = values[name]
-        if value is not None and not low <= value <= high:
-            notes.append(f"{name}={value:g} in the DICOM patient module is implausible and was ignored")
-            values[name] = None
+    values = drop_implausible(values, "in the DICOM patient module", notes)
     patient_id = str(dataset.get("PatientID", "") or "").strip() or None
     return PatientContext(sex=normalize_sex(dataset.get("PatientSex")), patient_id=patient_id, **values), notes
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.record import NORMALIZED_AMPLITUDE_NOTE, EcgRecord, RecordError
+from edge_runtime.record import NORMALIZED_AMPLITUDE_NOTE, EcgRecord, PatientContext, RecordError
 
 # A 10 s 12-lead ECG is well under 1 MB in any format; a 30 min Holter in WFDB 212 is ~2 MB.
 # Anything this large is not an ECG we should parse in memory on a small device.
@@ -64,3 +64,15 @@ def note_normalized_amplitudes(record: EcgRecord) -> EcgRecord:
     if amplitudes_look_normalized(record.signals_mv) and NORMALIZED_AMPLITUDE_NOTE not in record.notes:
         record.notes.append(NORMALIZED_AMPLITUDE_NOTE)
     return record
+
+
+def drop_implausible(values: dict[str, float | None], where: str, notes: list[str]) -> dict[str, float | None]:
+    """Age, height and weight read from a file, with each value outside ``PatientContext.LIMITS`` set to None
+    and a note naming it and ``where`` it came from (a file's typo must not become a wrong estimate)."""
+    kept = dict(values)
+    for name, (low, high) in PatientContext.LIMITS.items():
+        value = kept.get(name)
+        if value is not None and not low <= value <= high:
+            notes.append(f"{name}={value:g} {where} is implausible and was ignored")
+            kept[name] = None
+    return kept

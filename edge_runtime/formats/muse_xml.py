@@ -25,7 +25,7 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from edge_runtime.formats.limits import note_normalized_amplitudes
+from edge_runtime.formats.limits import drop_implausible, note_normalized_amplitudes
 from edge_runtime.formats.xml_safe import parse_xml_file
 from edge_runtime.record import (
     INDEPENDENT_LEADS,
@@ -178,11 +178,7 @@ def _demographics(element: Element | None) -> tuple[PatientContext, list[str]]:
     if weight is None and (pounds := _number(_text(element, "WeightLBS"))) is not None:
         weight = pounds * _POUND_KG
     values = {"age_years": age, "height_cm": height, "weight_kg": weight}
-    for name, (low, high) in PatientContext.LIMITS.items():
-        value = values[name]
-        if value is not None and not low <= value <= high:
-            notes.append(f"{name}={value:g} in PatientDemographics is implausible and was ignored")
-            values[name] = None
+    values = drop_implausible(values, "in PatientDemographics", notes)
     patient_id = _text(element, "PatientID") or None
     return PatientContext(sex=normalize_sex(_text(element, "Gender")), patient_id=patient_id, **values), notes
 

@@ -29,7 +29,7 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from edge_runtime.formats.limits import note_normalized_amplitudes
+from edge_runtime.formats.limits import drop_implausible, note_normalized_amplitudes
 from edge_runtime.formats.xli import XliError, xli_decode
 from edge_runtime.formats.xml_safe import local_name, parse_xml_file
 from edge_runtime.record import STANDARD_LEADS, EcgRecord, PatientContext, RecordError, canonical_lead_name, normalize_sex
@@ -207,11 +207,7 @@ def _patient(root: Element) -> tuple[PatientContext, list[str]]:
     if weight is None and (pounds := _number(_text(general, "weight/lb"))) is not None:
         weight = pounds * _POUND_KG
     values = {"age_years": age, "height_cm": height, "weight_kg": weight}
-    for name, (low, high) in PatientContext.LIMITS.items():
-        value = values[name]
-        if value is not None and not low <= value <= high:
-            notes.append(f"{name}={value:g} in generalpatientdata is implausible and was ignored")
-            values[name] = None
+    values = drop_implausible(values, "in generalpatientdata", notes)
     patient_id = _text(general, "patientid") or None
     return PatientContext(sex=normalize_sex(_text(general, "sex")), patient_id=patient_id, **values), notes
 

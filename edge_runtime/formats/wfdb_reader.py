@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.formats.limits import note_normalized_amplitudes, read_limited
+from edge_runtime.formats.limits import drop_implausible, note_normalized_amplitudes, read_limited
 from edge_runtime.formats.wfdb_native import UnsupportedWfdbFeature, read_physical
 from edge_runtime.record import EcgRecord, PatientContext, RecordError, normalize_sex
 
@@ -40,11 +40,7 @@ def parse_header_comments(comments: list[str]) -> tuple[PatientContext, list[str
         "height_cm": _number(fields.get("height")),
         "weight_kg": _number(fields.get("weight")),
     }
-    for name, (low, high) in PatientContext.LIMITS.items():
-        value = values[name]
-        if value is not None and not low <= value <= high:
-            notes.append(f"header {name}={value:g} is implausible and was ignored")
-            values[name] = None
+    values = drop_implausible(values, "in the header", notes)
     return PatientContext(sex=normalize_sex(sex_text), **values), notes
 
 
