@@ -66,6 +66,10 @@ def note_normalized_amplitudes(record: EcgRecord) -> EcgRecord:
     return record
 
 
+INCH_CM = 2.54  # carts export imperial height/weight too
+POUND_KG = 0.45359237
+
+
 def drop_implausible(values: dict[str, float | None], where: str, notes: list[str]) -> dict[str, float | None]:
     """Age, height and weight read from a file, with each value outside ``PatientContext.LIMITS`` set to None
     and a note naming it and ``where`` it came from (a file's typo must not become a wrong estimate)."""

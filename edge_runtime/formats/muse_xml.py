@@ -25,7 +25,7 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from edge_runtime.formats.limits import drop_implausible, note_normalized_amplitudes
+from edge_runtime.formats.limits import INCH_CM, POUND_KG, drop_implausible, note_normalized_amplitudes
 from edge_runtime.formats.xml_safe import parse_xml_file
 from edge_runtime.record import (
     INDEPENDENT_LEADS,
@@ -52,8 +52,6 @@ MEASUREMENT_KEYS = {
     "VentricularRate": "heart_rate",
 }
 _AGE_UNIT_TO_YEARS = {"YEARS": 1.0, "MONTHS": 1 / 12, "WEEKS": 7 / 365.25, "DAYS": 1 / 365.25, "HOURS": 1 / 8766}
-_INCH_CM = 2.54
-_POUND_KG = 0.45359237
 
 
 def read_muse_xml(path: str | Path) -> EcgRecord:
@@ -173,10 +171,10 @@ def _demographics(element: Element | None) -> tuple[PatientContext, list[str]]:
             age = None
     height = _number(_text(element, "HeightCM"))
     if height is None and (inches := _number(_text(element, "HeightIN"))) is not None:
-        height = inches * _INCH_CM
+        height = inches * INCH_CM
     weight = _number(_text(element, "WeightKG"))
     if weight is None and (pounds := _number(_text(element, "WeightLBS"))) is not None:
-        weight = pounds * _POUND_KG
+        weight = pounds * POUND_KG
     values = {"age_years": age, "height_cm": height, "weight_kg": weight}
     values = drop_implausible(values, "in PatientDemographics", notes)
     patient_id = _text(element, "PatientID") or None
