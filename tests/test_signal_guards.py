@@ -44,6 +44,29 @@ def test_saturation_on_clipped_lead(clean):
     assert "saturation" in flags and "II" in flags["saturation"]
 
 
+def test_saturation_on_a_quantized_front_end_railed_under_wander(clean):
+    # What a real amplifier does: wander enters before the ADC, the ADC (1 uV codes, +-0.5 mV range
+    # here) clips: identical codes at the rail while the input stays beyond it.
+    t = np.arange(clean.shape[1]) / 500.0
+    analog = clean + 0.5 * np.sin(2 * np.pi * 0.3 * t)
+    codes = np.clip(np.round(analog / 1e-3), -500, 500)
+    flags = {f.name: f.reason for f in analyze_window(codes * 1e-3, 500.0).flags}
+    assert "saturation" in flags
+
+
+def test_flat_quantized_stretch_made_extreme_by_added_wander_is_not_saturation(clean):
+    # A flat 40 ms stretch of identical 1 uV codes (as PTB-XL records have, e.g. HR06000): at the lead's
+    # extreme it reads as clipping; once digital wander moves every sample it no longer does.
+    quantized = np.round(clean / 1e-3) * 1e-3
+    lead = quantized[1]
+    peak = int(np.argmax(lead))
+    lead[peak:peak + 20] = lead[peak]
+    assert "saturation" in analyze_window(quantized, 500.0).flag_names
+    t = np.arange(clean.shape[1]) / 500.0
+    wander = 0.5 * np.sin(2 * np.pi * 0.15 * (t - t[peak + 10]) + np.pi / 2)  # crest on the flat stretch
+    assert "saturation" not in analyze_window(quantized + wander, 500.0).flag_names
+
+
 def test_noise_flag_on_muscle_noise(clean):
     rng = np.random.default_rng(0)
     noise = sosfilt(butter(4, [15, 35], "bandpass", fs=500, output="sos"), rng.normal(size=clean.shape))

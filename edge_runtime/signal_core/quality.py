@@ -17,7 +17,6 @@ from edge_runtime.flags import Flag
 FLAT_BLOCK_S = 1.0
 FLAT_PTP_MV = 0.01
 SATURATION_RUN_S = 0.016
-SATURATION_TOLERANCE_MV = 1e-4
 NOISE_RATIO = 0.15
 MIN_BEATS = 3
 MORPHOLOGY_CORRELATION = 0.85
@@ -44,17 +43,36 @@ def flat_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...]) -> F
 
 
 def saturated_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...]) -> Flag | None:
-    """Leads that sit at their extreme value for >= 16 ms in a row: clipping at the amplifier's range.
+    """Leads clipped at the amplifier's range: >= 16 ms of identical samples at the lead's extreme.
 
-    Only an extreme on the lead's dominant side counts (at least half as far from the median as the
-    other extreme): a flat ST segment that happens to be a small lead's maximum is not clipping.
+    A saturated front end outputs the same ADC code for as long as the input stays beyond its rail,
+    so clipping looks like a run of *identical* samples (not merely close ones) at the lead's
+    largest or smallest value. Only an extreme on the lead's dominant side counts (at least half as
+    far from the median as the other extreme): a flat, quantized ST segment that happens to be a
+    small lead's maximum is not clipping. Wander or drift added to a recording moves every sample,
+    so a quantized flat stretch that the wander made the lead's extreme is not taken for a rail
+    (issue 16, ``elvmass bench-baseline``). Where the device announced its ADC full scale the
+    runtime also checks the rails themselves (``runtime.session.railed_leads``).
+
+    Parameters
+    ----------
+    signals : ndarray, shape (n_leads, n)
+        Raw samples (mV), before any filtering or resampling.
+    fs : float
+        Sampling rate, Hz.
+    lead_names : tuple of str
+        Names of the rows.
+
+    Returns
+    -------
+    Flag or None
     """
     run = max(3, int(round(SATURATION_RUN_S * fs)))
     found: list[str] = []
     leads: list[str] = []
     highs, lows = signals.max(axis=1), signals.min(axis=1)
-    at_high = np.abs(signals - highs[:, None]) <= SATURATION_TOLERANCE_MV
-    at_low = np.abs(signals - lows[:, None]) <= SATURATION_TOLERANCE_MV
+    at_high = signals == highs[:, None]
+    at_low = signals == lows[:, None]
     candidates = np.flatnonzero((at_high.sum(axis=1) >= run) | (at_low.sum(axis=1) >= run))
     for i in candidates:  # rare: only leads that touch their extreme for >= run samples in total
         median = float(np.median(signals[i]))
@@ -69,7 +87,7 @@ def saturated_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...])
                 break
     if not found:
         return None
-    return Flag("saturation", f"clipped plateau (>= {run} samples at the extreme) in " + "; ".join(found),
+    return Flag("saturation", f"clipped plateau (>= {run} identical samples at the extreme) in " + "; ".join(found),
                 where=", ".join(leads))
 
 
