@@ -120,6 +120,25 @@ def test_broadband_muscle_noise_is_not_a_train_of_spikes(clean):
 
 
 @pytest.mark.shared
+def test_muscle_noise_of_30_uv_refuses_no_real_record(shared_data):
+    # docs/training.md (Metamorphic): with EMG of SD 30 uV the noise gate refused 21 of 42 real records
+    # before issue 16's second pass, none after. Held here on the signal core alone (no model).
+    from evaluation.real_records import load_windows, record_paths
+    from training.augment import emg_noise
+
+    rng = np.random.default_rng(0)
+    refused, usable = [], 0
+    for window in load_windows(record_paths(shared_data)):
+        if not analyze_window(window.signals_mv, window.fs).usable:
+            continue
+        usable += 1
+        noisy = window.signals_mv + emg_noise(12, window.signals_mv.shape[1], window.fs, rng, 0.03)
+        if "noise" in analyze_window(noisy, window.fs).flag_names:
+            refused.append(window.name)
+    assert usable >= 35 and refused == [], refused
+
+
+@pytest.mark.shared
 def test_af_flag_on_persistent_af_not_on_sinus():
     af = [w for w in windows("cpsc2021/data_84_1.hea", 6)]
     sinus = [w for w in windows("cpsc2021/data_21_7.hea", 6)]
