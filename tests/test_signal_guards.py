@@ -139,6 +139,26 @@ def test_muscle_noise_of_30_uv_refuses_no_real_record(shared_data):
 
 
 @pytest.mark.shared
+def test_wander_of_bench_baseline_seed_1_is_not_saturation_on_hr06000(shared_data):
+    # HR06000 (PTB-XL, 1 uV codes with flat runs) lost its estimate in `elvmass bench-baseline --seed 1`
+    # before issue 16's second pass: the 0.15 Hz wander of that run made a flat run of V1 its extreme
+    # ("clipped plateau ... in V1 at -0.66 mV"). The same draw is replayed here (run_check draws 8 phases
+    # per window and frequency, in record_paths order).
+    from evaluation.real_records import load_windows, record_paths
+    from evaluation.wander_check import FREQUENCIES_HZ, lead_wander
+
+    paths = record_paths(shared_data)
+    index = [path.stem for path in paths].index("HR06000")
+    window = load_windows([paths[index]])[0]
+    rng = np.random.default_rng(1)
+    rng.uniform(size=8 * len(FREQUENCIES_HZ) * index)
+    assert "saturation" not in analyze_window(window.signals_mv, window.fs).flag_names
+    for freq in FREQUENCIES_HZ:
+        wandering = window.signals_mv + lead_wander(window.signals_mv.shape[1], window.fs, freq, 0.5, rng)
+        assert "saturation" not in analyze_window(wandering, window.fs).flag_names, freq
+
+
+@pytest.mark.shared
 def test_af_flag_on_persistent_af_not_on_sinus():
     af = [w for w in windows("cpsc2021/data_84_1.hea", 6)]
     sinus = [w for w in windows("cpsc2021/data_21_7.hea", 6)]
