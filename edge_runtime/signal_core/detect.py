@@ -204,7 +204,8 @@ class StreamingRPeakDetector:
         due = self._searchback_due()
         while due is not None and due <= until:
             eligible = [c for c in self._noise_peaks
-                        if c[0] <= due and c[1] > SEARCHBACK_THRESHOLD * self.threshold and not self._is_t_wave(c[0], c[2])]
+                        if c[0] <= due and c[1] > SEARCHBACK_THRESHOLD * self.threshold
+                        and not self._is_t_wave(c[0], c[2])]
             if not eligible:
                 # No beat at half threshold for 1.66 RR: the QRS amplitude may have dropped, or this
                 # is a pause. The signal level decays, but not below a fraction of the recent QRS
