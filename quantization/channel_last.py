@@ -1,0 +1,94 @@
+"""The TFLite conversion form of ``ElvMassNet``: the same function with 4-D (channel-last-friendly) encoders.
+
+litert-torch lowers a ``Conv1d`` as RESHAPE -> TRANSPOSE -> CONV_2D -> TRANSPOSE -> RESHAPE (its
+layout pass rewrites 4-D convolutions only), which put 31 TRANSPOSE and 28 RESHAPE ops, and their
+tensors, around the 14 convolutions of the demo model. :func:`channel_last_form` turns each
+``Conv1d`` into the equal ``Conv2d`` with a ``(1, k)`` kernel on ``(B, C, 1, L)`` tensors, each
+``ConstantPad1d`` into a ``ZeroPad2d``, contiguous lead groups into slices, and the time pooling
+into ``avg_pool2d`` / ``max_pool2d`` (NHWC-native; integer MAX_POOL_2D needs no DEQUANTIZE/QUANTIZE
+pair): the layout pass then keeps every encoder channel-last with one TRANSPOSE at the input.
+Host-side only (imports torch).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.model import AXIS_COLUMNS, LEAD_GROUPS, QRS_COLUMN
+
+
+def conv2d_of(conv: nn.Conv1d) -> nn.Conv2d:
+    """The ``Conv2d`` with kernel ``(1, k)`` that equals ``conv`` on ``(B, C, 1, L)`` tensors."""
+    conv2d = nn.Conv2d(conv.in_channels, conv.out_channels, (1, conv.kernel_size[0]), stride=(1, conv.stride[0]),
+                       padding=(0, conv.padding[0]), dilation=(1, conv.dilation[0]), groups=conv.groups,
+                       bias=conv.bias is not None)
+    with torch.no_grad():
+        conv2d.weight.copy_(conv.weight.unsqueeze(2))
+        if conv.bias is not None:
+            conv2d.bias.copy_(conv.bias)
+    return conv2d
+
+
+class ChannelLastNet(nn.Module):
+    """``ElvMassNet.forward`` with every encoder on ``(B, C, 1, L)`` (built by :func:`channel_last_form`)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.groups = LEAD_GROUPS[model.config.grouping]
+
+    @staticmethod
+    def encode(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        h = encoder.blocks(encoder.stem(x))
+        span = (1, h.shape[-1])
+        pooled = torch.cat([F.avg_pool2d(h, span).flatten(1), F.max_pool2d(h, span).flatten(1)], dim=1)
+        return torch.relu(encoder.project(pooled))
+
+    def forward(self, beat: torch.Tensor, demographics: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
+        m = self.model
+        x = (beat / m.beat_scale).unsqueeze(2)
+        parts = []
+        for i, (leads, encoder) in enumerate(zip(self.groups, m.encoders)):
+            contiguous = tuple(leads) == tuple(range(leads[0], leads[-1] + 1))
+            part = x[:, leads[0]:leads[-1] + 1] if contiguous else x.index_select(1, getattr(m, f"leads_{i}"))
+            parts.append(self.encode(encoder, part))
+        if m.use_demo:
+            parts.append(m.demo_mlp((demographics - m.demo_mean) / m.demo_std))
+        if m.use_params:
+            axes = parameters[:, AXIS_COLUMNS] * (math.pi / 180.0)
+            qrs = (parameters[:, QRS_COLUMN:QRS_COLUMN + 1] - m.qrs_mean) / m.qrs_std
+            parts.append(m.param_mlp(torch.cat([qrs, torch.sin(axes), torch.cos(axes)], dim=1)))
+        out = m.head(torch.cat(parts, dim=1)) * m.target_std + m.target_mean
+        # As ElvMassNet: every interface input stays in the graph even when the feature set ignores it.
+        if not m.use_demo:
+            out = out + demographics[:, :1] * 0.0
+        if not m.use_params:
+            out = out + parameters[:, :1] * 0.0
+        return out
+
+
+def channel_last_form(model: nn.Module) -> ChannelLastNet:
+    """Wrap an ``ElvMassNet`` (BatchNorm folded, chomps as left padding) for conversion; converts its encoders in place.
+
+    Parameters
+    ----------
+    model
+        ``ElvMassNet`` in eval mode, after ``fold_batchnorm`` and ``quantization.tflite.left_padded_convs``.
+
+    Returns
+    -------
+    ChannelLastNet
+        Same ``forward(beat, demographics, parameters)`` and outputs as ``model`` before the call.
+    """
+    for encoder in model.encoders:
+        for parent in list(encoder.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.Conv1d):
+                    setattr(parent, name, conv2d_of(child))
+                elif isinstance(child, nn.ConstantPad1d):
+                    setattr(parent, name, nn.ZeroPad2d((child.padding[0], child.padding[1], 0, 0)))
+    return ChannelLastNet(model).eval()
