@@ -12,6 +12,7 @@ Host-side only (imports torch).
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -33,6 +34,67 @@ def conv2d_of(conv: nn.Conv1d) -> nn.Conv2d:
     return conv2d
 
 
+def grouped_conv(convs: list[nn.Conv2d]) -> nn.Conv2d:
+    """One ``Conv2d`` with ``groups = len(convs)`` computing each conv on its own block of input channels.
+
+    Its output channels are the convs' outputs, concatenated in order. Same weights, no zeros added.
+    """
+    first = convs[0]
+    merged = nn.Conv2d(first.in_channels * len(convs), first.out_channels * len(convs), first.kernel_size,
+                       stride=first.stride, padding=first.padding, dilation=first.dilation,
+                       groups=first.groups * len(convs), bias=first.bias is not None)
+    with torch.no_grad():
+        merged.weight.copy_(torch.cat([c.weight for c in convs]))
+        if first.bias is not None:
+            merged.bias.copy_(torch.cat([c.bias for c in convs]))
+    return merged
+
+
+class GroupedEncoder(nn.Module):
+    """``k`` equal ``TcnEncoder`` s (already 4-D) as one: every convolution grouped ``k`` ways.
+
+    Input: the ``k`` lead groups' channels concatenated in order, ``(B, k * n_leads, 1, L)``;
+    output: the ``k`` embeddings concatenated, ``(B, k * embed)``, as the separate encoders give
+    them. In the TFLite graph this is one CONV_2D / PAD / ADD chain instead of ``k`` (about half
+    the tensors and ops of the two-encoder demo model: each tensor record costs ~100 B in a
+    file whose INT8 weights are ~21 kB).
+    """
+
+    def __init__(self, encoders: list[nn.Module]) -> None:
+        super().__init__()
+        self.k = len(encoders)
+        self.body = copy.deepcopy(nn.Sequential(encoders[0].stem, encoders[0].blocks))
+        parts = [dict(nn.Sequential(e.stem, e.blocks).named_modules()) for e in encoders]
+        for name, module in list(self.body.named_modules()):
+            if isinstance(module, nn.Conv2d):
+                parent_name, _, child = name.rpartition(".")
+                parent = self.body.get_submodule(parent_name) if parent_name else self.body
+                setattr(parent, child, grouped_conv([p[name] for p in parts]))
+        # project: Linear(2C -> E) on [mean_i, max_i] per encoder = W_mean @ mean_i + W_max @ max_i + b:
+        # two grouped 1x1 convolutions and an ADD (no concatenation, whose int8 inputs would need
+        # requantizing to one scale, and no reshapes to interleave the groups).
+        projects = [e.project for e in encoders]
+        half = projects[0].in_features // 2
+        self.project_mean = grouped_conv([_conv1x1_of(p.weight[:, :half], p.bias) for p in projects])
+        self.project_max = grouped_conv([_conv1x1_of(p.weight[:, half:], None) for p in projects])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.body(x)
+        span = (1, h.shape[-1])
+        projected = self.project_mean(F.avg_pool2d(h, span)) + self.project_max(F.max_pool2d(h, span))
+        return torch.relu(projected).flatten(1)
+
+
+def _conv1x1_of(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Conv2d:
+    """The 1x1 ``Conv2d`` applying a Linear layer's ``weight`` (and ``bias``) to ``(B, C, 1, 1)``."""
+    conv = nn.Conv2d(weight.shape[1], weight.shape[0], 1, bias=bias is not None)
+    with torch.no_grad():
+        conv.weight.copy_(weight.reshape(*weight.shape, 1, 1))
+        if bias is not None:
+            conv.bias.copy_(bias)
+    return conv
+
+
 class ChannelLastNet(nn.Module):
     """``ElvMassNet.forward`` with every encoder on ``(B, C, 1, L)`` (built by :func:`channel_last_form`)."""
 
@@ -40,6 +102,11 @@ class ChannelLastNet(nn.Module):
         super().__init__()
         self.model = model
         self.groups = LEAD_GROUPS[model.config.grouping]
+        # Lead groups of equal size that tile the 12 leads in order (the paper's limb | precordial):
+        # the encoders run as one grouped encoder on the whole input.
+        sizes = {len(leads) for leads in self.groups}
+        in_order = [lead for leads in self.groups for lead in leads] == list(range(12))
+        self.grouped = GroupedEncoder(list(model.encoders)) if len(self.groups) > 1 and len(sizes) == 1 and in_order else None
 
     @staticmethod
     def encode(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -51,8 +118,8 @@ class ChannelLastNet(nn.Module):
     def forward(self, beat: torch.Tensor, demographics: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
         m = self.model
         x = (beat / m.beat_scale).unsqueeze(2)
-        parts = []
-        for i, (leads, encoder) in enumerate(zip(self.groups, m.encoders)):
+        parts = [] if self.grouped is None else [self.grouped(x)]
+        for i, (leads, encoder) in enumerate(zip(self.groups, m.encoders) if self.grouped is None else ()):
             contiguous = tuple(leads) == tuple(range(leads[0], leads[-1] + 1))
             part = x[:, leads[0]:leads[-1] + 1] if contiguous else x.index_select(1, getattr(m, f"leads_{i}"))
             parts.append(self.encode(encoder, part))
