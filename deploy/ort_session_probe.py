@@ -1,12 +1,14 @@
 """Where a window's onnxruntime time goes: session options, per-call overhead and time per operator type.
 
-    python deploy/ort_session_probe.py [BUNDLE_DIR] [--precision int8|fp32] [--repeats N] [--rounds R]
+    python deploy/ort_session_probe.py [BUNDLE_DIR] [--precision int8|fp32] [--repeats N] [--rounds R] [--torch]
 
 Times ``session.run`` for one window (the 14 clean beats ``elvmass bench`` uses, one call) and for
 one beat under each session-option variant, interleaved over ``--rounds`` rounds (median of
 medians, CPU time of this process, one intra-op thread), then the predictor call the runtime makes
 (``Predictor.predict``: input checks, imputation, routing) and onnxruntime's own per-operator
-profile of the default session. A host tool for docs/quantization.md; the device never imports it.
+profile of the default session. ``--torch`` adds torch eager fp32 of the bundle's architecture (batched,
+``inference_mode``, one thread, as ``elvmass bench`` runs it) to every round, so that the ratio is
+taken under the same load. A host tool for docs/performance.md; the device never imports it.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="int8", choices=("int8", "fp32"))
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--torch", action="store_true", help="interleave torch eager fp32 (needs the train extra)")
     args = parser.parse_args(argv)
 
     import onnxruntime as ort
@@ -90,7 +93,22 @@ def main(argv: list[str] | None = None) -> int:
         binding.bind_cpu_input(key, value)
     binding.bind_output(model.output_name)
     timings = collections.defaultdict(list)
+    torch_window = None
+    if args.torch:
+        import torch
+
+        from training.model import ElvMassNet, ModelConfig
+
+        torch.set_num_threads(1)
+        reference = ElvMassNet(ModelConfig(**bundle.manifest.export.model_config)).eval()
+        tensors = [torch.from_numpy(a) for a in (beats, demographics, parameters)]
+
+        def torch_window():
+            with torch.inference_mode():
+                reference(*tensors)
     for _ in range(args.rounds):
+        if torch_window is not None:
+            timings["torch eager fp32, batched, inference_mode"].append(median_ms(torch_window, args.repeats))
         for name, session in sessions.items():
             timings[f"session.run, {name}"].append(median_ms(lambda s=session: s.run(None, window), args.repeats))
             timings[f"session.run 1 beat, {name}"].append(median_ms(lambda s=session: s.run(None, one), args.repeats))
@@ -98,8 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         timings["Predictor.predict (what the runtime calls)"].append(
             median_ms(lambda: predictor.predict(beats, demographics, parameters), args.repeats))
     print(f"{model.path} ({model.path.stat().st_size:,} B), window of {len(beats)} beats, CPU ms (median of {args.rounds} rounds)")
+    reference_ms = np.median(timings["torch eager fp32, batched, inference_mode"]) if args.torch else None
     for name, values in timings.items():
-        print(f"  {name:62s} {np.median(values):7.3f}")
+        ratio = f"  {reference_ms / np.median(values):5.2f}x vs torch" if reference_ms else ""
+        print(f"  {name:62s} {np.median(values):7.3f}{ratio}")
 
     options = runtime_options()
     options.enable_profiling = True
