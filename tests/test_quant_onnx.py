@@ -188,6 +188,26 @@ def test_integer_rewrites_quantize_the_beat_once_and_pool_in_integers_with_the_s
     assert np.mean(difference) < 0.05 and np.max(difference) < 1.0
 
 
+@pytest.mark.parametrize("grouping", ["anatomical", "none"])
+def test_input_quantization_fold_handles_gathered_and_single_lead_groups(grouping, tmp_path):
+    from training.export import export_onnx
+    from training.model import ElvMassNet, ModelConfig
+
+    torch.manual_seed(1)
+    model = ElvMassNet(ModelConfig(grouping=grouping, channels=4, levels=1, embed=4, hidden=8)).eval()
+    beats, demo, params = inputs(48, seed=5)
+    model.fit_normalization(beats, demo, params, np.random.default_rng(1).uniform(60, 260, 48))
+    fp32 = export_onnx(model, tmp_path / "fp32.onnx", 400)
+    calibration = {"beat": beats[:32], "demographics": demo[:32], "parameters": params[:32]}
+    options = dict(activation_type="u8", keep_head_float=True, per_channel=False, quant_format="qoperator")
+    plain = onnx_int8.quantize_onnx_int8(fp32, tmp_path / "plain.onnx", calibration, fold_integer_ops=False, **options)
+    folded = onnx_int8.quantize_onnx_int8(fp32, tmp_path / "folded.onnx", calibration, **options)
+    assert [n.op_type for n in onnx.load(str(folded)).graph.node if "beat" in n.input] == ["QuantizeLinear"]
+    rest = (beats[32:], demo[32:], params[32:])
+    difference = np.abs(run_onnx(folded, *rest) - run_onnx(plain, *rest))
+    assert np.mean(difference) < 0.05 and np.max(difference) < 1.0
+
+
 def test_model_cost_of_a_qoperator_int8_file_uses_its_fp32_twin(model_and_onnx, tmp_path):
     import importlib.util
     from pathlib import Path
