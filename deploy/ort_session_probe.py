@@ -1,6 +1,7 @@
 """Where a window's onnxruntime time goes: session options, per-call overhead and time per operator type.
 
     python deploy/ort_session_probe.py [BUNDLE_DIR] [--precision int8|fp32] [--repeats N] [--rounds R] [--torch]
+    python deploy/ort_session_probe.py --formats RUN_DIR     # fp32 vs QOperator/QDQ x u8/s8 INT8 of one export
 
 Times ``session.run`` for one window (the 14 clean beats ``elvmass bench`` uses, one call) and for
 one beat under each session-option variant, interleaved over ``--rounds`` rounds (median of
@@ -8,7 +9,10 @@ medians, CPU time of this process, one intra-op thread), then the predictor call
 (``Predictor.predict``: input checks, imputation, routing) and onnxruntime's own per-operator
 profile of the default session. ``--torch`` adds torch eager fp32 of the bundle's architecture (batched,
 ``inference_mode``, one thread, as ``elvmass bench`` runs it) to every round, so that the ratio is
-taken under the same load. A host tool for docs/performance.md; the device never imports it.
+taken under the same load. ``--formats RUN_DIR`` instead quantizes the run's exported fp32 ONNX in
+each INT8 format the quantize pipeline knows (calibrated on the jittered window: latency, not accuracy)
+and times ``session.run`` of each beside the fp32 file. A host tool for docs/performance.md and
+docs/quantization.md; the device never imports it.
 """
 
 from __future__ import annotations
@@ -67,7 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--torch", action="store_true", help="interleave torch eager fp32 (needs the train extra)")
+    parser.add_argument("--formats", metavar="RUN_DIR", help="time fp32 against every INT8 format of this exported run")
     args = parser.parse_args(argv)
+    if args.formats:
+        return time_formats(Path(args.formats), args.repeats, args.rounds)
 
     import onnxruntime as ort
 
@@ -141,6 +148,46 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(nodes.values()) / args.repeats:.0f} nodes")
     for name, micros in sorted(per_op.items(), key=lambda item: -item[1]):
         print(f"  {name:28s} {micros:7.1f} us  {micros / kernels:5.1%}  ({nodes[name] / args.repeats:.0f} nodes)")
+    return 0
+
+
+def time_formats(run_dir: Path, repeats: int, rounds: int) -> int:
+    """Window latency of the run's fp32 ONNX (as shipped) and of each INT8 format/activation type."""
+    import shutil
+
+    import onnxruntime as ort
+
+    from evaluation.model_choice import median_ms, window_inputs
+    from quantization import onnx_int8
+    from quantization.run_export import read_run_export
+
+    source = read_run_export(run_dir).onnx_files["combined"]
+    beats, demographics, parameters = window_inputs()
+    jitter = np.random.default_rng(0).normal(0, 0.05, (4, *beats.shape)).astype(np.float32)
+    calibration = {"beat": np.concatenate(beats[None] + jitter), "demographics": np.tile(demographics, (4, 1)),
+                   "parameters": np.tile(parameters, (4, 1))}
+    feeds = {"beat": beats, "demographics": demographics, "parameters": parameters}
+    with tempfile.TemporaryDirectory() as folder:
+        fp32 = Path(folder) / "fp32.onnx"
+        shutil.copyfile(source, fp32)
+        onnx_int8.fold_chomp(fp32)
+        onnx_int8.compact_names(fp32)
+        files = {"fp32 (as shipped)": fp32}
+        for fmt, activations, per_channel in (("qoperator", "u8", False), ("qoperator", "s8", False),
+                                              ("qdq", "u8", False), ("qdq", "s8", True)):
+            path = Path(folder) / f"{fmt}_{activations}.onnx"
+            onnx_int8.quantize_onnx_int8(source, path, calibration, activations, True, per_channel, fmt)
+            onnx_int8.compact_names(path)
+            files[f"{fmt} {activations} {'per-channel' if per_channel else 'per-tensor'} (float last layer)"] = path
+        sessions = {name: ort.InferenceSession(str(path), runtime_options(), providers=["CPUExecutionProvider"])
+                    for name, path in files.items()}
+        timings = collections.defaultdict(list)
+        for _ in range(rounds):
+            for name, session in sessions.items():
+                timings[name].append(median_ms(lambda s=session: s.run(None, feeds), repeats))
+        print(f"{source}: session.run of a {len(beats)}-beat window, CPU ms (median of {rounds} rounds)")
+        for name, path in files.items():
+            print(f"  {name:48s} {np.median(timings[name]):7.3f}  {path.stat().st_size:>7,} B")
     return 0
 
 
