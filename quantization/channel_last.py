@@ -115,14 +115,20 @@ class ChannelLastNet(nn.Module):
         pooled = torch.cat([F.avg_pool2d(h, span).flatten(1), F.max_pool2d(h, span).flatten(1)], dim=1)
         return torch.relu(encoder.project(pooled))
 
+    def embeddings(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The lead-group embeddings of the normalized 4-D beat, in the encoders' order."""
+        if self.grouped is not None:
+            return [self.grouped(x)]
+        parts = []
+        for i, (leads, encoder) in enumerate(zip(self.groups, self.model.encoders)):
+            contiguous = tuple(leads) == tuple(range(leads[0], leads[-1] + 1))
+            part = x[:, leads[0]:leads[-1] + 1] if contiguous else x.index_select(1, getattr(self.model, f"leads_{i}"))
+            parts.append(self.encode(encoder, part))
+        return parts
+
     def forward(self, beat: torch.Tensor, demographics: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
         m = self.model
-        x = (beat / m.beat_scale).unsqueeze(2)
-        parts = [] if self.grouped is None else [self.grouped(x)]
-        for i, (leads, encoder) in enumerate(zip(self.groups, m.encoders) if self.grouped is None else ()):
-            contiguous = tuple(leads) == tuple(range(leads[0], leads[-1] + 1))
-            part = x[:, leads[0]:leads[-1] + 1] if contiguous else x.index_select(1, getattr(m, f"leads_{i}"))
-            parts.append(self.encode(encoder, part))
+        parts = self.embeddings((beat / m.beat_scale).unsqueeze(2))
         if m.use_demo:
             parts.append(m.demo_mlp((demographics - m.demo_mean) / m.demo_std))
         if m.use_params:
