@@ -9,7 +9,7 @@
 # install_service.sh), requirements.txt, install.sh and SHA256SUMS.
 # On the device, with no network:
 #
-#   sh KIT/install.sh [/opt/elvmass]     # = python3 -m venv + pip install --no-index --find-links KIT/wheels
+#   sh KIT/install.sh [/opt/elvmass]     # = python3 -m venv + pip install --no-index --find-links KIT/wheels --no-compile
 #   sh KIT/service/install_service.sh    # optional: service mode (root)
 #
 # Runs on any Linux host with Python and PyPI access; it downloads wheels, it never compiles.
@@ -105,8 +105,32 @@ kit="$(cd "$(dirname "$0")" && pwd)"
 prefix="${1:-/opt/elvmass}"
 (cd "$kit" && sha256sum -c --quiet SHA256SUMS) || { echo "install.sh: kit is corrupt (SHA256SUMS mismatch)" >&2; exit 1; }
 python3 -m venv "$prefix/venv"
-"$prefix/venv/bin/pip" install --no-index --find-links "$kit/wheels" --disable-pip-version-check -q \
+# --no-compile: pip would write bytecode for every module of every package (scipy's test suites included, ~50 MB);
+# only what the device imports is compiled below. setuptools (in every Python 3.11 venv) builds from source,
+# which a wheels-only kit never does; pip stays for offline updates.
+"$prefix/venv/bin/pip" install --no-index --find-links "$kit/wheels" --disable-pip-version-check -q --no-compile \
     -r "$kit/requirements.txt"
+"$prefix/venv/bin/pip" uninstall -y -q setuptools 2>/dev/null || true
+# Bytecode of the modules the device runs, written here because the service user cannot write into the venv.
+PYTHONDONTWRITEBYTECODE= "$prefix/venv/bin/python" - <<'PY'
+import importlib
+
+from edge_runtime.assets import CINC_LVH_RECORD
+from edge_runtime.formats import read_record
+from edge_runtime.inference import available_backends, load_predictor
+from edge_runtime.preprocess import analyze_record
+
+analyze_record(read_record(CINC_LVH_RECORD))
+for backend in available_backends():
+    load_predictor(backend=backend)
+for name in ("edge_runtime.commands.run", "edge_runtime.commands.demo", "edge_runtime.commands.station",
+             "edge_runtime.runtime.pipeline", "edge_runtime.runtime.session", "edge_runtime.runtime.sources",
+             "edge_runtime.runtime.report", "firmware_bridge.transport", "edge_runtime.station.app", "uvicorn"):
+    try:
+        importlib.import_module(name)
+    except ImportError:  # an extra this install does not have (the report's matplotlib)
+        pass
+PY
 if [ -d "$kit/bundle" ]; then
     rm -rf "$prefix/bundle"
     cp -R "$kit/bundle" "$prefix/bundle"

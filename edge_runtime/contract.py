@@ -117,15 +117,16 @@ def impute(demographics: np.ndarray, parameters: np.ndarray,
         values = np.array(values, dtype=np.float32, copy=True)
         if values.ndim != 2 or values.shape[1] != len(features):
             raise ValueError(f"expected shape (n, {len(features)}) [{', '.join(features)}], got {values.shape}")
-        if np.isinf(values).any():
-            raise ValueError(f"infinite value among {', '.join(features)}")
-        for column, name in enumerate(features):
-            if name not in IMPUTED_FEATURES:
-                continue
-            missing = np.isnan(values[:, column])
-            if missing.any():
+        if not np.isfinite(values).all():  # one pass in the usual case (nothing missing): this runs once per window
+            if np.isinf(values).any():
+                raise ValueError(f"infinite value among {', '.join(features)}")
+            missing = np.isnan(values)
+            for column in np.flatnonzero(missing.any(axis=0)):
+                name = features[column]
+                if name not in IMPUTED_FEATURES:
+                    continue
                 if name not in imputation:
                     raise ValueError(f"{name} is unknown for some rows and the imputation table has no value for it")
-                values[missing, column] = imputation[name]
+                values[missing[:, column], column] = imputation[name]
         filled.append(values)
     return filled[0], filled[1]

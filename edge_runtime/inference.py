@@ -183,7 +183,12 @@ class Predictor:
         except ValueError as error:  # infinite values: refused, never imputed
             raise InferenceError(str(error)) from None
         sex = demographics[:, SEX_COLUMN]
-        if not np.isin(sex[~np.isnan(sex)], (0.0, 1.0)).all():
+        known = (sex == 0.0) | (sex == 1.0)
+        if known.all() and len(self.backends) == 1:
+            # One model and every sex known (the usual window): one call, no row-selection copies.
+            (backend,) = self.backends.values()
+            return backend.run(beats, demographics, parameters)
+        if not (known | np.isnan(sex)).all():
             raise InferenceError("sex must be 1 (male), 0 (female) or NaN (unknown)")
         lvm_g = np.full(n, np.nan, dtype=np.float32)
         for variant, rows in self._routes(sex).items():

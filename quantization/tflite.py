@@ -47,7 +47,9 @@ def convert_fp32(module, sample_inputs: Sequence[np.ndarray], out_path: Path, ba
 
     BatchNorm is folded into the convolutions first (``training.model.fold_batchnorm``): the
     converter keeps it as a MUL + ADD after every convolution otherwise, and each of those is one
-    more requantization in the INT8 model. The causal chomp becomes left padding (:func:`left_padded_convs`).
+    more requantization in the INT8 model. The causal chomp becomes left padding (:func:`left_padded_convs`),
+    and the encoders compute on 4-D tensors (``quantization.channel_last``), so the convolutions stay
+    channel-last from input to pooling instead of being wrapped in RESHAPE/TRANSPOSE pairs.
 
     Parameters
     ----------
@@ -68,9 +70,10 @@ def convert_fp32(module, sample_inputs: Sequence[np.ndarray], out_path: Path, ba
     import litert_torch
     import torch
 
+    from quantization.channel_last import channel_last_form
     from training.model import fold_batchnorm
 
-    module = left_padded_convs(fold_batchnorm(module.eval()))
+    module = channel_last_form(left_padded_convs(fold_batchnorm(module.eval())))
     sample = tuple(torch.from_numpy(np.ascontiguousarray(np.repeat(x[:1], batch, axis=0), dtype=np.float32))
                    for x in sample_inputs)
     edge_model = litert_torch.convert(module, sample)

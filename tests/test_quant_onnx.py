@@ -157,10 +157,55 @@ def test_qoperator_u8_per_tensor_is_smaller_than_qdq_and_close_to_fp32(model_and
                                        quant_format="qoperator")
     for path in (qdq, qop):
         onnx_int8.compact_names(path)
-    assert "QLinearConv" in op_types(qop) and op_types(qop).count("Slice") <= 2  # only the parameter columns
+    assert "QLinearConv" in op_types(qop) and op_types(qop).count("Slice") <= 4  # parameter columns, lead groups
     assert qop.stat().st_size < qdq.stat().st_size
     reference = run_onnx(fp32, beats[64:], demo[64:], params[64:])
     assert np.mean(np.abs(run_onnx(qop, beats[64:], demo[64:], params[64:]) - reference)) < 0.05 * np.std(reference) + 0.5
+
+
+@pytest.mark.parametrize("quant_format", ["qoperator", "qdq"])
+def test_integer_rewrites_quantize_the_beat_once_and_pool_in_integers_with_the_same_outputs(model_and_onnx, tmp_path,
+                                                                                           quant_format):
+    _, fp32 = model_and_onnx
+    beats, demo, params = inputs(96, seed=4)
+    calibration = {"beat": beats[:64], "demographics": demo[:64], "parameters": params[:64]}
+    options = dict(activation_type="u8", keep_head_float=True, per_channel=False, quant_format=quant_format)
+    plain = onnx_int8.quantize_onnx_int8(fp32, tmp_path / "plain.onnx", calibration, fold_integer_ops=False, **options)
+    folded = onnx_int8.quantize_onnx_int8(fp32, tmp_path / "folded.onnx", calibration, **options)
+    graph = onnx.load(str(folded)).graph
+    first = [n for n in graph.node if "beat" in n.input]
+    assert [n.op_type for n in first] == ["QuantizeLinear"]  # the float Div and the float lead Gathers are gone
+    assert any(a.name == "axis" and a.i == 1 for a in first[0].attribute)  # one scale per lead
+    assert op_types(plain).count("QuantizeLinear") > op_types(folded).count("QuantizeLinear")
+    if quant_format == "qoperator":
+        assert "ReduceMean" in op_types(plain) and "ReduceMean" not in op_types(folded)
+        assert op_types(folded).count("QLinearGlobalAveragePool") == 2  # one per encoder
+    else:  # QDQ stays standard ONNX
+        assert "QLinearGlobalAveragePool" not in op_types(folded)
+    rest = (beats[64:], demo[64:], params[64:])
+    # Same integers up to the rounding of x / scale / s against x / (scale * s), and of the mean.
+    difference = np.abs(run_onnx(folded, *rest) - run_onnx(plain, *rest))
+    assert np.mean(difference) < 0.05 and np.max(difference) < 1.0
+
+
+@pytest.mark.parametrize("grouping", ["anatomical", "none"])
+def test_input_quantization_fold_handles_gathered_and_single_lead_groups(grouping, tmp_path):
+    from training.export import export_onnx
+    from training.model import ElvMassNet, ModelConfig
+
+    torch.manual_seed(1)
+    model = ElvMassNet(ModelConfig(grouping=grouping, channels=4, levels=1, embed=4, hidden=8)).eval()
+    beats, demo, params = inputs(48, seed=5)
+    model.fit_normalization(beats, demo, params, np.random.default_rng(1).uniform(60, 260, 48))
+    fp32 = export_onnx(model, tmp_path / "fp32.onnx", 400)
+    calibration = {"beat": beats[:32], "demographics": demo[:32], "parameters": params[:32]}
+    options = dict(activation_type="u8", keep_head_float=True, per_channel=False, quant_format="qoperator")
+    plain = onnx_int8.quantize_onnx_int8(fp32, tmp_path / "plain.onnx", calibration, fold_integer_ops=False, **options)
+    folded = onnx_int8.quantize_onnx_int8(fp32, tmp_path / "folded.onnx", calibration, **options)
+    assert [n.op_type for n in onnx.load(str(folded)).graph.node if "beat" in n.input] == ["QuantizeLinear"]
+    rest = (beats[32:], demo[32:], params[32:])
+    difference = np.abs(run_onnx(folded, *rest) - run_onnx(plain, *rest))
+    assert np.mean(difference) < 0.05 and np.max(difference) < 1.0
 
 
 def test_model_cost_of_a_qoperator_int8_file_uses_its_fp32_twin(model_and_onnx, tmp_path):

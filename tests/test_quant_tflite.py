@@ -70,6 +70,20 @@ def test_int8_tflite_is_integer_smaller_and_close_to_fp32(converted):
     assert np.mean(np.abs(quantized - reference)) < 0.05 * np.std(reference) + 0.5
 
 
+def test_convolutions_stay_channel_last_and_the_lead_groups_run_as_one_grouped_encoder(converted):
+    _, fp32, int8, _ = converted
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    for path in (fp32, int8):
+        model = flatbuffer_utils.read_model(str(path))
+        ops = [names[max(model.operatorCodes[op.opcodeIndex].builtinCode, model.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)]
+               for op in model.subgraphs[0].operators]
+        # one TRANSPOSE at the beat input (was one pair per Conv1d); 2 levels x 2 convs + stem + 2 projections
+        assert ops.count("TRANSPOSE") <= 1 and ops.count("CONV_2D") == 7, ops
+
+
 def test_strip_tensor_names_keeps_io_names(converted, tmp_path):
     _, fp32, _, names = converted
     copy = tmp_path / "copy.tflite"
