@@ -25,6 +25,8 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.signal import butter, sosfiltfilt
 
+from edge_runtime.signal_core.filters import cached_zi, sosfilt_rows
+
 HIGHPASS_ORDER = 6
 PAD_S = 2.0
 KNOT_SEARCH_MS = 80.0  # the PR segment lies within this span before the QRS onset
@@ -59,8 +61,27 @@ def zero_phase_highpass(signals: np.ndarray, fs: float, corner_hz: float) -> np.
     if not 0.0 < corner_hz < fs / 2.0:
         raise ValueError(f"high-pass corner {corner_hz} Hz must lie between 0 and fs/2")
     pad = min(int(round(PAD_S * fs)), signals.shape[-1] - 1)
-    sos = _highpass_sos(float(fs), float(corner_hz)).copy()  # the cached design stays untouched
-    return sosfiltfilt(sos, signals, axis=-1, padtype="odd", padlen=pad)
+    sos = _highpass_sos(float(fs), float(corner_hz))
+    if signals.ndim != 2 or pad < 1:
+        return sosfiltfilt(sos.copy(), signals, axis=-1, padtype="odd", padlen=pad)
+    return _filtfilt_rows(sos, signals, pad)
+
+
+def _filtfilt_rows(sos: np.ndarray, signals: np.ndarray, pad: int) -> np.ndarray:
+    """``sosfiltfilt(sos, signals, axis=-1, padtype="odd", padlen=pad)`` for 2-D float64 rows, bit for bit:
+    the same odd extension, initial states and passes, with the filter's ``zi`` computed once per design
+    and no copies beyond one buffer per pass (scipy recomputes ``sosfilt_zi`` and copies at every step)."""
+    n = signals.shape[1]
+    extended = np.empty((signals.shape[0], n + 2 * pad))
+    extended[:, pad:pad + n] = signals
+    # scipy's odd_ext: 2 * x[0] - x[pad:0:-1] before, 2 * x[-1] - x[-2:-(pad + 2):-1] after
+    np.subtract(2 * signals[:, :1], signals[:, pad:0:-1], out=extended[:, :pad])
+    np.subtract(2 * signals[:, -1:], signals[:, -2:-(pad + 2):-1], out=extended[:, pad + n:])
+    zi = cached_zi(sos)[:, None, :]
+    forward, _ = sosfilt_rows(sos, extended, zi * extended[:, :1])
+    backward = forward[:, ::-1].copy()
+    backward, _ = sosfilt_rows(sos, backward, zi * backward[:, :1])
+    return backward[:, ::-1][:, pad:pad + n]
 
 
 def isoelectric_knots(signals: np.ndarray, qrs_onsets: np.ndarray, r_peaks: np.ndarray,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from edge_runtime.signal_core.median import median_along
 
 
 def beat_window(fs: float, beat_pre_ms: float, beat_post_ms: float) -> tuple[int, int]:
@@ -85,19 +88,24 @@ def align_r_peaks(signals: np.ndarray, r_peaks: np.ndarray, fs: float, max_shift
     # Coarse: every 2nd offset and every 2nd sample of the span (the signal is band-limited to 40 Hz).
     offsets = np.arange(-shift, shift + 1, 2)
     span = np.arange(-half, half + 1, 2)
-    # candidates[lead, b, o, k] = signals[lead, detected_b + offset_o + span_k]
-    candidates = signals[:, detected[:, None, None] + offsets[None, :, None] + span[None, None, :]].astype(np.float32)
+    # candidates[lead, b, o, k] = signals[lead, detected_b + offset_o + span_k]. Offsets and span both step by
+    # 2 samples, so one beat's candidates are the sliding windows over every 2nd sample of one stretch: gather
+    # the stretches (small) and expand them, instead of a 4-D fancy index (the contiguous copy keeps the
+    # memory layout, hence the einsum results below, bit for bit).
+    stretch = offsets[0] + span[0] + 2 * np.arange(offsets.size + span.size - 1)
+    block = signals[:, detected[:, None] + stretch[None, :]].astype(np.float32, copy=False)
+    candidates = np.ascontiguousarray(sliding_window_view(block, span.size, axis=2))
     energy = np.einsum("lbok,lbok->bo", candidates, candidates)
     chosen = np.full(inside.size, offsets.size // 2)  # start at the detected positions (offset 0)
     for _ in range(2):
-        template = np.median(candidates[:, beats, chosen, :], axis=1)  # (leads, span)
+        template = median_along(candidates[:, beats, chosen, :], axis=1)  # (leads, span)
         # |candidate - template|^2 without the difference array (the template's own energy is a constant)
         cost = energy - 2.0 * np.einsum("lbok,lk->bo", candidates, template)
         chosen = np.argmin(cost, axis=1)
     # Fine: the neighbouring single-sample offsets, full span, against the final template at full resolution.
     coarse = detected + offsets[chosen]
     fine_span = np.arange(-half, half + 1)
-    full_template = np.median(signals[:, coarse[:, None] + fine_span[None, :]], axis=1)
+    full_template = median_along(signals[:, coarse[:, None] + fine_span[None, :]], axis=1)
     steps = np.array([-1, 0, 1])
     lo, hi = r_peaks[inside] - shift, r_peaks[inside] + shift
     trial = np.clip(coarse[:, None] + steps[None, :], lo[:, None], hi[:, None])  # (beats, 3)
