@@ -50,6 +50,36 @@ def _reference_candidates(signals, detected, offsets, span):
     return signals[:, index].astype(np.float32)
 
 
+def _reference_knots(signals, qrs_onsets, r_peaks, fs):
+    """isoelectric_knots as first written: one beat at a time."""
+    n = signals.shape[1]
+    width = max(2, int(round(baseline.KNOT_WIDTH_MS * fs / 1000.0)))
+    search = int(round(baseline.KNOT_SEARCH_MS * fs / 1000.0))
+    guard = int(round(baseline.KNOT_GUARD_MS * fs / 1000.0))
+    onsets = np.where(np.asarray(qrs_onsets) >= 0, qrs_onsets,
+                      np.asarray(r_peaks) - int(round(baseline.FALLBACK_ONSET_MS * fs / 1000.0)))
+    slope = np.zeros(n)
+    slope[1:] = np.einsum("ln,ln->n", np.diff(signals, axis=1), np.diff(signals, axis=1))
+    cumulative = np.concatenate([[0.0], np.cumsum(slope)])
+    times, values = [], []
+    for onset in onsets:
+        stop = int(onset) - guard
+        start = max(0, stop - search)
+        if stop - start < width:
+            continue
+        sums = cumulative[start + width:stop + 1] - cumulative[start:stop - width + 1]
+        first = start + int(np.argmin(sums))
+        times.append(first + (width - 1) / 2.0)
+        values.append(signals[:, first:first + width].mean(axis=1))
+    if not times:
+        return np.zeros(0), np.zeros((signals.shape[0], 0))
+    order = np.argsort(times)
+    times_arr = np.asarray(times)[order]
+    values_arr = np.stack(values, axis=1)[:, order]
+    keep = np.concatenate([[True], np.diff(times_arr) > 0])
+    return times_arr[keep], values_arr[:, keep]
+
+
 @pytest.fixture
 def reference_chain(monkeypatch):
     """Swap every fast helper of the chain for the plain call it replaces."""
@@ -59,6 +89,7 @@ def reference_chain(monkeypatch):
     monkeypatch.setattr(filters, "cached_zi", sosfilt_zi)
     monkeypatch.setattr(baseline, "_filtfilt_rows", _reference_filtfilt_rows)
     monkeypatch.setattr(beats_module, "coarse_candidates", _reference_candidates)
+    monkeypatch.setattr(baseline, "isoelectric_knots", _reference_knots)
 
 
 # --- the helpers, one by one ---------------------------------------------------------------------------
@@ -125,6 +156,20 @@ def test_coarse_candidates_equal_the_plain_gather():
         fast = coarse_candidates(signals, detected, offsets, span)
         assert fast.flags.c_contiguous and fast.dtype == np.float32
         np.testing.assert_array_equal(fast, _reference_candidates(signals, detected, offsets, span))
+
+
+def test_isoelectric_knots_equal_the_beat_by_beat_search():
+    rng = np.random.default_rng(7)
+    signals = np.cumsum(rng.normal(size=(12, 5000)), axis=1)
+    r_peaks = np.array([5, 30, 60, 400, 1200, 1201, 2500, 3700, 4990])
+    onsets = np.array([-1, 10, -1, 370, 1170, 1171, -1, 3660, 4960])  # -1: R - 60 ms; early ones truncated/skipped
+    for fs in (500.0, 250.0, 1000.0):
+        times, values = baseline.isoelectric_knots(signals, onsets, r_peaks, fs)
+        ref_times, ref_values = _reference_knots(signals, onsets, r_peaks, fs)
+        np.testing.assert_array_equal(times, ref_times)
+        np.testing.assert_array_equal(values, ref_values)
+    empty = baseline.isoelectric_knots(signals, np.array([3, -1]), np.array([8, 20]), 500.0)
+    assert empty[0].shape == (0,) and empty[1].shape == (12, 0)
 
 
 def test_encode_window_writes_the_same_bytes_as_before():

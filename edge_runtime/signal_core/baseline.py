@@ -113,21 +113,26 @@ def isoelectric_knots(signals: np.ndarray, qrs_onsets: np.ndarray, r_peaks: np.n
     slope = np.zeros(n)
     slope[1:] = np.einsum("ln,ln->n", np.diff(signals, axis=1), np.diff(signals, axis=1))
     cumulative = np.concatenate([[0.0], np.cumsum(slope)])
-    times, values = [], []
-    for onset in onsets:
-        stop = int(onset) - guard  # the knot window ends here at the latest
-        start = max(0, stop - search)
-        if stop - start < width:
-            continue
-        sums = cumulative[start + width:stop + 1] - cumulative[start:stop - width + 1]
-        first = start + int(np.argmin(sums))
-        times.append(first + (width - 1) / 2.0)
-        values.append(signals[:, first:first + width].mean(axis=1))
-    if not times:
+    # Per beat, the knot window ends at ``stop`` at the latest and starts at ``stop - search`` at the
+    # earliest (not before the signal): all beats at once, positions before the signal never chosen.
+    stops = np.asarray(onsets, dtype=np.int64) - guard
+    starts = np.maximum(0, stops - search)
+    usable = stops - starts >= width
+    stops, starts = stops[usable], starts[usable]
+    if stops.size == 0:
         return np.zeros(0), np.zeros((signals.shape[0], 0))
+    positions = (stops - search)[:, None] + np.arange(search - width + 1)[None, :]
+    inside = np.maximum(positions, 0)
+    sums = np.where(positions >= starts[:, None], cumulative[inside + width] - cumulative[inside], np.inf)
+    firsts = positions[np.arange(stops.size), np.argmin(sums, axis=1)]
+    times = firsts + (width - 1) / 2.0
+    # Each knot's mean as a 2-D row reduction, the same summation numpy did per (leads, width) slice
+    # (a 3-D reduction over the last axis adds in another order from 8 samples on).
+    windows = signals[:, firsts[:, None] + np.arange(width)[None, :]]  # (leads, beats, width)
+    values = windows.reshape(-1, width).mean(axis=1).reshape(signals.shape[0], stops.size)
     order = np.argsort(times)
-    times_arr = np.asarray(times)[order]
-    values_arr = np.stack(values, axis=1)[:, order]
+    times_arr = times[order]
+    values_arr = values[:, order]
     keep = np.concatenate([[True], np.diff(times_arr) > 0])  # two beats cannot share a knot
     return times_arr[keep], values_arr[:, keep]
 
