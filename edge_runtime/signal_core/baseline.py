@@ -111,7 +111,8 @@ def isoelectric_knots(signals: np.ndarray, qrs_onsets: np.ndarray, r_peaks: np.n
                       np.asarray(r_peaks) - int(round(FALLBACK_ONSET_MS * fs / 1000.0)))
     # Flatness in all leads at once: the spatial slope (sum of squared first differences).
     slope = np.zeros(n)
-    slope[1:] = np.einsum("ln,ln->n", np.diff(signals, axis=1), np.diff(signals, axis=1))
+    steps = np.diff(signals, axis=1)
+    slope[1:] = np.einsum("ln,ln->n", steps, steps)
     cumulative = np.concatenate([[0.0], np.cumsum(slope)])
     # Per beat, the knot window ends at ``stop`` at the latest and starts at ``stop - search`` at the
     # earliest (not before the signal): all beats at once, positions before the signal never chosen.
