@@ -109,6 +109,8 @@ def pacing_spikes(signals: np.ndarray, fs: float, qrs_amplitude: np.ndarray,
     limit = (PACING_SPIKE_FRACTION * scale)[:, None]
     # a spike stands out from both neighbours, on the same side, by at least the limit
     steep = (np.abs(left) >= limit) & (np.abs(right) >= limit)
+    if not steep.any():  # the usual window: nothing steep, so fewer than 2 spikes (below)
+        return None
     rows, cols = np.nonzero(steep)
     same_side = left[rows, cols] * right[rows, cols] > 0
     spike_samples = h + np.unique(cols[same_side])
