@@ -124,6 +124,13 @@ def test_sosfilt_rows_equals_scipy_sosfilt(monkeypatch, in_place_loop):
     np.testing.assert_array_equal(out, expected)
     np.testing.assert_array_equal(zf, expected_zf)
     np.testing.assert_array_equal(zi, zi_before)  # the initial state is not written to
+    # carried on, as the streaming conditioner does: the second chunk continues the first
+    second = np.cumsum(np.random.default_rng(8).normal(size=(12, 500)), axis=1)
+    expected_second, _ = sosfilt(sos.copy(), second, axis=-1, zi=expected_zf)
+    zf_before = zf.copy()
+    out_second, _ = sosfilt_rows(sos, second.copy(), zf)
+    np.testing.assert_array_equal(out_second, expected_second)
+    np.testing.assert_array_equal(zf, zf_before)
 
 
 @pytest.mark.parametrize("fs, n", [(500.0, 5000), (250.0, 2500), (1000.0, 10000), (500.0, 700), (500.0, 2)])

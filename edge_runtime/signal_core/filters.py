@@ -96,7 +96,7 @@ def sosfilt_rows(sos: np.ndarray, rows: np.ndarray, zi: np.ndarray) -> tuple[np.
     """
     if _sosfilt_in_place is None or rows.dtype != np.float64 or rows.ndim != 2 or not rows.flags.c_contiguous:
         return sosfilt(_writable(sos), rows, axis=-1, zi=zi)
-    state = np.ascontiguousarray(np.asarray(zi, dtype=np.float64).transpose(1, 0, 2))  # sosfilt's own layout
+    state = np.array(np.asarray(zi, dtype=np.float64).transpose(1, 0, 2), order="C")  # a copy, sosfilt's layout
     _sosfilt_in_place(_writable(sos), rows, state)
     return rows, state.transpose(1, 0, 2)
 
