@@ -22,6 +22,7 @@ from edge_runtime.signal_core import quality
 from edge_runtime.signal_core.baseline import remove_baseline, zero_phase_highpass
 from edge_runtime.signal_core.beats import align_r_peaks, beat_window, extract_beats, middle_beat_index
 from edge_runtime.signal_core.delineate import beat_parameters, qrs_boundaries
+from edge_runtime.signal_core.median import median_along
 from edge_runtime.signal_core.reversal import reversal_flag
 from edge_runtime.signal_core.detect import StreamingRPeakDetector
 from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s, smooth
@@ -188,7 +189,7 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
     pre, post = beat_window(fs_a, config.beat_pre_ms, config.beat_post_ms)
     beat_peak_rows = np.flatnonzero((beat_fiducials - pre >= 0) & (beat_fiducials + post <= conditioned.shape[1]))
     middle = middle_beat_index(beat_r_peaks, conditioned.shape[1])
-    template = np.median(beats, axis=0) if beats.shape[0] else None
+    template = median_along(beats, axis=0) if beats.shape[0] else None
     parameters = _parameters(r_peaks, beat_fiducials, onset, offset, template, lead_names, config)
     native = signals.astype(np.float32) if fs != fs_a else raw32
     flags += _window_guards(native, fs, r_peaks, beats, template, middle, parameters, lead_names, config)

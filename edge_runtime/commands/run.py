@@ -195,6 +195,9 @@ def run(args: argparse.Namespace) -> int:
                 display.message("")
             print("\n".join(summary_lines(report)) + "\n", flush=True)
 
+    from edge_runtime.runtime.warmup import warm_up
+
+    warm_up(analyzer)  # the first window's one-off costs (designs, buffers, model set-up) now, not mid-stream
     session = RuntimeSession(analyzer, provenance.patient, store, on_result=on_result,
                              on_status=None if display is None else display.update,
                              max_estimates=args.max_estimates, duration_s=args.duration,

@@ -28,6 +28,7 @@ import numpy as np
 from edge_runtime.contract import model_inputs
 from edge_runtime.flags import Consequence, Flag, names_with
 from edge_runtime.record import PatientContext
+from edge_runtime.signal_core.median import median_along
 
 STATUS_OK = "ok"
 STATUS_OUTSIDE = "outside_population"
@@ -106,7 +107,7 @@ def clean_beats(beats: np.ndarray, min_correlation: float = MIN_BEAT_CORRELATION
         keep = np.flatnonzero(finite)
         return keep[clean_beats(beats[keep], min_correlation)] if keep.size else keep
     flat = beats.reshape(beats.shape[0], -1)
-    template = np.median(flat, axis=0)
+    template = median_along(flat, axis=0)
     centred = flat - flat.mean(axis=1, keepdims=True)
     template_centred = template - template.mean()
     denominator = np.linalg.norm(centred, axis=1) * np.linalg.norm(template_centred)

@@ -60,9 +60,12 @@ class StoreError(Exception):
 
 def encode_window(signals_mv: np.ndarray) -> bytes:
     """(leads, samples) mV -> zlib-compressed little-endian int16 microvolts."""
-    microvolts = np.clip(np.rint(np.asarray(signals_mv, dtype=np.float64) * 1000.0), -32768, 32767)
+    # The same float64 steps as np.clip(np.rint(x * 1000.0), ...), in one buffer (no temporaries).
+    microvolts = np.multiply(signals_mv, 1000.0, dtype=np.float64)
+    np.rint(microvolts, out=microvolts)
+    np.clip(microvolts, -32768, 32767, out=microvolts)
     # Level 1: ~3.6x faster than 6 on a 10 s window (1.7 vs 5.9 ms) for 18 % more bytes.
-    return zlib.compress(microvolts.astype("<i2").tobytes(), level=1)
+    return zlib.compress(microvolts.astype("<i2"), level=1)
 
 
 def decode_window(blob: bytes, n_leads: int) -> np.ndarray:

@@ -25,6 +25,8 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.signal import butter, sosfiltfilt
 
+from edge_runtime.signal_core.filters import cached_zi, sosfilt_rows
+
 HIGHPASS_ORDER = 6
 PAD_S = 2.0
 KNOT_SEARCH_MS = 80.0  # the PR segment lies within this span before the QRS onset
@@ -59,8 +61,27 @@ def zero_phase_highpass(signals: np.ndarray, fs: float, corner_hz: float) -> np.
     if not 0.0 < corner_hz < fs / 2.0:
         raise ValueError(f"high-pass corner {corner_hz} Hz must lie between 0 and fs/2")
     pad = min(int(round(PAD_S * fs)), signals.shape[-1] - 1)
-    sos = _highpass_sos(float(fs), float(corner_hz)).copy()  # the cached design stays untouched
-    return sosfiltfilt(sos, signals, axis=-1, padtype="odd", padlen=pad)
+    sos = _highpass_sos(float(fs), float(corner_hz))
+    if signals.ndim != 2 or pad < 1:
+        return sosfiltfilt(sos.copy(), signals, axis=-1, padtype="odd", padlen=pad)
+    return _filtfilt_rows(sos, signals, pad)
+
+
+def _filtfilt_rows(sos: np.ndarray, signals: np.ndarray, pad: int) -> np.ndarray:
+    """``sosfiltfilt(sos, signals, axis=-1, padtype="odd", padlen=pad)`` for 2-D float64 rows, bit for bit:
+    the same odd extension, initial states and passes, with the filter's ``zi`` computed once per design
+    and no copies beyond one buffer per pass (scipy recomputes ``sosfilt_zi`` and copies at every step)."""
+    n = signals.shape[1]
+    extended = np.empty((signals.shape[0], n + 2 * pad))
+    extended[:, pad:pad + n] = signals
+    # scipy's odd_ext: 2 * x[0] - x[pad:0:-1] before, 2 * x[-1] - x[-2:-(pad + 2):-1] after
+    np.subtract(2 * signals[:, :1], signals[:, pad:0:-1], out=extended[:, :pad])
+    np.subtract(2 * signals[:, -1:], signals[:, -2:-(pad + 2):-1], out=extended[:, pad + n:])
+    zi = cached_zi(sos)[:, None, :]
+    forward, _ = sosfilt_rows(sos, extended, zi * extended[:, :1])
+    backward = forward[:, ::-1].copy()
+    backward, _ = sosfilt_rows(sos, backward, zi * backward[:, :1])
+    return backward[:, ::-1][:, pad:pad + n]
 
 
 def isoelectric_knots(signals: np.ndarray, qrs_onsets: np.ndarray, r_peaks: np.ndarray,
@@ -90,23 +111,29 @@ def isoelectric_knots(signals: np.ndarray, qrs_onsets: np.ndarray, r_peaks: np.n
                       np.asarray(r_peaks) - int(round(FALLBACK_ONSET_MS * fs / 1000.0)))
     # Flatness in all leads at once: the spatial slope (sum of squared first differences).
     slope = np.zeros(n)
-    slope[1:] = np.einsum("ln,ln->n", np.diff(signals, axis=1), np.diff(signals, axis=1))
+    steps = np.diff(signals, axis=1)
+    slope[1:] = np.einsum("ln,ln->n", steps, steps)
     cumulative = np.concatenate([[0.0], np.cumsum(slope)])
-    times, values = [], []
-    for onset in onsets:
-        stop = int(onset) - guard  # the knot window ends here at the latest
-        start = max(0, stop - search)
-        if stop - start < width:
-            continue
-        sums = cumulative[start + width:stop + 1] - cumulative[start:stop - width + 1]
-        first = start + int(np.argmin(sums))
-        times.append(first + (width - 1) / 2.0)
-        values.append(signals[:, first:first + width].mean(axis=1))
-    if not times:
+    # Per beat, the knot window ends at ``stop`` at the latest and starts at ``stop - search`` at the
+    # earliest (not before the signal): all beats at once, positions before the signal never chosen.
+    stops = np.asarray(onsets, dtype=np.int64) - guard
+    starts = np.maximum(0, stops - search)
+    usable = stops - starts >= width
+    stops, starts = stops[usable], starts[usable]
+    if stops.size == 0:
         return np.zeros(0), np.zeros((signals.shape[0], 0))
+    positions = (stops - search)[:, None] + np.arange(search - width + 1)[None, :]
+    inside = np.maximum(positions, 0)
+    sums = np.where(positions >= starts[:, None], cumulative[inside + width] - cumulative[inside], np.inf)
+    firsts = positions[np.arange(stops.size), np.argmin(sums, axis=1)]
+    times = firsts + (width - 1) / 2.0
+    # Each knot's mean as a 2-D row reduction, the same summation numpy did per (leads, width) slice
+    # (a 3-D reduction over the last axis adds in another order from 8 samples on).
+    windows = signals[:, firsts[:, None] + np.arange(width)[None, :]]  # (leads, beats, width)
+    values = windows.reshape(-1, width).mean(axis=1).reshape(signals.shape[0], stops.size)
     order = np.argsort(times)
-    times_arr = np.asarray(times)[order]
-    values_arr = np.stack(values, axis=1)[:, order]
+    times_arr = times[order]
+    values_arr = values[:, order]
     keep = np.concatenate([[True], np.diff(times_arr) > 0])  # two beats cannot share a knot
     return times_arr[keep], values_arr[:, keep]
 

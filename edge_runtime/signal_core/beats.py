@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from edge_runtime.signal_core.median import median_along
 
 
 def beat_window(fs: float, beat_pre_ms: float, beat_post_ms: float) -> tuple[int, int]:
@@ -47,6 +50,26 @@ def middle_beat_index(beat_r_peaks: np.ndarray, n_samples: int) -> int | None:
     return int(np.argmin(np.abs(np.asarray(beat_r_peaks) - (n_samples - 1) / 2.0)))
 
 
+def coarse_candidates(signals: np.ndarray, detected: np.ndarray, offsets: np.ndarray, span: np.ndarray) -> np.ndarray:
+    """``signals[:, detected[:, None, None] + offsets[None, :, None] + span[None, None, :]]`` as float32, C order.
+
+    ``offsets`` and ``span`` step by the same number of samples, so one beat's candidates are the sliding
+    windows over one strided stretch: the stretches are gathered (small) and expanded, instead of a 4-D
+    fancy index over the whole array (5x the time). Same values, same contiguous layout.
+
+    Returns
+    -------
+    ndarray, float32, shape (n_leads, n_beats, n_offsets, n_span)
+    """
+    steps = np.concatenate([np.diff(offsets), np.diff(span)])
+    if offsets.size == 0 or span.size == 0 or steps.size == 0 or np.any(steps != steps[0]):
+        index = detected[:, None, None] + offsets[None, :, None] + span[None, None, :]
+        return np.ascontiguousarray(signals[:, index], dtype=np.float32)  # no common step: the plain way
+    stretch = offsets[0] + span[0] + steps[0] * np.arange(offsets.size + span.size - 1)
+    block = signals[:, detected[:, None] + stretch[None, :]].astype(np.float32, copy=False)
+    return np.ascontiguousarray(sliding_window_view(block, span.size, axis=2))
+
+
 ALIGN_MAX_SHIFT_MS = 80.0
 ALIGN_QRS_HALF_MS = 100.0
 
@@ -85,19 +108,18 @@ def align_r_peaks(signals: np.ndarray, r_peaks: np.ndarray, fs: float, max_shift
     # Coarse: every 2nd offset and every 2nd sample of the span (the signal is band-limited to 40 Hz).
     offsets = np.arange(-shift, shift + 1, 2)
     span = np.arange(-half, half + 1, 2)
-    # candidates[lead, b, o, k] = signals[lead, detected_b + offset_o + span_k]
-    candidates = signals[:, detected[:, None, None] + offsets[None, :, None] + span[None, None, :]].astype(np.float32)
+    candidates = coarse_candidates(signals, detected, offsets, span)
     energy = np.einsum("lbok,lbok->bo", candidates, candidates)
     chosen = np.full(inside.size, offsets.size // 2)  # start at the detected positions (offset 0)
     for _ in range(2):
-        template = np.median(candidates[:, beats, chosen, :], axis=1)  # (leads, span)
+        template = median_along(candidates[:, beats, chosen, :], axis=1)  # (leads, span)
         # |candidate - template|^2 without the difference array (the template's own energy is a constant)
         cost = energy - 2.0 * np.einsum("lbok,lk->bo", candidates, template)
         chosen = np.argmin(cost, axis=1)
     # Fine: the neighbouring single-sample offsets, full span, against the final template at full resolution.
     coarse = detected + offsets[chosen]
     fine_span = np.arange(-half, half + 1)
-    full_template = np.median(signals[:, coarse[:, None] + fine_span[None, :]], axis=1)
+    full_template = median_along(signals[:, coarse[:, None] + fine_span[None, :]], axis=1)
     steps = np.array([-1, 0, 1])
     lo, hi = r_peaks[inside] - shift, r_peaks[inside] + shift
     trial = np.clip(coarse[:, None] + steps[None, :], lo[:, None], hi[:, None])  # (beats, 3)

@@ -92,7 +92,8 @@ def qrs_boundaries(conditioned: np.ndarray, r_peaks: np.ndarray, fs: float) -> t
     base = np.asarray(conditioned, dtype=np.float32)[:, np.clip(base_index, 0, n - 1)]  # (leads, beats)
     tail = index[:, pre - peak_half:]  # from just before R to the end of the offset search
     samples = np.asarray(conditioned, dtype=np.float32)[:, np.clip(tail, 0, n - 1)]  # (leads, beats, L')
-    deviation = np.einsum("lbj,lbj->bj", samples - base[:, :, None], samples - base[:, :, None])
+    from_base = samples - base[:, :, None]
+    deviation = np.einsum("lbj,lbj->bj", from_base, from_base)
     reach = deviation[:, :2 * peak_half + 1].max(axis=1)
     near = np.zeros(windows.shape, dtype=np.int32)
     near[:, pre - peak_half:] = deviation <= OFFSET_DEVIATION ** 2 * reach[:, None]  # squared distances

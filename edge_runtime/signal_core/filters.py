@@ -16,6 +16,11 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import bessel, butter, iirnotch, sosfilt, sosfilt_zi, sosfreqz, tf2sos
 
+try:  # the compiled loop inside scipy.signal.sosfilt, run on buffers we own (sosfilt copies input and state first)
+    from scipy.signal._sosfilt import _sosfilt as _sosfilt_in_place
+except ImportError:  # a scipy that moved it: the public function gives the same samples, a little slower
+    _sosfilt_in_place = None
+
 MIN_FS_HZ = 200.0
 MAX_FS_HZ = 1000.0
 NOTCH_Q = 30.0
@@ -71,20 +76,61 @@ def design_smoothing(fs: float, lowpass_hz: float, notch_hz: float | None) -> np
     return sos
 
 
+def sosfilt_rows(sos: np.ndarray, rows: np.ndarray, zi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.signal.sosfilt(sos, rows, axis=-1, zi=zi)``, bit for bit, filtering ``rows`` in place.
+
+    Parameters
+    ----------
+    sos : ndarray, float64, shape (n_sections, 6)
+    rows : ndarray, float64, C-contiguous, shape (n_rows, n)
+        Given up by the caller: overwritten with the output (sosfilt would copy it first).
+    zi : ndarray, shape (n_sections, n_rows, 2)
+        Initial state (not modified).
+
+    Returns
+    -------
+    out : ndarray
+        ``rows`` itself, filtered.
+    zf : ndarray, shape (n_sections, n_rows, 2)
+        Final state.
+    """
+    if _sosfilt_in_place is None or rows.dtype != np.float64 or rows.ndim != 2 or not rows.flags.c_contiguous:
+        return sosfilt(_writable(sos), rows, axis=-1, zi=zi)
+    state = np.array(np.asarray(zi, dtype=np.float64).transpose(1, 0, 2), order="C")  # a copy, sosfilt's layout
+    _sosfilt_in_place(_writable(sos), rows, state)
+    return rows, state.transpose(1, 0, 2)
+
+
+def _writable(sos: np.ndarray) -> np.ndarray:
+    # The compiled loop takes a writable float64 buffer (it never writes to sos).
+    return sos if sos.flags.writeable and sos.dtype == np.float64 else np.array(sos, dtype=np.float64)
+
+
+@lru_cache(maxsize=64)
+def _unit_state(sos_bytes: bytes, n_sections: int) -> np.ndarray:
+    """``sosfilt_zi`` of the sections whose float64 bytes are given (cached: a few linear solves per call)."""
+    zi = sosfilt_zi(np.frombuffer(sos_bytes, dtype=np.float64).reshape(n_sections, 6))
+    zi.setflags(write=False)
+    return zi
+
+
+def cached_zi(sos: np.ndarray) -> np.ndarray:
+    """``scipy.signal.sosfilt_zi(sos)`` (read-only), computed once per design."""
+    sos = np.ascontiguousarray(sos, dtype=np.float64)
+    return _unit_state(sos.tobytes(), sos.shape[0])
+
+
 def smooth(signals: np.ndarray, fs: float, lowpass_hz: float, notch_hz: float | None) -> np.ndarray:
     """Low-pass + notch of the conditioner (same delay), cold-started at each lead's first sample; float64."""
-    signals = np.asarray(signals, dtype=np.float64)
-    sos = design_smoothing(check_fs(fs), float(lowpass_hz), None if notch_hz is None else float(notch_hz)).copy()
-    zi = sosfilt_zi(sos)[:, None, :] * signals[None, :, 0, None]
-    out, _ = sosfilt(sos, signals, axis=-1, zi=zi)
-    return out
+    rows = np.array(signals, dtype=np.float64, order="C")  # ours: filtered in place
+    sos = design_smoothing(check_fs(fs), float(lowpass_hz), None if notch_hz is None else float(notch_hz))
+    zi = cached_zi(sos)[:, None, :] * rows[None, :, 0, None]
+    return sosfilt_rows(sos, rows, zi)[0]
 
 
 @lru_cache(maxsize=32)
 def _unit_zi(fs: float, highpass_hz: float, lowpass_hz: float, notch_hz: float | None) -> np.ndarray:
-    zi = sosfilt_zi(design_conditioner(fs, highpass_hz, lowpass_hz, notch_hz))
-    zi.setflags(write=False)
-    return zi
+    return cached_zi(design_conditioner(fs, highpass_hz, lowpass_hz, notch_hz))
 
 
 def group_delay_s(fs: float, highpass_hz: float, lowpass_hz: float, notch_hz: float | None,
@@ -127,7 +173,7 @@ class StreamingConditioner:
 
     def process(self, chunk: np.ndarray) -> np.ndarray:
         """Filter one chunk ``(n_leads, n)`` (or ``(n,)`` for one lead); returns float32 of the same shape."""
-        chunk = np.asarray(chunk, dtype=np.float64)
+        chunk = np.array(chunk, dtype=np.float64, order="C")  # ours: filtered in place below
         single = chunk.ndim == 1
         if single:
             chunk = chunk[None, :]
@@ -142,7 +188,7 @@ class StreamingConditioner:
             self._zi = _unit_zi(*self.settings)[:, None, :] * chunk[None, :, 0, None]
         elif self._zi.shape[1] != chunk.shape[0]:
             raise ValueError(f"chunk has {chunk.shape[0]} leads, the stream has {self._zi.shape[1]}")
-        out, self._zi = sosfilt(self.sos, chunk, axis=-1, zi=self._zi)
+        out, self._zi = sosfilt_rows(self.sos, chunk, self._zi)
         out = out.astype(np.float32)
         return out[0] if single else out
 

@@ -142,6 +142,8 @@ def pacing_spikes(signals: np.ndarray, fs: float, qrs_amplitude: np.ndarray,
     # a spike stands out from both neighbours, on the same side, by at least the limit
     limit = (PACING_SPIKE_FRACTION * scale)[:, None]
     steep = (np.abs(left) >= limit) & (np.abs(right) >= limit)
+    if not steep.any():  # the usual window: nothing steep, so fewer than 2 spikes (below)
+        return None
     events = _spike_events(steep, left, right, h, fs)
     if events.size < 2:
         return None

@@ -44,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="only the model rows (latency per artifact, choice, sizes, cost): skips the runtime, "
                              "memory, start-up, environment and real-time rows")
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per artifact (median; default 20)")
+    parser.add_argument("--stages", action="store_true",
+                        help="only where the run loop's CPU goes: CPU per window of each stage of the throughput run "
+                             "(best of 5 passes over its windows), one core")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--backend", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--precision", default=None, help=argparse.SUPPRESS)
@@ -76,10 +79,12 @@ def worker(args: argparse.Namespace) -> dict:
     from edge_runtime.runtime.pipeline import Analyzer
     from edge_runtime.runtime.session import RuntimeSession
     from edge_runtime.runtime.store import ResultStore
+    from edge_runtime.runtime.warmup import warm_up
     from firmware_bridge.decoder import StreamDecoder
 
     ready_start = time.perf_counter()
     analyzer = Analyzer(ClinicConfig(), bundle_path=args.bundle, backend=args.backend, precision=args.precision)
+    warm_up(analyzer)  # as `elvmass run` does before its stream opens
     ready_s = time.perf_counter() - ready_start
     wire, n_samples = _encoded_stream(args.seconds)
     memory_ready = _memory_mb()
@@ -236,9 +241,17 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.worker and args.stages:
+        from evaluation.runtime_stages import stage_breakdown
+
+        print(json.dumps(stage_breakdown(args.bundle, args.seconds, args.backend or "onnxruntime",
+                                         args.precision or "int8")))
+        return 0
     if args.worker:
         print(json.dumps(worker(args)))
         return 0
+    if args.stages:
+        return _print_stages(args)
     from edge_runtime.config import ClinicConfig
     from edge_runtime.model_bundle import BundleError
     from evaluation.model_choice import ArtifactTiming, choose, write_config_choice
@@ -284,6 +297,29 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(results, indent=2))
         return 0
     print("\n".join(table(results, args)))
+    return 0
+
+
+def _print_stages(args: argparse.Namespace) -> int:
+    """``--stages``: the per-stage CPU of the run loop, in a single-thread child (default config backend)."""
+    from edge_runtime.config import ClinicConfig
+
+    config = ClinicConfig()
+    bundle = ["--bundle", args.bundle] if args.bundle else []
+    child = _child([sys.executable, "-m", "elvmass", "bench", "--worker", "--stages", "--seconds", str(args.seconds),
+                    *bundle, "--backend", args.backend or config.backend, "--precision", args.precision or config.precision])
+    if child.returncode != 0:
+        print(f"elvmass bench: stage worker failed:\n{child.stderr[-2000:]}", file=sys.stderr)
+        return 1
+    result = json.loads(child.stdout.strip().splitlines()[-1])
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"CPU per 10 s window, one core, best of 5 passes over the {result['windows']} windows of "
+          f"{result['ecg_s']:.0f} s of ECG (a stage's time includes the stages indented under it)")
+    for label, ms in result["stages"]:
+        print(f"{label:<56s} {ms:7.3f} ms")
+    print(f"{'frame decoding, per s of ECG (the run itself)':<56s} {result['decode_ms_per_s']:7.3f} ms")
     return 0
 
 
@@ -368,7 +404,7 @@ def _runtime_rows(results: dict, args: argparse.Namespace) -> list[tuple[str, st
         rows.append(("  RSS once imported + model loaded (private / shared libs)",
                      f"{ready['VmRSS']:.1f} MB ({ready['RssAnon']:.1f} / {ready['RssFile']:.1f})", ""))
     rows.append(("import time of the run modules", f"{results['import_s']:.2f} s", ""))
-    rows.append(("start-up: bundle verified + backend ready", f"{rt['ready_s']:.2f} s", ""))
+    rows.append(("start-up: bundle verified + backend ready + one warm-up window", f"{rt['ready_s']:.2f} s", ""))
     size = results["edge_venv_mb"]
     rows.append(("installed size of the edge environment",
                  _fmt(size, "{:.0f} MB") + ("" if size is not None else f" (no venv at {args.edge_venv}; make env-edge)"),
