@@ -174,6 +174,20 @@ def test_ablation_tables_and_paired_tests(tiny_cohort, trained_run):
     json.dumps(to_json(result))  # plain JSON
 
 
+@pytest.mark.slow
+def test_ablation_variants_in_parallel_give_the_sequential_numbers(tiny_cohort, trained_run):
+    _, cache = trained_run
+    ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=cache, progress=False)
+    kwargs = {"tables": ("beats",), "epochs": 1, "n_folds": 2, "progress": False}
+    sequential = run_ablation(ds, workers=1, **kwargs)["runs"]
+    parallel = run_ablation(ds, workers=2, parallel_variants=2, **kwargs)["runs"]
+    assert list(parallel) == list(sequential) == ["beat/electrical/ecg+demo+params", "beat(middle)/electrical/ecg+demo+params"]
+    for name in sequential:
+        assert [f["mae_g"] for f in parallel[name]["folds"]] == [f["mae_g"] for f in sequential[name]["folds"]]
+    with pytest.raises(ValueError, match="workers >= 2"):
+        run_ablation(ds, workers=1, parallel_variants=2, **kwargs)
+
+
 def test_external_validation_recalibrates_on_a_subset_only(tiny_cohort, trained_run):
     from training.export import load_models  # lazy: heavy
 

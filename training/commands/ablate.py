@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="parallel fold processes (1 torch thread each)")
+    parser.add_argument("--parallel-variants", type=int, default=1,
+                        help="configurations trained at once, each with --workers fold processes (results do not "
+                             "depend on it)")
     parser.add_argument("--lvh-male", type=float, default=72.0)
     parser.add_argument("--lvh-female", type=float, default=55.0)
     parser.add_argument("--cache-dir", default="runs/cache")
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         result = run_ablation(dataset, tables=tables, epochs=args.epochs, cnn_epochs=args.cnn_epochs, seed=args.seed,
                               n_folds=args.folds, workers=args.workers,
                               thresholds=LvhThresholds(args.lvh_male, args.lvh_female), noise_floor_mae=floor,
-                              progress=not args.quiet, log=log)
+                              progress=not args.quiet, log=log, parallel_variants=args.parallel_variants)
     except (RecordError, ValueError) as error:
         print(f"elvmass ablate: {error}")
         return 2
