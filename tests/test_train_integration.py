@@ -180,7 +180,10 @@ def test_ablation_variants_in_parallel_give_the_sequential_numbers(tiny_cohort, 
     ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=cache, progress=False)
     kwargs = {"tables": ("beats",), "epochs": 1, "n_folds": 2, "progress": False}
     sequential = run_ablation(ds, workers=1, **kwargs)["runs"]
-    parallel = run_ablation(ds, workers=2, parallel_variants=2, **kwargs)["runs"]
+    finished = []
+    parallel = run_ablation(ds, workers=2, parallel_variants=2, on_variant=lambda name, run: finished.append(name),
+                            **kwargs)["runs"]
+    assert sorted(finished) == sorted(parallel)
     assert list(parallel) == list(sequential) == ["beat/electrical/ecg+demo+params", "beat(middle)/electrical/ecg+demo+params"]
     for name in sequential:
         assert [f["mae_g"] for f in parallel[name]["folds"]] == [f["mae_g"] for f in sequential[name]["folds"]]

@@ -32,13 +32,15 @@ def variant_name(settings: dict) -> str:
 def run_ablation(dataset, *, tables: tuple[str, ...] = ("1a", "1b", "1c", "sex", "beats", "baselines"), epochs: int = 60,
                  cnn_epochs: int = 40, seed: int = 0, n_folds: int = 5, workers: int = 2,
                  thresholds: LvhThresholds = LvhThresholds(), noise_floor_mae: float | None = None,
-                 progress: bool = True, log=None, parallel_variants: int = 1) -> dict:
+                 progress: bool = True, log=None, parallel_variants: int = 1, on_variant=None) -> dict:
     """Train every distinct configuration once (shared across tables) and collect per-fold metrics.
 
     ``parallel_variants`` configurations train at once, each with ``workers`` fold processes (on a
     many-core machine every core stays busy instead of waiting for the slowest fold of each variant);
-    results do not depend on it.
+    results do not depend on it. ``on_variant(name, run)`` is called (one call at a time) as each configuration
+    finishes, so a caller can save finished variants before the whole ablation ends.
     """
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     from training.baselines import BASELINES, run_baselines
@@ -50,6 +52,7 @@ def run_ablation(dataset, *, tables: tuple[str, ...] = ("1a", "1b", "1c", "sex",
     wanted: dict[str, dict] = {}
     for settings in [DEFAULT] + [{**DEFAULT, **row} for table in tables if table in TABLES for row in TABLES[table][1]]:
         wanted.setdefault(variant_name(settings), settings)
+    finished = threading.Lock()
 
     def train_variant(name: str, settings: dict) -> dict:
         start = time.perf_counter()
@@ -64,6 +67,9 @@ def run_ablation(dataset, *, tables: tuple[str, ...] = ("1a", "1b", "1c", "sex",
         if log is not None:
             log(f"{name}: MAE {cv.summary['mae_g']['mean']:.2f} +- {cv.summary['mae_g']['sd']:.2f} g "
                 f"({run['wall_s']:.0f} s)")
+        if on_variant is not None:
+            with finished:
+                on_variant(name, run)
         return run
 
     with ThreadPoolExecutor(max_workers=max(1, parallel_variants)) as pool:  # threads only wait on fold processes

@@ -49,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
         log_file.write(line + "\n")
         log_file.flush()
 
+    finished: dict[str, dict] = {}
+
+    def save_variant(name: str, run: dict) -> None:  # a killed ablation keeps the variants it finished
+        finished[name] = run
+        partial = out / "variants.json.tmp"
+        partial.write_text(json.dumps(to_json(finished), indent=1) + "\n")
+        partial.replace(out / "variants.json")
+
     start = time.perf_counter()
     try:
         needs_full = "1a" in tables or "baselines" in tables
@@ -58,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         result = run_ablation(dataset, tables=tables, epochs=args.epochs, cnn_epochs=args.cnn_epochs, seed=args.seed,
                               n_folds=args.folds, workers=args.workers,
                               thresholds=LvhThresholds(args.lvh_male, args.lvh_female), noise_floor_mae=floor,
-                              progress=not args.quiet, log=log, parallel_variants=args.parallel_variants)
+                              progress=not args.quiet, log=log, parallel_variants=args.parallel_variants,
+                              on_variant=save_variant)
     except (RecordError, ValueError) as error:
         print(f"elvmass ablate: {error}")
         return 2
