@@ -304,6 +304,8 @@ def _fold_job(args, dist=None, checkpoint_dir: Path | None = None) -> dict:
     if test_index is not None:
         result["test_index"] = test_index
         result["prediction"] = trained.predict(dataset.subset(test_index), config.input_mode, config.beats)
+    for model in trained.models.values():  # a CUDA tensor sent to the parent would be a CUDA IPC handle into
+        model.cpu()                         # this worker, which the pool ends; weights travel and save on the CPU
     return result
 
 
