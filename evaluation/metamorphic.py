@@ -4,7 +4,10 @@ No LV mass is needed: each check changes a record in a way whose effect on the e
 
 * ``scale_1.25``: every lead x 1.25 (larger QRS voltage) -> the LV-mass estimate should rise;
   reported as the fraction of records whose estimate rose (of those with an estimate both times)
-  and the median change in grams.
+  and the median change in grams. This scales the P and T waves too, which is also what a thinner
+  chest or a different amplifier gain does, so it mixes "bigger heart" with "less attenuation".
+* ``scale_qrs_1.25``: only the QRS complexes x 1.25 (the signal core's QRS onset/offset of every
+  detected beat, +-10 ms, cosine-tapered; P, ST-T and baseline untouched): the voltage LV mass raises.
 * nuisance (``wander`` 0.3 mV, ``mains`` 50 uV at the clinic's mains frequency, ``emg`` SD 30 uV;
   generators of :mod:`training.augment`) -> the estimate should not move: median |change| in g,
   and how many records lose (or gain) their estimate.
@@ -25,6 +28,7 @@ from edge_runtime.record import INDEPENDENT_LEADS, EcgRecord
 
 NUISANCE_AMPLITUDES = {"wander": 0.3, "mains": 0.05, "emg": 0.03}  # mV (peak, peak, SD)
 SCALE = 1.25
+QRS_MARGIN_S = 0.010  # widen the delineated QRS by this on each side, then taper over the same length
 RECORD_SUFFIXES = (".hea", ".xml", ".XML")
 
 
@@ -65,6 +69,56 @@ def find_records(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in RECORD_SUFFIXES)
 
 
+def qrs_weight(record: EcgRecord) -> np.ndarray | None:
+    """(n,) weight at the record's rate: 1 inside every delineated QRS (+- margin), cosine tapers, 0 elsewhere.
+
+    None when the signal core finds no QRS boundaries (the variant is then left out for that record).
+    """
+    from edge_runtime.preprocess import analyze_record
+
+    analysis = analyze_record(record)
+    fs_a = analysis.fs
+    n_a = analysis.conditioned.shape[1]
+    weight = np.zeros(n_a)
+    margin = int(round(QRS_MARGIN_S * fs_a))
+    taper = 0.5 - 0.5 * np.cos(np.linspace(0.0, math.pi, margin + 2)[1:-1])
+    found = False
+    for onset, offset in zip(analysis.qrs_onset, analysis.qrs_offset):
+        if onset < 0 or offset <= onset:
+            continue
+        found = True
+        lo, hi = max(0, int(onset) - margin), min(n_a, int(offset) + margin + 1)
+        weight[lo:hi] = 1.0
+        for k, value in enumerate(taper):  # ramps just outside the widened QRS
+            if 0 <= lo - margin + k < n_a:
+                weight[lo - margin + k] = max(weight[lo - margin + k], value)
+            if 0 <= hi + margin - 1 - k < n_a:
+                weight[hi + margin - 1 - k] = max(weight[hi + margin - 1 - k], value)
+    if not found:
+        return None
+    n = record.signals_mv.shape[1]
+    return np.interp(np.arange(n) / record.fs, np.arange(n_a) / fs_a, weight)
+
+
+def qrs_scaled(record: EcgRecord, factor: float) -> EcgRecord | None:
+    """``record`` (standard 12 leads) with its QRS complexes x ``factor`` (see :func:`qrs_weight`)."""
+    from training.augment import independent_leads, with_independent_leads
+
+    weight = qrs_weight(record)
+    if weight is None:
+        return None
+    x = independent_leads(record)
+    # scale around the local baseline: the straight line between the values where the weight leaves 0
+    baseline = np.empty_like(x)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0.0], (weight > 0).astype(float), [0.0]])))
+    baseline[:] = x
+    for lo, hi in zip(edges[::2], edges[1::2]):
+        a, b = max(lo - 1, 0), min(hi, x.shape[1] - 1)
+        ramp = np.linspace(0.0, 1.0, hi - lo + 2)[1:-1]
+        baseline[:, lo:hi] = x[:, a:a + 1] + (x[:, b:b + 1] - x[:, a:a + 1]) * ramp
+    return with_independent_leads(record, x + (factor - 1.0) * weight * (x - baseline))
+
+
 def variants(record: EcgRecord, rng: np.random.Generator, mains_hz: float) -> dict[str, EcgRecord]:
     """The transformed copies of a 12-lead record (raw signal, before any preprocessing)."""
     from training.augment import baseline_wander, emg_noise, independent_leads, mains_interference, with_independent_leads
@@ -72,6 +126,9 @@ def variants(record: EcgRecord, rng: np.random.Generator, mains_hz: float) -> di
     x = independent_leads(record)
     n_leads, n = x.shape
     out = {f"scale_{SCALE:g}": with_independent_leads(record, SCALE * x)}
+    qrs_only = qrs_scaled(record, SCALE)
+    if qrs_only is not None:
+        out[f"scale_qrs_{SCALE:g}"] = qrs_only
     noise = {
         "wander": baseline_wander(n_leads, n, record.fs, rng, NUISANCE_AMPLITUDES["wander"]),
         "mains": mains_interference(n_leads, n, record.fs, rng, NUISANCE_AMPLITUDES["mains"], mains_hz)
@@ -116,6 +173,8 @@ def run_metamorphic(analyzer, folder: str | Path, *, seed: int = 0, limit: int |
                 counts = result.lost_flags.setdefault(name, {})
                 for flag in {f.name for f in best.estimate.flags}:
                     counts[flag] = counts.get(flag, 0) + 1
+        if f"scale_qrs_{SCALE:g}" not in copies:  # no QRS delineated: keep the lists aligned with result.records
+            result.estimates.setdefault(f"scale_qrs_{SCALE:g}", []).append(None)
     return result
 
 
@@ -123,20 +182,20 @@ def format_summary(summary: dict) -> str:
     """The table printed by ``elvmass metamorphic``."""
     lines = [f"{summary['n_records']} 12-lead records analyzed ({summary['n_skipped']} skipped), "
              f"{summary['n_with_estimate']} with an estimate",
-             f"{'variant':<12} {'n both':>6} {'rising':>7} {'median d':>9} {'median |d|':>10} {'p90 |d|':>8} "
+             f"{'variant':<14} {'n both':>6} {'rising':>7} {'median d':>9} {'median |d|':>10} {'p90 |d|':>8} "
              f"{'lost':>5} {'gained':>6}"]
     for name, row in summary.items():
         if not isinstance(row, dict):
             continue
         rising = f"{100 * row['fraction_rising']:.0f} %" if "fraction_rising" in row else "-"
-        lines.append(f"{name:<12} {row['n_both']:6d} {rising:>7} {row['median_change_g']:9.2f} "
+        lines.append(f"{name:<14} {row['n_both']:6d} {rising:>7} {row['median_change_g']:9.2f} "
                      f"{row['median_abs_change_g']:10.2f} {row['p90_abs_change_g']:8.2f} {row['n_lost']:5d} "
                      f"{row['n_gained']:6d}")
     for name, row in summary.items():
         if isinstance(row, dict) and row["n_lost"]:
             top = sorted(row["flags_without_estimate"].items(), key=lambda kv: -kv[1])[:4]
             lines.append(f"  {name}: records that lost their estimate, by flag: " + ", ".join(f"{k} {v}" for k, v in top))
-    lines.append(f"(g; scale = every lead x {SCALE:g}; wander {NUISANCE_AMPLITUDES['wander']} mV, mains "
+    lines.append(f"(g; scale = every lead x {SCALE:g}, scale_qrs = the QRS complexes only; wander {NUISANCE_AMPLITUDES['wander']} mV, mains "
                  f"{1000 * NUISANCE_AMPLITUDES['mains']:.0f} uV, EMG SD {1000 * NUISANCE_AMPLITUDES['emg']:.0f} uV; "
                  "first 10 s window; lost/gained = estimate present before/after only)")
     return "\n".join(lines)

@@ -78,10 +78,31 @@ def test_metamorphic_command_on_bundled_real_records(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "scale_1.25" in out and "wander" in out and "mains" in out and "emg" in out
     data = json.loads((tmp_path / "m.json").read_text())
-    assert data["summary"]["n_records"] == 2 and set(data["estimates"]) == {"original", "scale_1.25", "wander", "mains", "emg"}
+    assert data["summary"]["n_records"] == 2 and set(data["estimates"]) == {"original", "scale_1.25", "scale_qrs_1.25",
+                                                                       "wander", "mains", "emg"}
+    assert all(len(v) == 2 for v in data["estimates"].values())
+    assert "scale_qrs_1.25" in out
     base, scaled = data["estimates"]["original"], data["estimates"]["scale_1.25"]
     assert any(b is not None and s is not None and s != b for b, s in zip(base, scaled))  # voltage moves the number
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["metamorphic", str(empty)]) == 2
     assert main(["metamorphic", str(tmp_path / "nowhere")]) == 2
+
+
+def test_qrs_only_scaling_grows_the_qrs_and_leaves_p_and_t(real_record):
+    """scale_qrs_1.25: QRS amplitude x 1.25 around the local baseline; the T wave and the PR level do not move."""
+    from edge_runtime.preprocess import analyze_record
+    from evaluation.metamorphic import qrs_scaled
+
+    scaled = qrs_scaled(real_record, 1.25)
+    before, after = analyze_record(real_record), analyze_record(scaled)
+    assert before.usable and after.usable and len(after.r_peaks) == len(before.r_peaks)
+    beat_before, beat_after = before.beats[before.middle_beat], after.beats[after.middle_beat]
+    r = 150  # the R peak of a beat window
+    for lead in ("II", "V5"):
+        i = LEAD[lead]
+        qrs_before = np.ptp(beat_before[i, r - 40:r + 40])
+        assert np.ptp(beat_after[i, r - 40:r + 40]) == pytest.approx(1.25 * qrs_before, rel=0.06)
+        t_before, t_after = beat_before[i, r + 100:r + 250], beat_after[i, r + 100:r + 250]
+        assert np.max(np.abs(t_after - t_before)) < 0.03 * max(qrs_before, 0.1)  # ST-T untouched (mV)

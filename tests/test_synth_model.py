@@ -68,6 +68,17 @@ def test_higher_bmi_attenuates_voltage_at_equal_mass():
     assert _mean(obese, "sokolow_lyon_mv") < 0.85 * _mean(lean, "sokolow_lyon_mv")
 
 
+def test_bmi_attenuates_womens_chest_leads_not_their_limb_leads():
+    """Paper preset (generator 1.3): breast / chest-wall fat lowers women's chest-lead voltage with BMI."""
+    ratio = {}
+    for sex in ("M", "F"):
+        lean = [_measure(_with(_subject(i), sex=sex, bmi=22.0), i) for i in SUBJECTS]
+        obese = [_measure(_with(_subject(i), sex=sex, bmi=36.0), i) for i in SUBJECTS]
+        ratio[sex] = {name: _mean(obese, name) / _mean(lean, name) for name in ("sokolow_lyon_mv", "r_aVL_mv")}
+    assert ratio["F"]["sokolow_lyon_mv"] < 0.75 * ratio["M"]["sokolow_lyon_mv"], ratio  # exp(-0.05 x 14) = 0.50
+    assert ratio["F"]["r_aVL_mv"] == pytest.approx(ratio["M"]["r_aVL_mv"], rel=0.1), ratio  # limb leads: no extra
+
+
 def test_women_have_lower_voltage_and_narrower_qrs_at_equal_mass():
     men = [_measure(_with(_subject(i), sex="M"), i) for i in SUBJECTS]
     women = [_measure(_with(_subject(i), sex="F"), i) for i in SUBJECTS]

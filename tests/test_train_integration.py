@@ -112,6 +112,46 @@ def test_sex_specific_run_exports_two_models(tiny_cohort, trained_run, tmp_path)
     assert ExportSpec.from_dict(document).sex_specific is True
 
 
+def test_ensemble_run_trains_seeded_members_and_exports_their_mean(tiny_cohort, trained_run, tmp_path):
+    from training.export import load_models
+    from training.model import ElvMassEnsemble
+
+    _, cache = trained_run
+    assert main(["train", "--labels", str(tiny_cohort / "labels.csv"), "--out", str(tmp_path), "--epochs", "1",
+                 "--folds", "2", "--workers", "1", "--quiet", "--ensemble", "2", "--augment-copies", "0",
+                 "--cache-dir", str(cache)]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert all({"combined", "combined-m1"} <= set(row) for row in metrics["best_epochs"])
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["ensemble"] == 2
+    models, _ = load_models(tmp_path / "model.pt")
+    assert isinstance(models["combined"], ElvMassEnsemble) and len(models["combined"].members) == 2
+    with open(tmp_path / "predictions.csv") as handle:  # out-of-fold estimates of each member alone, too
+        rows = list(csv.DictReader(handle))
+    member0 = np.array([float(row["lvm_g_predicted_member0"]) for row in rows])
+    member1 = np.array([float(row["lvm_g_predicted_member1"]) for row in rows])
+    assert np.all(np.isfinite(member0)) and not np.allclose(member0, member1)  # seeds differ
+    assert main(["export", str(tmp_path)]) == 0  # parity is checked by export on real and synthetic beats
+    assert main(["train", "--labels", str(tiny_cohort / "labels.csv"), "--out", str(tmp_path / "bad"),
+                 "--ensemble", "0", "--quiet", "--cache-dir", str(cache)]) != 0
+
+
+def test_weight_averaging_keeps_the_averaged_weights(tiny_cohort, trained_run):
+    """--ema-decay: the kept (validated) weights are the moving average, not the last step's."""
+    from training.model import ModelConfig
+    from training.trainer import TrainConfig, train_model
+
+    _, cache = trained_run
+    ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=cache, progress=False)
+    fit, val = ds.subset(np.arange(0, len(ds) - 8)), ds.subset(np.arange(len(ds) - 8, len(ds)))
+    plain, _, plain_history, _ = train_model(ModelConfig(), TrainConfig(epochs=2, seed=1), fit, val)
+    averaged, _, history, _ = train_model(ModelConfig(), TrainConfig(epochs=2, seed=1, ema_decay=0.9), fit, val)
+    assert [h["train_mae_g"] for h in history] == pytest.approx([h["train_mae_g"] for h in plain_history])  # same steps
+    weights = [k for k in plain.state_dict() if k.endswith("weight")]
+    assert any(not torch.equal(plain.state_dict()[k], averaged.state_dict()[k]) for k in weights)
+    with pytest.raises(ValueError, match="ema_decay"):
+        TrainConfig(ema_decay=1.0)
+
+
 def test_label_table_pointing_at_site_muse_files(tiny_cohort, tmp_path):
     site = tmp_path / "site"
     (site / "ecg").mkdir(parents=True)
@@ -172,6 +212,23 @@ def test_ablation_tables_and_paired_tests(tiny_cohort, trained_run):
     text = format_tables(result)
     assert "Sex-specific models vs one model" in text and "Baselines (same folds)" in text
     json.dumps(to_json(result))  # plain JSON
+
+
+@pytest.mark.slow
+def test_ablation_variants_in_parallel_give_the_sequential_numbers(tiny_cohort, trained_run):
+    _, cache = trained_run
+    ds = build_dataset(tiny_cohort / "labels.csv", cache_dir=cache, progress=False)
+    kwargs = {"tables": ("beats",), "epochs": 1, "n_folds": 2, "progress": False}
+    sequential = run_ablation(ds, workers=1, **kwargs)["runs"]
+    finished = []
+    parallel = run_ablation(ds, workers=2, parallel_variants=2, on_variant=lambda name, run: finished.append(name),
+                            **kwargs)["runs"]
+    assert sorted(finished) == sorted(parallel)
+    assert list(parallel) == list(sequential) == ["beat/electrical/ecg+demo+params", "beat(middle)/electrical/ecg+demo+params"]
+    for name in sequential:
+        assert [f["mae_g"] for f in parallel[name]["folds"]] == [f["mae_g"] for f in sequential[name]["folds"]]
+    with pytest.raises(ValueError, match="workers >= 2"):
+        run_ablation(ds, workers=1, parallel_variants=2, **kwargs)
 
 
 def test_external_validation_recalibrates_on_a_subset_only(tiny_cohort, trained_run):

@@ -211,3 +211,25 @@ def test_final_holdout_is_every_kth_by_mass_deterministic_and_empty_at_zero():
     assert final_holdout(lvm, 0.0).size == 0
     # spread over the whole LV-mass range, like the paper's folds
     assert lvm[held].min() < np.quantile(lvm, 0.15) and lvm[held].max() > np.quantile(lvm, 0.85)
+
+
+def test_ensemble_is_the_mean_of_its_members_and_exports_as_one_graph(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from training.export import export_onnx, parity  # lazy: heavy
+    from training.model import ElvMassEnsemble
+
+    members = []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        members.append(ElvMassNet(ModelConfig()).eval())
+    ensemble = ElvMassEnsemble(members).eval()
+    inputs = _inputs(4)
+    with torch.no_grad():
+        each = torch.stack([m(*inputs) for m in members])
+        assert not torch.allclose(each[0], each[1])  # the members differ ...
+        assert torch.allclose(ensemble(*inputs), each.mean(0), atol=1e-5)  # ... and the ensemble is their mean
+    path = export_onnx(ensemble, tmp_path / "ensemble.onnx", 400)
+    beat, demo, params = (t.numpy() for t in inputs)
+    assert parity(ensemble, path, beat, demo, params) < 1e-3
+    with pytest.raises(ValueError, match="at least one member"):
+        ElvMassEnsemble([])

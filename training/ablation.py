@@ -32,32 +32,49 @@ def variant_name(settings: dict) -> str:
 def run_ablation(dataset, *, tables: tuple[str, ...] = ("1a", "1b", "1c", "sex", "beats", "baselines"), epochs: int = 60,
                  cnn_epochs: int = 40, seed: int = 0, n_folds: int = 5, workers: int = 2,
                  thresholds: LvhThresholds = LvhThresholds(), noise_floor_mae: float | None = None,
-                 progress: bool = True, log=None) -> dict:
-    """Train every distinct configuration once (shared across tables) and collect per-fold metrics."""
+                 progress: bool = True, log=None, parallel_variants: int = 1, on_variant=None) -> dict:
+    """Train every distinct configuration once (shared across tables) and collect per-fold metrics.
+
+    ``parallel_variants`` configurations train at once, each with ``workers`` fold processes (on a
+    many-core machine every core stays busy instead of waiting for the slowest fold of each variant);
+    results do not depend on it. ``on_variant(name, run)`` is called (one call at a time) as each configuration
+    finishes, so a caller can save finished variants before the whole ablation ends.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     from training.baselines import BASELINES, run_baselines
     from training.model import ModelConfig
     from training.trainer import TrainConfig, cross_validate
 
-    wanted = [DEFAULT]
-    for table in tables:
-        if table in TABLES:
-            wanted += [{**DEFAULT, **row} for row in TABLES[table][1]]
-    runs: dict[str, dict] = {}
-    for settings in wanted:
-        name = variant_name(settings)
-        if name in runs:
-            continue
+    if parallel_variants > 1 and workers < 2:  # in-process folds of several threads would share torch's global RNG
+        raise ValueError("parallel_variants > 1 needs workers >= 2 (each fold in its own process)")
+    wanted: dict[str, dict] = {}
+    for settings in [DEFAULT] + [{**DEFAULT, **row} for table in tables if table in TABLES for row in TABLES[table][1]]:
+        wanted.setdefault(variant_name(settings), settings)
+    finished = threading.Lock()
+
+    def train_variant(name: str, settings: dict) -> dict:
         start = time.perf_counter()
         cv = cross_validate(
             dataset, ModelConfig(grouping=settings["grouping"], features=settings["features"]),
             TrainConfig(input_mode=settings["input_mode"], beats=settings["beats"], epochs=epochs, seed=seed),
             n_folds=n_folds, sex_specific=settings["sex_specific"], train_final=False, workers=workers,
-            thresholds=thresholds, noise_floor_mae=noise_floor_mae, log=log, progress=progress)
-        runs[name] = {"settings": settings, "folds": cv.fold_metrics, "summary": cv.summary,
-                      "wall_s": time.perf_counter() - start, "best_epochs": cv.best_epochs}
+            thresholds=thresholds, noise_floor_mae=noise_floor_mae, log=log,
+            progress=progress and parallel_variants <= 1)
+        run = {"settings": settings, "folds": cv.fold_metrics, "summary": cv.summary,
+               "wall_s": time.perf_counter() - start, "best_epochs": cv.best_epochs}
         if log is not None:
             log(f"{name}: MAE {cv.summary['mae_g']['mean']:.2f} +- {cv.summary['mae_g']['sd']:.2f} g "
-                f"({runs[name]['wall_s']:.0f} s)")
+                f"({run['wall_s']:.0f} s)")
+        if on_variant is not None:
+            with finished:
+                on_variant(name, run)
+        return run
+
+    with ThreadPoolExecutor(max_workers=max(1, parallel_variants)) as pool:  # threads only wait on fold processes
+        futures = {name: pool.submit(train_variant, name, settings) for name, settings in wanted.items()}
+        runs: dict[str, dict] = {name: future.result() for name, future in futures.items()}
     if "baselines" in tables:
         start = time.perf_counter()
         for name, result in run_baselines(dataset, names=BASELINES, n_folds=n_folds, seed=seed, cnn_epochs=cnn_epochs,

@@ -27,7 +27,7 @@ from edge_runtime.contract import (
     model_inputs,
     parameters_row,
 )
-from training.model import ElvMassNet, ModelConfig, fold_batchnorm
+from training.model import ElvMassEnsemble, ElvMassNet, ModelConfig, fold_batchnorm
 
 OPSET = 17
 PARITY_TOLERANCE_G = 1e-3
@@ -47,7 +47,8 @@ def save_models(path: Path, models: dict, medians: dict[str, float]) -> None:
     """Write ``model.pt``: per variant its ModelConfig and state dict, plus the imputation medians."""
     import torch
 
-    payload = {"variants": {name: {"config": model.config.to_dict(), "state_dict": model.state_dict()}
+    payload = {"variants": {name: {"config": model.config.to_dict(), "state_dict": model.state_dict(),
+                                   "members": len(model.members) if isinstance(model, ElvMassEnsemble) else 1}
                             for name, model in models.items()}, "medians": medians}
     torch.save(payload, path)
 
@@ -59,7 +60,9 @@ def load_models(path: Path) -> tuple[dict, dict[str, float]]:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     models = {}
     for name, entry in payload["variants"].items():
-        model = ElvMassNet(ModelConfig(**entry["config"]))
+        config = ModelConfig(**entry["config"])
+        members = int(entry.get("members", 1))  # model.pt files before ensembles hold one network
+        model = ElvMassNet(config) if members == 1 else ElvMassEnsemble([ElvMassNet(config) for _ in range(members)])
         model.load_state_dict(entry["state_dict"])
         models[name] = model.eval()
     return models, dict(payload["medians"])

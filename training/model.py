@@ -177,6 +177,28 @@ class ElvMassNet(nn.Module):
         return out if unused is None else out + unused
 
 
+class ElvMassEnsemble(nn.Module):
+    """The mean of independently trained ElvMassNets (same inputs, same interface, one exported graph).
+
+    Members differ only in their initialization and batch order (seeds); each was trained on the same
+    training data and kept at its own best validation epoch. The mean is written as adds and one
+    division so the exported graph stays plain ONNX.
+    """
+
+    def __init__(self, members: list[ElvMassNet]) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config
+
+    def forward(self, beat: torch.Tensor, demographics: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
+        out = self.members[0](beat, demographics, parameters)
+        for member in self.members[1:]:
+            out = out + member(beat, demographics, parameters)
+        return out / float(len(self.members))
+
+
 def fold_batchnorm(model: nn.Module) -> nn.Module:
     """A copy with every eval-mode BatchNorm1d folded into the Conv1d before it (the one BatchNorm fold:
     ``training.export.export_onnx`` applies it, so every exported graph is already folded).

@@ -170,9 +170,11 @@ def train_run(spec: RunSpec, dataset=None) -> dict:
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     with open(out / "predictions.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["subject_id", "fold", "lvm_g", "lvm_g_predicted"])
-        for sid, fold, y, p in zip(dataset.subject_ids, result.folds, dataset.lvm_g, result.prediction):
-            writer.writerow([sid, int(fold), f"{y:.2f}", f"{p:.2f}"])
+        members = [] if result.member_predictions is None else list(result.member_predictions)
+        writer.writerow(["subject_id", "fold", "lvm_g", "lvm_g_predicted"]
+                        + [f"lvm_g_predicted_member{m}" for m in range(len(members))])
+        for row, (sid, fold, y, p) in enumerate(zip(dataset.subject_ids, result.folds, dataset.lvm_g, result.prediction)):
+            writer.writerow([sid, int(fold), f"{y:.2f}", f"{p:.2f}"] + [f"{m[row]:.2f}" for m in members])
     if result.final is not None:
         save_models(out / "model.pt", result.final.models, result.final.medians)
     log(f"done in {wall_s:.1f} s")

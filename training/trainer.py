@@ -43,14 +43,18 @@ class TrainConfig:
     seed: int = 0
     crop_min_s: float = 2.0  # 'crop' mode: random synchronized windows of 2..10 s
     threads: int = 1
+    ensemble: int = 1  # independently seeded networks per model, trained on the same data, averaged
+    ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (Polyak)
 
     def __post_init__(self) -> None:
         if self.input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode {self.input_mode!r} not in {INPUT_MODES}")
         if self.beats not in ("clean", "middle"):
             raise ValueError(f"beats {self.beats!r} not in ('clean', 'middle')")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError("epochs and batch_size must be >= 1")
+        if self.epochs < 1 or self.batch_size < 1 or self.ensemble < 1:
+            raise ValueError("epochs, batch_size and ensemble must be >= 1")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError("ema_decay must be in [0, 1)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,12 +157,23 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
     if per_beat:  # the subject's clean beats and, when built, its augmented copies' (dataset.add_augmented_beats)
         pool, starts, counts = fit.training_beat_pool()
         t_all = torch.from_numpy(pool)
-    best = (math.inf, 0, copy.deepcopy(model.state_dict()))
+    # Weight averaging (Polyak / EMA, buffers included so BatchNorm statistics match the averaged weights):
+    # the validation MAE of single-beat training jumps by ~1 g between epochs; the average is what is
+    # validated, kept and shipped.
+    ema = None
+    if config.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    scored = model if ema is None else ema.module
+    best = (math.inf, 0, copy.deepcopy(scored.state_dict()))
     history: list[dict] = []
     first_epoch = 1
     saved = load_checkpoint(checkpoint) if checkpoint is not None else None
     if saved is not None:
         model.load_state_dict(saved["model"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
         rng.bit_generator.state = saved["numpy_rng"]
@@ -187,24 +202,29 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
             loss.backward()
             optimizer.step()
             schedule.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total += float(errors.sum().item())
         if dist is not None:
             total = dist.sum(total)
             dist.sync_buffers(model)
-        val_mae = float(np.mean(np.abs(predict_subjects(model, val, config.input_mode, config.beats, d_val, p_val)
+            if ema is not None:
+                dist.sync_buffers(ema.module)
+        val_mae = float(np.mean(np.abs(predict_subjects(scored, val, config.input_mode, config.beats, d_val, p_val)
                                        - val.lvm_g)))
         record = {"epoch": epoch, "train_mae_g": total / len(fit), "val_mae_g": val_mae,
                   "seconds": time.perf_counter() - start}
         history.append(record)
         if val_mae < best[0]:
-            best = (val_mae, epoch, copy.deepcopy(model.state_dict()))
+            best = (val_mae, epoch, copy.deepcopy(scored.state_dict()))
         if checkpoint is not None:
             torch_rng = [torch.get_rng_state()] if dist is None else dist.gather(torch.get_rng_state())
             if dist is None or dist.is_main:
                 save_checkpoint(checkpoint, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                                              "schedule": schedule.state_dict(), "numpy_rng": rng.bit_generator.state,
                                              "torch_rng": torch_rng, "history": history, "best_mae": best[0],
-                                             "best_epoch": best[1], "best_state": best[2]})
+                                             "best_epoch": best[1], "best_state": best[2],
+                                             **({} if ema is None else {"ema": ema.state_dict()})})
             if dist is not None:
                 dist.barrier()  # no rank runs ahead of a checkpoint another might resume from
         if on_epoch is not None:
@@ -275,11 +295,25 @@ def train_variant(dataset: EcgDataset, train_index: np.ndarray, model_config, co
         fit_index, val_index = validation_split(dataset.lvm_g, index, config.val_fraction, config.seed,
                                                  groups=dataset.subject_ids)  # patients, never ECGs
         fit, val = dataset.subset(fit_index), dataset.subset(val_index)
-        callback = None if on_epoch is None else (lambda record, name=name: on_epoch({**record, "model": name}))
         checkpoint = None if checkpoint_stem is None else checkpoint_stem.with_name(f"{checkpoint_stem.name}-{name}.pt")
-        model, fitted_medians, history, best_epoch = train_model(model_config, config, fit, val, callback, dist=dist,
-                                                                 checkpoint=checkpoint)
-        models[name], histories[name], best_epochs[name] = model, history, best_epoch
+        members = []
+        for member in range(config.ensemble):  # member 0 is exactly the single model; the others change seed only
+            member_config = config if member == 0 else replace(config, seed=config.seed + 1000 * member)
+            member_checkpoint = checkpoint if checkpoint is None or member == 0 else \
+                checkpoint.with_name(f"{checkpoint.stem}-m{member}.pt")
+            key = name if member == 0 else f"{name}-m{member}"
+            callback = None if on_epoch is None else (lambda record, key=key: on_epoch({**record, "model": key}))
+            model, fitted_medians, history, best_epoch = train_model(model_config, member_config, fit, val, callback,
+                                                                     dist=dist, checkpoint=member_checkpoint)
+            members.append(model)
+            histories[key], best_epochs[key] = history, best_epoch
+        if len(members) > 1:
+            from training.model import ElvMassEnsemble
+
+            if not all(hasattr(m, "encoders") for m in members):
+                raise ValueError("ensembles are of ElvMassNet models only")
+            model = ElvMassEnsemble(members).eval()
+        models[name] = model
         medians = fitted_medians if medians is None else medians
     if sex_specific:  # one imputation table for the bundle: medians of the whole training set
         fit_index, _ = validation_split(dataset.lvm_g, train_index, config.val_fraction, config.seed,
@@ -304,6 +338,14 @@ def _fold_job(args, dist=None, checkpoint_dir: Path | None = None) -> dict:
     if test_index is not None:
         result["test_index"] = test_index
         result["prediction"] = trained.predict(dataset.subset(test_index), config.input_mode, config.beats)
+        if config.ensemble > 1 and "combined" in trained.models:  # each member alone, to measure what averaging buys
+            test = dataset.subset(test_index)
+            demo, params = impute(test.demographics, test.parameters, trained.medians)
+            result["member_predictions"] = np.stack([
+                predict_subjects(member, test, config.input_mode, config.beats, demo, params)
+                for member in trained.models["combined"].members])
+    for model in trained.models.values():  # a CUDA tensor sent to the parent would be a CUDA IPC handle into
+        model.cpu()                         # this worker, which the pool ends; weights travel and save on the CPU
     return result
 
 
@@ -318,6 +360,7 @@ class CvResult:
     best_epochs: list[dict]
     timings: list[dict]
     final: TrainedModel | None
+    member_predictions: np.ndarray | None = None  # (members, subjects) out-of-fold, ensembles only
 
 
 def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_folds: int = 5,
@@ -348,7 +391,7 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
         if final_holdout is not None and len(final_holdout):
             final_index = np.setdiff1d(final_index, final_holdout)
         jobs.append((final_index, None, "final"))
-    n_models = 2 if sex_specific else 1
+    n_models = (2 if sex_specific else 1) * config.ensemble
     bar = tqdm(total=len(jobs) * config.epochs * n_models, desc="epochs", disable=not progress, smoothing=0.05)
 
     def handle(record: dict) -> None:
@@ -365,6 +408,7 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
         results = _run_jobs(dataset, jobs, model_config, config, sex_specific, workers, handle)
     bar.close()
     prediction = np.full(len(dataset), np.nan)
+    members = np.full((config.ensemble, len(dataset)), np.nan) if config.ensemble > 1 and not sex_specific else None
     fold_metrics, best_epochs, timings, final = [], [], [], None
     for result in sorted(results, key=lambda r: (r["fold"] == "final", str(r["fold"]))):
         timings.append({"fold": result["fold"], "wall_s": result["wall_s"], "cpu_s": result["cpu_s"]})
@@ -374,10 +418,13 @@ def cross_validate(dataset: EcgDataset, model_config, config: TrainConfig, *, n_
             continue
         index = result["test_index"]
         prediction[index] = result["prediction"]
+        if members is not None:
+            members[:, index] = result["member_predictions"]
         metrics = score_fold(dataset.lvm_g[index], result["prediction"], dataset.demographics[index],
                              thresholds, noise_floor_mae)
         fold_metrics.append({"fold": result["fold"], **metrics})
-    return CvResult(folds, prediction, fold_metrics, summarize_folds(fold_metrics), best_epochs, timings, final)
+    return CvResult(folds, prediction, fold_metrics, summarize_folds(fold_metrics), best_epochs, timings, final,
+                    members)
 
 
 class _Direct:

@@ -15,6 +15,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="parallel fold processes (1 torch thread each)")
+    parser.add_argument("--parallel-variants", type=int, default=1,
+                        help="configurations trained at once, each with --workers fold processes (results do not "
+                             "depend on it)")
     parser.add_argument("--lvh-male", type=float, default=72.0)
     parser.add_argument("--lvh-female", type=float, default=55.0)
     parser.add_argument("--cache-dir", default="runs/cache")
@@ -46,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
         log_file.write(line + "\n")
         log_file.flush()
 
+    finished: dict[str, dict] = {}
+
+    def save_variant(name: str, run: dict) -> None:  # a killed ablation keeps the variants it finished
+        finished[name] = run
+        partial = out / "variants.json.tmp"
+        partial.write_text(json.dumps(to_json(finished), indent=1) + "\n")
+        partial.replace(out / "variants.json")
+
     start = time.perf_counter()
     try:
         needs_full = "1a" in tables or "baselines" in tables
@@ -55,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         result = run_ablation(dataset, tables=tables, epochs=args.epochs, cnn_epochs=args.cnn_epochs, seed=args.seed,
                               n_folds=args.folds, workers=args.workers,
                               thresholds=LvhThresholds(args.lvh_male, args.lvh_female), noise_floor_mae=floor,
-                              progress=not args.quiet, log=log)
+                              progress=not args.quiet, log=log, parallel_variants=args.parallel_variants,
+                              on_variant=save_variant)
     except (RecordError, ValueError) as error:
         print(f"elvmass ablate: {error}")
         return 2

@@ -25,6 +25,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW (decoupled) weight decay (default 1e-4)")
+    parser.add_argument("--ema-decay", type=float, default=0.0,
+                        help="keep an exponential moving average of the weights per step (e.g. 0.99); it is what "
+                             "is validated and kept (default 0: off)")
+    parser.add_argument("--ensemble", type=int, default=1,
+                        help="independently seeded networks per model, trained on the same (fold's) training data "
+                             "and averaged (default 1)")
     parser.add_argument("--workers", type=int, default=2,
                         help="processes training folds in parallel, one torch thread each (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1; see docs/training.md)")
@@ -74,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
             checkpoints=args.checkpoints, dist=dist,
             model=ModelConfig(grouping=args.grouping, features=args.features),
             train=TrainConfig(input_mode=args.input_mode, beats=args.beats, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                              ensemble=args.ensemble, ema_decay=args.ema_decay,
+                              weight_decay=args.weight_decay,
                               seed=args.seed, threads=args.threads),
             sex_specific=args.sex_specific, n_folds=args.folds, workers=args.workers,
             thresholds=LvhThresholds(args.lvh_male, args.lvh_female),

@@ -31,7 +31,8 @@ from training.synth.phenotype import PhenotypeModel, draw_phenotype
 from training.synth.presets import DEFAULT_DIFFICULTY, difficulty_models
 from training.synth.subjects import SubjectModel, draw_subject
 
-GENERATOR_VERSION = "1.2.0"  # 1.1: difficulty presets ("easy" writes the 1.0 records byte for byte); 1.2: P/T amplitude spread
+GENERATOR_VERSION = "1.3.0"  # 1.1: difficulty presets ("easy" writes the 1.0 records byte for byte); 1.2: P/T amplitude spread;
+# 1.3: "paper" women's chest leads attenuated with BMI (breast / chest-wall fat)
 LABEL_COLUMNS = ("record", "lvm_g", "age_years", "sex", "height_cm", "weight_kg", "subject_id")
 _STREAM_SUBJECT, _STREAM_PHENOTYPE, _STREAM_WAVEFORM, _STREAM_NOISE = range(4)
 

@@ -77,6 +77,11 @@ class PhenotypeModel:
     precordial_log_sd: float = 0.0
     precordial_bmi_per_unit: float = 0.0  # extra precordial attenuation per kg/m2 of BMI above 26
     precordial_log_sd_female_extra: float = 0.0  # breast tissue: more variable chest-lead voltage in women
+    # Women only, on top of precordial_bmi_per_unit: breast and chest-wall fat grow with BMI and lie
+    # between the heart and the chest electrodes (not the limb electrodes), so in heavier women --
+    # who also have the larger hearts -- chest-lead voltage falls (obesity lowers Sokolow-Lyon's
+    # sensitivity but not Cornell's: Abergel et al. 1996, Okin et al. 1996).
+    precordial_bmi_per_unit_female: float = 0.0
     # P and T amplitudes vary between people for reasons of their own (atrial size, repolarization
     # heterogeneity). With 0 (easy) they are fixed, so P/QRS and T/QRS ratios cancel the body's
     # attenuation and hand a waveform model the QRS force, i.e. the LV mass.
@@ -164,9 +169,10 @@ def draw_phenotype(subject: dict, rng: np.random.Generator, model: PhenotypeMode
     pr = float(np.clip(rng.normal(model.pr_ms_mean + 0.4 * (subject["age_years"] - 55.0), model.pr_ms_sd), 110.0, 230.0))
     n_ectopic = int(1 + rng.poisson(0.5)) if rng.random() < model.p_ectopy else 0
     # drawn last so that every earlier draw (and so the "easy" cohort) is unchanged
+    precordial_bmi = model.precordial_bmi_per_unit + (0.0 if male else model.precordial_bmi_per_unit_female)
     precordial_sd = math.hypot(model.precordial_log_sd, 0.0 if male else model.precordial_log_sd_female_extra)
     precordial_gain = float(np.clip(math.exp(precordial_sd * rng.normal(0.0, 1.0)
-                                             - model.precordial_bmi_per_unit * (subject["bmi"] - 26.0)),
+                                             - precordial_bmi * (subject["bmi"] - 26.0)),
                                     0.4, 2.0))  # beyond these a cart's chest leads would be implausible
     p_gain = float(np.clip(math.exp(model.p_amplitude_log_sd * rng.normal(0.0, 1.0)), 0.3, 3.0))
     t_gain = float(np.clip(math.exp(model.t_amplitude_log_sd * rng.normal(0.0, 1.0)), 0.3, 3.0))
