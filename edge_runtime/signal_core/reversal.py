@@ -17,6 +17,12 @@ depolarising towards +45..+65 degrees, P is larger in II than in I; after an LA/
 ``p_wave_index`` = (P area in I - P area in II) / the larger of the two, over 250-80 ms before R relative to
 the PR level; LA/LL is flagged when it exceeds ``P_INDEX_THRESHOLD`` in a regular rhythm with a visible P
 wave (in AF there is no P wave to read, and the correct ECGs of the tuning half that exceeded 0 were all AF).
+A smaller positive index (the sign itself: P larger in I than in II, i.e. P inverted in III) flags LA/LL only
+when the QRS agrees: LA/LL inverts lead III while V1-V6, and so their prediction of III (the difference of the
+predictions of II and I, Einthoven's law), stay put, so lead III then anti-correlates with its precordial
+prediction (``lead_iii_agreement``). Published criteria combine P-wave and QRS signs in the same way (Kors &
+van Herpen 2001; review: Batchvarov, Malik & Camm, Europace 2007;9:1081-1090); the amplitude-free margin misses
+this cue because it compares I and II only by shape.
 
 A neutral electrode (RL) swapped with an arm electrode puts a leg potential on that arm: lead II (RA/RL) or
 lead III (LA/RL) becomes nearly flat while the other limb leads keep their size (Krasteva et al., Sensors
@@ -42,6 +48,11 @@ MARGIN_THRESHOLDS = {"LA/RA": 0.0, "RA/LL": 0.0, "LA/LL": 0.6}
 # sinus bradycardia with atrial premature beats and a horizontal P axis; the next -0.05), and 0.5 Hz wander of
 # 0.5 mV moved HR06002 from -0.06 to 0.38; 0.6 is above all of them (specificity first).
 P_INDEX_THRESHOLD = 0.6
+# P index above 0 with lead III against its precordial prediction (correlation below -0.5): on the tuning half,
+# under 0.15-0.5 Hz wander of 0.5 mV (seeds 0-2), the correct regular ECGs with a positive index kept a
+# correlation of -0.38 or more (HR06002, JS20014 +0.80), the swapped ones the QRS cue adds -0.62 or less.
+P_INDEX_WITH_QRS = 0.0
+LEAD_III_AGREEMENT_MAX = -0.5
 P_WINDOW_MS = (250.0, 80.0)  # P wave searched this long before R (to this long before R)
 P_BASELINE_MS = (80.0, 60.0)  # its reference level: the PR segment just before the QRS
 P_MIN_AREA_MV_MS = 1.5  # a P wave this large in I or II (mV x ms) before its shape is read
@@ -86,6 +97,12 @@ def reversal_margins(template: np.ndarray) -> dict[str, float]:
     return {name: scores[name] - scores["none"] for name in MARGIN_THRESHOLDS}
 
 
+def lead_iii_agreement(template: np.ndarray) -> float:
+    """Correlation of lead III with its precordial prediction (that of II minus that of I); LA/LL makes it negative."""
+    template = np.asarray(template, dtype=np.float64)
+    return _corr(template[_III], (PRECORDIAL_TO_II - PRECORDIAL_TO_I) @ template[_V1:_V1 + 6])
+
+
 def flat_limb_ratios(template: np.ndarray) -> tuple[float, float]:
     """Peak-to-peak of leads II and III over the largest of I, II, III (median beat)."""
     spans = np.ptp(np.asarray(template, dtype=np.float64)[:3], axis=1)
@@ -128,7 +145,8 @@ def detect_reversal(template: np.ndarray, fs: float = 500.0, r_index: int = 150,
         return max(above, key=above.get)
     if regular_rhythm:
         index = p_wave_index(template, fs, r_index)
-        if index is not None and index > P_INDEX_THRESHOLD:
+        if index is not None and (index > P_INDEX_THRESHOLD or (
+                index > P_INDEX_WITH_QRS and lead_iii_agreement(template) < LEAD_III_AGREEMENT_MAX)):
             return "LA/LL"
     return None
 
@@ -145,9 +163,14 @@ def reversal_flag(template: np.ndarray, fs: float = 500.0, r_index: int = 150,
         return Flag("neutral_electrode_misplaced", f"lead {lead} is nearly flat ({ratio:.2f} of the largest limb "
                     f"lead; limit {FLAT_LIMB_RATIO}): {found} swapped", where=found)
     margins = reversal_margins(template)
-    if margins[found] <= MARGIN_THRESHOLDS[found]:  # LA/LL by its P wave
-        return Flag("electrode_reversal", f"P wave larger in I than in II (index {p_wave_index(template, fs, r_index):+.2f} "
-                    f"> {P_INDEX_THRESHOLD}) in a regular rhythm: LA/LL reversal", where=found)
+    if margins[found] <= MARGIN_THRESHOLDS[found]:  # LA/LL by its P wave (with the QRS of lead III)
+        index = p_wave_index(template, fs, r_index)
+        if index > P_INDEX_THRESHOLD:
+            return Flag("electrode_reversal", f"P wave larger in I than in II (index {index:+.2f} > {P_INDEX_THRESHOLD}) "
+                        "in a regular rhythm: LA/LL reversal", where=found)
+        return Flag("electrode_reversal", f"P wave larger in I than in II (index {index:+.2f} > {P_INDEX_WITH_QRS}) and "
+                    f"lead III against its precordial prediction (correlation {lead_iii_agreement(template):+.2f} < "
+                    f"{LEAD_III_AGREEMENT_MAX}) in a regular rhythm: LA/LL reversal", where=found)
     return Flag("electrode_reversal", f"{found} reversal explains the limb leads better than the recorded order "
                 f"(margin {margins[found]:+.2f} > {MARGIN_THRESHOLDS[found]:+.2f}; precordial-lead redundancy)",
                 where=found)
