@@ -54,7 +54,8 @@ def test_reversal_flags_are_registered_and_block_the_estimate():
 @pytest.mark.parametrize("swap", ["LA/RA", "RA/LL", "RA/RL", "LA/RL", "LA/LL"])
 def test_bundled_records_swapped_are_flagged_and_get_no_estimate(bundled, swap):
     analyzer = Analyzer()
-    # LA/LL is read from the P wave: E07505's P axis is too horizontal (index 0.24 < 0.6), so only HR06004.
+    # LA/LL is read from the P wave: E07505's P axis is too horizontal (index 0.24 < 0.6) and its lead III QRS
+    # too small a cue (correlation -0.23 > -0.5), so only HR06004.
     for window in bundled if swap != "LA/LL" else bundled[:1]:
         result = analyzer.analyze_12(simulate_reversal(window.signals_mv, swap), window.fs, window.patient)
         wheres = [f.where for f in result.estimate.flags if f.name in ("electrode_reversal", "neutral_electrode_misplaced")]
@@ -71,6 +72,18 @@ def test_bundled_records_as_recorded_are_not_flagged(bundled):
         assert margins["LA/LL"] < reversal.MARGIN_THRESHOLDS["LA/LL"], margins
         index = reversal.p_wave_index(np.median(analysis.beats, axis=0), analysis.fs, 150)
         assert index is not None and index < 0, index  # P larger in II than in I, as in most hearts
+        agreement = reversal.lead_iii_agreement(np.median(analysis.beats, axis=0))
+        assert agreement > reversal.LEAD_III_AGREEMENT_MAX, agreement
+
+
+def test_la_ll_turns_lead_iii_against_its_precordial_prediction(bundled):
+    # LA/LL inverts III and leaves V1-V6 alone: the QRS cue of the LA/LL test changes sign, exactly
+    for window in bundled:
+        template = np.median(analyze_window(window.signals_mv, window.fs).beats, axis=0)
+        template[2] = template[1] - template[0]  # Einthoven's III, as the simulation computes it
+        swapped = simulate_reversal(template, "LA/LL")
+        assert reversal.lead_iii_agreement(swapped) == pytest.approx(-reversal.lead_iii_agreement(template))
+        assert reversal.lead_iii_agreement(template) != pytest.approx(0.0, abs=0.05)  # a sign to flip
 
 
 @pytest.mark.shared
@@ -87,7 +100,7 @@ def test_reversal_detection_on_the_report_half(shared_data):
     assert result["LA/RA"]["sensitivity"] >= 0.95 and result["LA/RA"]["specificity"] >= 0.99, result["LA/RA"]
     for swap in ("RA/LL", "RA/RL", "LA/RL"):
         assert result[swap]["sensitivity"] >= 0.95 and result[swap]["specificity"] >= 0.99, (swap, result[swap])
-    # LA/LL only by its P wave in a regular rhythm: 42.9 % (12/28) documented
-    assert result["LA/LL"]["specificity"] >= 0.99 and result["LA/LL"]["sensitivity"] >= 0.42, result["LA/LL"]
+    # LA/LL only by its P wave (alone, or with lead III's QRS) in a regular rhythm: 53.6 % (15/28) documented
+    assert result["LA/LL"]["specificity"] >= 0.99 and result["LA/LL"]["sensitivity"] >= 0.53, result["LA/LL"]
     assert result["any"]["false_alarms"] == 0
     assert result["LA/RA"]["swapped_with_estimate"] == 0
