@@ -166,8 +166,8 @@ def reversal_flag(template: np.ndarray, fs: float = 500.0, r_index: int = 150,
     if margins[found] <= MARGIN_THRESHOLDS[found]:  # LA/LL by its P wave (with the QRS of lead III)
         index = p_wave_index(template, fs, r_index)
         if index > P_INDEX_THRESHOLD:
-            return Flag("electrode_reversal", f"P wave larger in I than in II (index {index:+.2f} > {P_INDEX_THRESHOLD}) "
-                        "in a regular rhythm: LA/LL reversal", where=found)
+            return Flag("electrode_reversal", f"P wave larger in I than in II (index {index:+.2f} > "
+                        f"{P_INDEX_THRESHOLD}) in a regular rhythm: LA/LL reversal", where=found)
         return Flag("electrode_reversal", f"P wave larger in I than in II (index {index:+.2f} > {P_INDEX_WITH_QRS}) and "
                     f"lead III against its precordial prediction (correlation {lead_iii_agreement(template):+.2f} < "
                     f"{LEAD_III_AGREEMENT_MAX}) in a regular rhythm: LA/LL reversal", where=found)
