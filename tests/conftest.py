@@ -38,10 +38,30 @@ CALIBRATION = {"method": "split-conformal", "coverage": 0.9, "lvm_halfwidth_g": 
 STANDARD_LEAD_NAMES = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
 
 
-def linear_onnx(path: Path, seed: int = 0) -> tuple[Path, dict[str, np.ndarray]]:
-    """A tiny ONNX model with the contract's inputs: lvm_g = beat.w_b + demo.w_d + params.w_p + b."""
+def save_contract_onnx(path: Path, name: str, nodes: list, initializers: dict[str, np.ndarray], beat_length: int,
+                       opset: int) -> Path:
+    """Save ``nodes`` as an ONNX graph with the model contract's inputs (beat, demographics, parameters)
+    and output (lvm_g), batch axis dynamic."""
     import onnx  # lazy: heavy (the train extra)
     from onnx import TensorProto, helper, numpy_helper  # lazy: heavy
+
+    graph = helper.make_graph(
+        nodes, name,
+        [helper.make_tensor_value_info("beat", TensorProto.FLOAT, ["batch", 12, beat_length]),
+         helper.make_tensor_value_info("demographics", TensorProto.FLOAT, ["batch", 4]),
+         helper.make_tensor_value_info("parameters", TensorProto.FLOAT, ["batch", 4])],
+        [helper.make_tensor_value_info("lvm_g", TensorProto.FLOAT, ["batch", 1])],
+        [numpy_helper.from_array(value, key) for key, value in initializers.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+    return path
+
+
+def linear_onnx(path: Path, seed: int = 0) -> tuple[Path, dict[str, np.ndarray]]:
+    """A tiny ONNX model with the contract's inputs: lvm_g = beat.w_b + demo.w_d + params.w_p + b."""
+    from onnx import helper  # lazy: heavy (the train extra)
 
     rng = np.random.default_rng(seed)
     weights = {
@@ -57,18 +77,7 @@ def linear_onnx(path: Path, seed: int = 0) -> tuple[Path, dict[str, np.ndarray]]
         helper.make_node("MatMul", ["parameters", "w_params"], ["from_params"]),
         helper.make_node("Sum", ["from_beat", "from_demo", "from_params", "bias"], ["lvm_g"]),
     ]
-    graph = helper.make_graph(
-        nodes, "linear_lvm",
-        [helper.make_tensor_value_info("beat", TensorProto.FLOAT, ["batch", 12, BEAT_LENGTH]),
-         helper.make_tensor_value_info("demographics", TensorProto.FLOAT, ["batch", 4]),
-         helper.make_tensor_value_info("parameters", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("lvm_g", TensorProto.FLOAT, ["batch", 1])],
-        [numpy_helper.from_array(value, name) for name, value in weights.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path, weights
+    return save_contract_onnx(path, "linear_lvm", nodes, weights, BEAT_LENGTH, opset=17), weights
 
 
 def make_bundle(tmp_path: Path, variants: tuple[str, ...] = ("combined",)) -> Path:
@@ -88,8 +97,7 @@ def make_bundle(tmp_path: Path, variants: tuple[str, ...] = ("combined",)) -> Pa
 
 def amplitude_onnx(path: Path, beat_length: int) -> Path:
     """lvm_g = 40 + 6 * sum over leads of peak-to-peak(beat) + 0.8 * weight + 20 * sex."""
-    import onnx  # lazy: heavy (the train extra)
-    from onnx import TensorProto, helper, numpy_helper  # lazy: heavy
+    from onnx import helper  # lazy: heavy (the train extra)
 
     constants = {
         "axes2": np.array([2], dtype=np.int64), "axes1": np.array([1], dtype=np.int64),
@@ -106,18 +114,7 @@ def amplitude_onnx(path: Path, beat_length: int) -> Path:
         helper.make_node("MatMul", ["demographics", "w_demo"], ["from_demo"]),
         helper.make_node("Sum", ["from_beat", "from_demo", "bias"], ["lvm_g"]),
     ]
-    graph = helper.make_graph(
-        nodes, "amplitude_lvm",
-        [helper.make_tensor_value_info("beat", TensorProto.FLOAT, ["batch", 12, beat_length]),
-         helper.make_tensor_value_info("demographics", TensorProto.FLOAT, ["batch", 4]),
-         helper.make_tensor_value_info("parameters", TensorProto.FLOAT, ["batch", 4])],
-        [helper.make_tensor_value_info("lvm_g", TensorProto.FLOAT, ["batch", 1])],
-        [numpy_helper.from_array(value, name) for name, value in constants.items()],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    onnx.save(model, str(path))
-    return path
+    return save_contract_onnx(path, "amplitude_lvm", nodes, constants, beat_length, opset=18)
 
 
 def make_runtime_bundle(folder: Path, calibration: dict | None = CALIBRATION) -> Path:
@@ -151,6 +148,23 @@ def contract_inputs(n: int, seed: int, beat_length: int = 400) -> tuple[np.ndarr
     params = np.column_stack([rng.uniform(70, 130, n), rng.uniform(-30, 90, n), rng.uniform(-60, 100, n),
                               rng.uniform(-30, 90, n)]).astype(np.float32)
     return beats, demo, params
+
+
+def as_if_trained(model, n: int, *, bn_weights: bool = False):
+    """``model`` (an ``ElvMassNet``) with input normalization fitted on ``n`` random contract inputs and
+    non-trivial BatchNorm statistics (and affine weights with ``bn_weights``), as after training."""
+    import torch  # lazy: only the torch tests call this
+
+    beats, demo, params = contract_inputs(n, seed=0)
+    model.fit_normalization(beats, demo, params, np.random.default_rng(0).uniform(60, 260, n))
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm1d):
+                module.running_mean.uniform_(-0.3, 0.3)
+                module.running_var.uniform_(0.5, 2.0)
+                if bn_weights:
+                    module.weight.uniform_(0.5, 1.5)
+    return model
 
 
 def store_report(i: int = 0) -> dict:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="the train extra (torch) builds the test model")
 
+from conftest import as_if_trained  # noqa: E402
 from conftest import contract_inputs as inputs  # noqa: E402
 
 
@@ -16,14 +16,7 @@ def converted_form(config):
     from training.model import ElvMassNet, fold_batchnorm
 
     torch.manual_seed(0)
-    model = ElvMassNet(config).eval()
-    beats, demo, params = inputs(32, seed=0)
-    model.fit_normalization(beats, demo, params, np.random.default_rng(0).uniform(60, 260, 32))
-    with torch.no_grad():  # non-trivial BatchNorm statistics, as after training
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                module.running_mean.uniform_(-0.3, 0.3)
-                module.running_var.uniform_(0.5, 2.0)
+    model = as_if_trained(ElvMassNet(config).eval(), 32)
     return model, channel_last_form(left_padded_convs(fold_batchnorm(model)))
 
 

@@ -11,7 +11,7 @@ onnx = pytest.importorskip("onnx", reason="the train extra (onnx) is needed for 
 
 from edge_runtime.assets import CINC_LVH_RECORD, LUDB_ANNOTATED_RECORD, PTBXL_RECORD  # noqa: E402
 from quantization import onnx_int8, verify  # noqa: E402
-from conftest import IMPUTATION  # noqa: E402
+from conftest import IMPUTATION, as_if_trained  # noqa: E402
 from conftest import contract_inputs as inputs  # noqa: E402
 from quantization.calibration_data import lvm_range_rows, real_record_inputs  # noqa: E402
 
@@ -22,15 +22,7 @@ def model_and_onnx(tmp_path_factory):
     from training.model import ElvMassNet, ModelConfig  # lazy: heavy (torch)
 
     torch.manual_seed(0)
-    model = ElvMassNet(ModelConfig(channels=8, levels=2, embed=8, hidden=16)).eval()
-    beats, demo, params = inputs(64, seed=0)
-    model.fit_normalization(beats, demo, params, np.random.default_rng(0).uniform(60, 260, 64))
-    with torch.no_grad():  # non-trivial BatchNorm statistics, as after training
-        for module in model.modules():
-            if isinstance(module, torch.nn.BatchNorm1d):
-                module.running_mean.uniform_(-0.3, 0.3)
-                module.running_var.uniform_(0.5, 2.0)
-                module.weight.uniform_(0.5, 1.5)
+    model = as_if_trained(ElvMassNet(ModelConfig(channels=8, levels=2, embed=8, hidden=16)).eval(), 64, bn_weights=True)
     path = export_onnx(model, tmp_path_factory.mktemp("onnx") / "fp32.onnx", 400)  # BatchNorm folded, as every export
     return model, path
 

@@ -264,18 +264,8 @@ def add_augmented_beats(dataset: EcgDataset, labels_path: str | Path, *, copies:
     jobs_rows = [(row, entries[row]) for row in usable_rows]
     chunks = [jobs_rows[i:i + 16] for i in range(0, len(jobs_rows), 16)]
     jobs = [(chunk, dataset.preprocess.to_dict(), copies, seed, augment) for chunk in chunks]
-    results: list[list[np.ndarray]] = []
-    bar = _progress(len(jobs_rows), progress, f"augment x{copies}")
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for chunk_result in pool.map(_augment_chunk, jobs):
-                results.extend(chunk_result)
-                bar.update(len(chunk_result))
-    else:
-        for job in jobs:
-            results.extend(_augment_chunk(job))
-            bar.update(len(job[0]))
-    bar.close()
+    results: list[list[np.ndarray]] = _map_chunks(_augment_chunk, jobs, workers,
+                                                   _progress(len(jobs_rows), progress, f"augment x{copies}"))
     length = dataset.preprocess.beat_length
     beats = [b for per_subject in results for copy in per_subject for b in copy]
     owner = [i for i, per_subject in enumerate(results) for copy in per_subject for _ in range(len(copy))]
@@ -335,18 +325,7 @@ def build_dataset(labels_path: str | Path, config: PreprocessConfig = Preprocess
     keep_full = include_full or cache_path is not None
     chunks = [entries[i:i + 16] for i in range(0, len(entries), 16)]
     jobs = [(chunk, config.to_dict(), keep_full) for chunk in chunks]
-    results: list[dict] = []
-    bar = _progress(len(entries), progress, "analyze records")
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for chunk_result in pool.map(_analyze_chunk, jobs):
-                results.extend(chunk_result)
-                bar.update(len(chunk_result))
-    else:
-        for job in jobs:
-            results.extend(_analyze_chunk(job))
-            bar.update(len(job[0]))
-    bar.close()
+    results: list[dict] = _map_chunks(_analyze_chunk, jobs, workers, _progress(len(entries), progress, "analyze records"))
     dataset = _assemble(entries, results, config, data_hash, keep_full)
     if len(dataset) == 0:
         reasons = "; ".join(f"{sid}: {why}" for sid, why in dataset.excluded[:5])
@@ -356,6 +335,23 @@ def build_dataset(labels_path: str | Path, config: PreprocessConfig = Preprocess
     if not include_full:
         dataset.full = None
     return dataset
+
+
+def _map_chunks(work, jobs: list[tuple], workers: int, bar) -> list:
+    """``work`` over every job (a chunk of records first), concatenated in job order, in ``workers`` processes."""
+    results: list = []
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            for chunk_result in pool.map(work, jobs):
+                results.extend(chunk_result)
+                bar.update(len(chunk_result))
+    else:
+        for job in jobs:
+            chunk_result = work(job)
+            results.extend(chunk_result)
+            bar.update(len(chunk_result))
+    bar.close()
+    return results
 
 
 def _progress(total: int, enabled: bool, desc: str):

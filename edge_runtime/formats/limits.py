@@ -70,6 +70,13 @@ INCH_CM = 2.54  # carts export imperial height/weight too
 POUND_KG = 0.45359237
 
 
+def metric_or_imperial(metric: float | None, imperial: float | None, to_metric: float) -> float | None:
+    """The metric value a file gives, else its imperial value times ``to_metric`` (carts export either), else None."""
+    if metric is not None:
+        return metric
+    return None if imperial is None else imperial * to_metric
+
+
 def drop_implausible(values: dict[str, float | None], where: str, notes: list[str]) -> dict[str, float | None]:
     """Age, height and weight read from a file, with each value outside ``PatientContext.LIMITS`` set to None
     and a note naming it and ``where`` it came from (a file's typo must not become a wrong estimate)."""

@@ -25,7 +25,7 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from edge_runtime.formats.limits import INCH_CM, POUND_KG, drop_implausible, note_normalized_amplitudes
+from edge_runtime.formats.limits import INCH_CM, POUND_KG, drop_implausible, metric_or_imperial, note_normalized_amplitudes
 from edge_runtime.formats.xml_safe import parse_xml_file
 from edge_runtime.record import (
     INDEPENDENT_LEADS,
@@ -169,12 +169,8 @@ def _demographics(element: Element | None) -> tuple[PatientContext, list[str]]:
         else:
             notes.append(f"unknown AgeUnits {unit!r}; age ignored")
             age = None
-    height = _number(_text(element, "HeightCM"))
-    if height is None and (inches := _number(_text(element, "HeightIN"))) is not None:
-        height = inches * INCH_CM
-    weight = _number(_text(element, "WeightKG"))
-    if weight is None and (pounds := _number(_text(element, "WeightLBS"))) is not None:
-        weight = pounds * POUND_KG
+    height = metric_or_imperial(_number(_text(element, "HeightCM")), _number(_text(element, "HeightIN")), INCH_CM)
+    weight = metric_or_imperial(_number(_text(element, "WeightKG")), _number(_text(element, "WeightLBS")), POUND_KG)
     values = {"age_years": age, "height_cm": height, "weight_kg": weight}
     values = drop_implausible(values, "in PatientDemographics", notes)
     patient_id = _text(element, "PatientID") or None

@@ -29,7 +29,7 @@ from xml.etree.ElementTree import Element
 
 import numpy as np
 
-from edge_runtime.formats.limits import INCH_CM, POUND_KG, drop_implausible, note_normalized_amplitudes
+from edge_runtime.formats.limits import INCH_CM, POUND_KG, drop_implausible, metric_or_imperial, note_normalized_amplitudes
 from edge_runtime.formats.xli import XliError, xli_decode
 from edge_runtime.formats.xml_safe import local_name, parse_xml_file
 from edge_runtime.record import STANDARD_LEADS, EcgRecord, PatientContext, RecordError, canonical_lead_name, normalize_sex
@@ -198,12 +198,8 @@ def _patient(root: Element) -> tuple[PatientContext, list[str]]:
             age = (taken - born).days / 365.25
         except ValueError:
             notes.append(f"dateofbirth {birth!r} or acquisition date {acquired!r} is not a date; age unknown")
-    height = _number(_text(general, "height/cm"))
-    if height is None and (inches := _number(_text(general, "height/inch"))) is not None:
-        height = inches * INCH_CM
-    weight = _number(_text(general, "weight/kg"))
-    if weight is None and (pounds := _number(_text(general, "weight/lb"))) is not None:
-        weight = pounds * POUND_KG
+    height = metric_or_imperial(_number(_text(general, "height/cm")), _number(_text(general, "height/inch")), INCH_CM)
+    weight = metric_or_imperial(_number(_text(general, "weight/kg")), _number(_text(general, "weight/lb")), POUND_KG)
     values = {"age_years": age, "height_cm": height, "weight_kg": weight}
     values = drop_implausible(values, "in generalpatientdata", notes)
     patient_id = _text(general, "patientid") or None
