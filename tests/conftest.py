@@ -259,3 +259,33 @@ def fill_store(path: Path, reports) -> list[int]:
     window = np.zeros((12, 50), np.float32)
     with ResultStore(path) as store:
         return [store.add(report, window, 500.0, STANDARD_LEAD_NAMES) for report in reports]
+
+
+def start_emulator(tmp_path: Path, record: Path, *flags: str):
+    """`elvmass emulate RECORD --pty` in its own process; the process and the pty link it printed."""
+    import select
+    import subprocess
+    import sys
+
+    link = tmp_path / "ttyECG0"
+    process = subprocess.Popen([sys.executable, "-m", "elvmass", "emulate", str(record), "--pty", "--link", str(link),
+                                *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
+    if not select.select([process.stdout], [], [], 90)[0]:
+        process.kill()
+        pytest.fail("emulator printed no address within 90 s: " + process.stderr.read())
+    address = process.stdout.readline().strip()
+    assert address == str(link), (address, process.stderr.read() if process.poll() is not None else "")
+    return process, address
+
+
+def stop_emulator(process) -> str:
+    """Terminate (kill after 10 s) an emulator from :func:`start_emulator`; its stderr."""
+    import subprocess
+
+    process.terminate()
+    try:
+        _, stderr = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, stderr = process.communicate()
+    return stderr

@@ -7,15 +7,13 @@ fault flags must show up as the events a front-end would cause.
 
 from __future__ import annotations
 
-import select
-import subprocess
 import sys
 import time
 
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import start_emulator, stop_emulator
 from edge_runtime.assets import PTBXL_RECORD
 from edge_runtime.commands.emulate import independent_leads_mv
 from edge_runtime.formats import read_record
@@ -30,28 +28,6 @@ LSB_MV = DeviceInfo().lsb_nv * 1e-6
 @pytest.fixture(scope="module")
 def record_mv() -> np.ndarray:
     return independent_leads_mv(read_record(PTBXL_RECORD))
-
-
-def start_emulator(tmp_path, *flags: str) -> tuple[subprocess.Popen, str]:
-    link = tmp_path / "ttyECG0"
-    process = subprocess.Popen([sys.executable, "-m", "elvmass", "emulate", str(PTBXL_RECORD), "--pty", "--link", str(link),
-                                *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO_ROOT)
-    if not select.select([process.stdout], [], [], 90)[0]:
-        process.kill()
-        pytest.fail("emulator printed no address within 90 s: " + process.stderr.read())
-    address = process.stdout.readline().strip()
-    assert address == str(link), (address, process.stderr.read() if process.poll() is not None else "")
-    return process, address
-
-
-def stop_emulator(process: subprocess.Popen) -> str:
-    process.terminate()
-    try:
-        _, stderr = process.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        _, stderr = process.communicate()
-    return stderr
 
 
 def run_transport(address: str, done, timeout_s: float = 40.0) -> tuple[list, SerialTransport]:
@@ -69,7 +45,7 @@ def replayed_columns(block: Samples, n: int) -> np.ndarray:
 
 
 def test_pty_replay_equals_record_and_unplug_recovers_with_gap(tmp_path, record_mv):
-    process, address = start_emulator(tmp_path, "--speed", "10", "--loop", "--unplug-at", "4", "--unplug-for", "0.5")
+    process, address = start_emulator(tmp_path, PTBXL_RECORD, "--speed", "10", "--loop", "--unplug-at", "4", "--unplug-for", "0.5")
     try:
         def done(events):
             reconnected = sum(isinstance(e, Connected) for e in events) >= 2
@@ -97,7 +73,7 @@ def test_pty_replay_equals_record_and_unplug_recovers_with_gap(tmp_path, record_
 
 
 def test_pty_fault_flags_surface_as_events(tmp_path, record_mv):
-    process, address = start_emulator(tmp_path, "--speed", "10", "--loop", "--lead-off", "V2", "--drop-frames", "0.05",
+    process, address = start_emulator(tmp_path, PTBXL_RECORD, "--speed", "10", "--loop", "--lead-off", "V2", "--drop-frames", "0.05",
                                       "--bit-errors", "2e-5", "--garbage-bursts", "20:40", "--seed", "3")
     try:
         events, transport = run_transport(address, lambda ev: sum(e.n_samples for e in ev if isinstance(e, Samples)) >= 4000)

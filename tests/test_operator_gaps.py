@@ -8,7 +8,6 @@ stays within 1 g of the clean run; repeated long gaps say "link unstable: check 
 from __future__ import annotations
 
 import json
-import select
 import subprocess
 import sys
 
@@ -17,7 +16,7 @@ import pytest
 
 from conftest import REPO_ROOT
 from edge_runtime.assets import CINC_LVH_RECORD
-from conftest import make_runtime_bundle
+from conftest import make_runtime_bundle, start_emulator, stop_emulator
 
 PATIENT = ["--age", "77", "--sex", "F", "--height", "160", "--weight", "70", "--id", "GAP-1"]
 
@@ -27,32 +26,9 @@ def bundle_dir(tmp_path_factory):
     return make_runtime_bundle(tmp_path_factory.mktemp("gap_bundle"))
 
 
-def start_emulator(tmp_path, *flags: str) -> tuple[subprocess.Popen, str]:
-    """`elvmass emulate` in its own process on a pty (as tests/test_fw_pty.py starts it)."""
-    link = tmp_path / "ttyECG0"
-    process = subprocess.Popen([sys.executable, "-m", "elvmass", "emulate", str(CINC_LVH_RECORD), "--pty", "--link",
-                                str(link), *flags], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               cwd=REPO_ROOT)
-    if not select.select([process.stdout], [], [], 90)[0]:
-        process.kill()
-        pytest.fail("emulator printed no address within 90 s: " + process.stderr.read())
-    address = process.stdout.readline().strip()
-    assert address == str(link), (address, process.stderr.read() if process.poll() is not None else "")
-    return process, address
-
-
-def stop_emulator(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.communicate(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.communicate()
-
-
 def run_first_estimate(tmp_path, bundle_dir, *emulator_flags: str) -> tuple[dict, int]:
     tmp_path.mkdir(parents=True, exist_ok=True)
-    process, port = start_emulator(tmp_path, "--speed", "4", *emulator_flags)
+    process, port = start_emulator(tmp_path, CINC_LVH_RECORD, "--speed", "4", *emulator_flags)
     try:
         out = subprocess.run([sys.executable, "-m", "elvmass", "run", "--port", port, "--bundle", str(bundle_dir),
                               "--precision", "fp32", "--db", str(tmp_path / "r.sqlite"), "--json", "--quiet",
