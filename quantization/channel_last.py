@@ -13,13 +13,12 @@ Host-side only (imports torch).
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.model import AXIS_COLUMNS, LEAD_GROUPS, QRS_COLUMN
+from training.model import LEAD_GROUPS
 
 
 def conv2d_of(conv: nn.Conv1d) -> nn.Conv2d:
@@ -128,20 +127,7 @@ class ChannelLastNet(nn.Module):
 
     def forward(self, beat: torch.Tensor, demographics: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
         m = self.model
-        parts = self.embeddings((beat / m.beat_scale).unsqueeze(2))
-        if m.use_demo:
-            parts.append(m.demo_mlp((demographics - m.demo_mean) / m.demo_std))
-        if m.use_params:
-            axes = parameters[:, AXIS_COLUMNS] * (math.pi / 180.0)
-            qrs = (parameters[:, QRS_COLUMN:QRS_COLUMN + 1] - m.qrs_mean) / m.qrs_std
-            parts.append(m.param_mlp(torch.cat([qrs, torch.sin(axes), torch.cos(axes)], dim=1)))
-        out = m.head(torch.cat(parts, dim=1)) * m.target_std + m.target_mean
-        # As ElvMassNet: every interface input stays in the graph even when the feature set ignores it.
-        if not m.use_demo:
-            out = out + demographics[:, :1] * 0.0
-        if not m.use_params:
-            out = out + parameters[:, :1] * 0.0
-        return out
+        return m.from_embeddings(self.embeddings((beat / m.beat_scale).unsqueeze(2)), demographics, parameters)
 
 
 def channel_last_form(model: nn.Module) -> ChannelLastNet:

@@ -162,6 +162,13 @@ class ElvMassNet(nn.Module):
     def forward(self, beat: torch.Tensor, demographics: torch.Tensor, parameters: torch.Tensor) -> torch.Tensor:
         x = beat / self.beat_scale
         parts = [encoder(x.index_select(1, getattr(self, f"leads_{i}"))) for i, encoder in enumerate(self.encoders)]
+        return self.from_embeddings(parts, demographics, parameters)
+
+    def from_embeddings(self, parts: list[torch.Tensor], demographics: torch.Tensor,
+                        parameters: torch.Tensor) -> torch.Tensor:
+        """LV mass (g) from the lead-group embeddings ``parts``: the tabular branches, the head and the target
+        scale (shared with the conversion forms of ``quantization.channel_last``)."""
+        parts = list(parts)
         if self.use_demo:
             parts.append(self.demo_mlp((demographics - self.demo_mean) / self.demo_std))
         if self.use_params:
