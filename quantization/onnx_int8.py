@@ -87,7 +87,7 @@ def quantize_onnx_int8(
         u8 activations run about 2x faster than fp32 in either format; s8 QOperator is slower than fp32 there.
     fold_integer_ops
         Rewrite the quantizer's output for speed (:func:`fold_input_quantization`, and for QOperator
-        :func:`fold_mean_pooling`); ``False`` only to compare against the unrewritten graph.
+        :func:`fold_mean_pooling`, :func:`fold_max_pooling`); ``False`` only to compare against the unrewritten graph.
 
     Returns
     -------
@@ -125,6 +125,8 @@ def quantize_onnx_int8(
         fold_input_quantization(out_path)
     if fold_integer_ops and quant_format == "qoperator":  # QLinearGlobalAveragePool is an onnxruntime (com.microsoft) operator
         fold_mean_pooling(out_path)
+    if fold_integer_ops:
+        fold_max_pooling(out_path)
     return out_path
 
 
@@ -258,6 +260,90 @@ def fold_mean_pooling(model_path: Path) -> int:
     onnx.checker.check_model(model)
     onnx.save(model, str(model_path))
     return len(replaced)
+
+
+def fold_max_pooling(model_path: Path) -> int:
+    """``DequantizeLinear -> ReduceMax(time) -> QuantizeLinear`` as one integer ``MaxPool``, in place.
+
+    When the quantize after the max uses the dequantize's own scale and zero point (the quantizer
+    gives a max the range of its input), the float round trip is exact and the max commutes with
+    the monotone dequantization, so the integer max is the same number: a ``MaxPool`` whose kernel
+    spans the whole time axis, on the uint8 tensor, then a Squeeze when ``keepdims=0``. onnxruntime
+    runs it channel-last (``NhwcMaxPool``), so the encoder output is neither transposed back to
+    channel-first nor dequantized to float for it. The time length is read by running the graph
+    once (the beat length is fixed in every export). Returns the number folded.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(model_path))
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+
+    def same_constant(a: str, b: str) -> bool:
+        return a == b or (a in inits and b in inits
+                          and np.array_equal(numpy_helper.to_array(inits[a]), numpy_helper.to_array(inits[b])))
+
+    producers = {out: node for node in graph.node for out in node.output}
+    plan = []
+    for reduce_max in [n for n in graph.node if n.op_type == "ReduceMax" and len(n.input) == 1]:
+        dequantize = producers.get(reduce_max.input[0])
+        if dequantize is None or dequantize.op_type != "DequantizeLinear" or len(dequantize.input) != 3:
+            continue
+        attributes = {a.name: helper.get_attribute_value(a) for a in reduce_max.attribute}
+        after = consumers.get(reduce_max.output[0], [])
+        if list(attributes.get("axes", [])) not in ([2], [-1]) or len(after) != 1 or after[0].op_type != "QuantizeLinear" \
+                or len(after[0].input) < 3 or not all(same_constant(a, b) for a, b in zip(dequantize.input[1:3], after[0].input[1:3])):
+            continue
+        plan.append((dequantize, reduce_max, after[0], bool(attributes.get("keepdims", 1))))
+    if not plan:
+        return 0
+    time_length = _tensor_lengths(model, [dequantize.input[0] for dequantize, *_ in plan], axis=2)
+    replaced: dict[int, list] = {}
+    dropped: set[int] = set()
+    for (dequantize, reduce_max, quantize, keepdims), length in zip(plan, time_length):
+        out = quantize.output[0]
+        pooled = out if keepdims else out + "_maxpooled"
+        nodes = [helper.make_node("MaxPool", [dequantize.input[0]], [pooled], kernel_shape=[length])]
+        if not keepdims:
+            axes = out + "_axes"
+            graph.initializer.append(numpy_helper.from_array(np.array([2], np.int64), axes))
+            nodes.append(helper.make_node("Squeeze", [pooled, axes], [out]))
+        replaced[id(reduce_max)] = nodes
+        dropped.add(id(quantize))  # the dequantize goes too where nothing else reads it (below)
+    nodes = []
+    for node in graph.node:
+        if id(node) in replaced:
+            nodes.extend(replaced[id(node)])
+        elif id(node) not in dropped:
+            nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _drop_unused_nodes_and_initializers(graph)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(model_path))
+    return len(replaced)
+
+
+def _tensor_lengths(model, names: list[str], axis: int) -> list[int]:
+    """Length along ``axis`` of intermediate tensors, by running ``model`` once on one all-zero row."""
+    import onnx
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    del probe.graph.output[:]
+    probe.graph.output.extend(onnx.helper.make_empty_tensor_value_info(name) for name in names)
+    session = ort.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {}
+    for value in session.get_inputs():
+        shape = [1 if not isinstance(d, int) else d for d in value.shape]
+        feeds[value.name] = np.zeros(shape, dtype=np.float32)
+    return [int(out.shape[axis]) for out in session.run(names, feeds)]
 
 
 def compact_names(model_path: Path) -> None:

@@ -169,6 +169,8 @@ def test_integer_rewrites_quantize_the_beat_once_and_pool_in_integers_with_the_s
     assert [n.op_type for n in first] == ["QuantizeLinear"]  # the float Div and the float lead Gathers are gone
     assert any(a.name == "axis" and a.i == 1 for a in first[0].attribute)  # one scale per lead
     assert op_types(plain).count("QuantizeLinear") > op_types(folded).count("QuantizeLinear")
+    assert "ReduceMax" in op_types(plain) and "ReduceMax" not in op_types(folded)
+    assert op_types(folded).count("MaxPool") == 2  # the max over time in integers, one per encoder
     if quant_format == "qoperator":
         assert "ReduceMean" in op_types(plain) and "ReduceMean" not in op_types(folded)
         assert op_types(folded).count("QLinearGlobalAveragePool") == 2  # one per encoder
@@ -178,6 +180,21 @@ def test_integer_rewrites_quantize_the_beat_once_and_pool_in_integers_with_the_s
     # Same integers up to the rounding of x / scale / s against x / (scale * s), and of the mean.
     difference = np.abs(run_onnx(folded, *rest) - run_onnx(plain, *rest))
     assert np.mean(difference) < 0.05 and np.max(difference) < 1.0
+
+
+def test_max_pooling_fold_gives_the_same_numbers_bit_for_bit(model_and_onnx, tmp_path):
+    _, fp32 = model_and_onnx
+    beats, demo, params = inputs(96, seed=6)
+    calibration = {"beat": beats[:64], "demographics": demo[:64], "parameters": params[:64]}
+    plain = onnx_int8.quantize_onnx_int8(fp32, tmp_path / "plain.onnx", calibration, activation_type="u8",
+                                         per_channel=False, quant_format="qoperator", fold_integer_ops=False)
+    folded = tmp_path / "max.onnx"
+    folded.write_bytes(plain.read_bytes())
+    assert onnx_int8.fold_max_pooling(folded) == 2
+    assert "ReduceMax" not in op_types(folded) and op_types(folded).count("MaxPool") == 2
+    rest = (beats[64:], demo[64:], params[64:])
+    # max commutes with the monotone dequantization and the requantize uses the same scale: exact
+    np.testing.assert_array_equal(run_onnx(folded, *rest), run_onnx(plain, *rest))
 
 
 @pytest.mark.parametrize("grouping", ["anatomical", "none"])
