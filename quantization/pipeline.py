@@ -227,9 +227,13 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
                                       notes=f"onnxruntime static QDQ, per-channel s8 weights, {how}"))
             if tflite:
                 from quantization import tflite as tfl
+                from quantization.tflite_strip import strip_tflite_file
 
-                fp32_tfl = scratch / f"{variant}_fp32.tflite"
-                names = tfl.convert_fp32(torch_model, (rows.beats, rows.demographics, rows.parameters), fp32_tfl)
+                # The converted file (tensor names and signature: what ai-edge-quantizer reads) is the base of
+                # every INT8 candidate; the stripped copy ships and is verified (tflite_strip: same outputs).
+                converted = scratch / f"{variant}_fp32_converted.tflite"
+                names = tfl.convert_fp32(torch_model, (rows.beats, rows.demographics, rows.parameters), converted)
+                fp32_tfl = strip_tflite_file(converted, scratch / f"{variant}_fp32.tflite")
                 output = tfl.tflite_output_name(fp32_tfl)
                 fp32_tfl_pred = _tflite_predict(fp32_tfl, names, output, rows)
                 parity[f"{variant} fp32 tflite"] = verify.max_abs_diff(reference, fp32_tfl_pred)
@@ -242,7 +246,7 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
                         continue
                     if bits == 16 and any(c[1].passed for c in candidates):
                         break
-                    base = fp32_tfl
+                    base = converted
                     if tag == "_qat":
                         base = scratch / f"{variant}_fp32_qat.tflite"
                         if not base.exists():
@@ -251,6 +255,7 @@ def quantize_run(run: RunExport, out_dir: Path, *, shared_data: Path | None = No
                     # int8: float32 interface (input normalization and the regression layer float, see tflite.py)
                     tfl.quantize_int8(base, path, feeds, activation_bits=bits, per_channel=per_channel,
                                       float_head=bits == 8, float_inputs=bits == 8)
+                    strip_tflite_file(path)  # what ships is what is scored
                     io_names, io_output = tfl.tflite_input_names(path), tfl.tflite_output_name(path)
                     score = verify.score_int8(path.name, lvm_rows, fp32_tfl_pred,
                                               _tflite_predict(path, io_names, io_output, rows), rows.demographics, thresholds)

@@ -12,7 +12,9 @@ device feeds every backend the same arrays. Three traps handled here:
 * ai-edge-quantizer's default calibration keeps a moving average of each tensor's min/max, which
   collapses with single-sample batches; a min/max update is used instead.
 * the converter names every tensor after its MLIR location (~40 kB for this small model);
-  :func:`strip_tensor_names` replaces internal names with short ids, keeping the input/output names.
+  :func:`strip_tensor_names` replaces internal names with short ids, keeping the input/output names
+  (ai-edge-quantizer selects tensors by name; the shipped files then lose them altogether,
+  ``quantization.tflite_strip``).
 
 Needs the ``quant`` extra (``litert-torch``, ``ai-edge-quantizer``, ``ai-edge-litert``).
 """

@@ -91,7 +91,9 @@ def format_table(parity: Mapping[str, float], int8_scores: Sequence[Int8Score], 
     for name, size in sizes.items():
         ratio = fp32_onnx_bytes / size
         verdict = ("PASS" if ratio >= SIZE_RATIO_MIN else "FAIL") if "int8" in name else ""
-        lines.append(f"  {name:<28} {size:8d} B  {ratio:5.2f}x  {verdict}")
+        twin = name.replace("int8", "fp32")  # the same format's fp32 file (issue 14: INT8 >= 3x smaller than it)
+        same_format = f"  {sizes[twin] / size:5.2f}x smaller than {twin}" if "int8" in name and twin in sizes else ""
+        lines.append(f"  {name:<28} {size:8d} B  {ratio:5.2f}x  {verdict}{same_format}")
     lines.append("Latency per window of 14 beats in one call (median, 1 thread, this machine)")
     for name, ms in latency_ms.items():
         lines.append(f"  {name:<28} {ms:8.3f} ms")

@@ -130,3 +130,17 @@ def test_left_padded_convs_compute_the_causal_chomp(converted):
     beats, demo, params = (torch.from_numpy(x) for x in inputs(4, seed=8))
     with torch.no_grad():
         torch.testing.assert_close(rewritten(beats, demo, params), model(beats, demo, params), atol=1e-4, rtol=0)
+
+
+def test_stripped_conversions_compute_the_same_bits_and_the_converted_file_stays_quantizable(converted, tmp_path):
+    """The pipeline ships stripped fp32 and INT8 files (quantization.tflite_strip), quantizing from the converted one."""
+    from quantization.tflite_strip import strip_tflite_file
+
+    _, fp32, int8, names = converted
+    beats, demo, params = inputs(21, seed=9)
+    for path in (fp32, int8):
+        stripped = strip_tflite_file(path, tmp_path / f"stripped_{path.name}")
+        assert stripped.stat().st_size < path.stat().st_size
+        assert tflite.tflite_input_names(stripped) == tflite.tflite_input_names(path)
+        np.testing.assert_array_equal(predict(stripped, beats, demo, params), predict(path, beats, demo, params))
+    assert tflite.tflite_input_names(fp32) == names  # the converted file keeps what the quantizer reads
