@@ -129,6 +129,25 @@ def test_zero_label_noise_gives_a_zero_floor():
     assert floor_from_rows(rows)["label_noise_floor_mae_g_empirical"] == 0.0
 
 
+def test_ecg_ceiling_lies_between_the_floor_and_demographics_and_reads_only_what_the_ecg_shows():
+    from training.synth.cohort import _STREAM_PHENOTYPE, _STREAM_SUBJECT
+    from training.synth.floor import ecg_ceiling_features
+    from training.synth.phenotype import draw_phenotype
+
+    config = CohortConfig(seed=3)
+    rows = []
+    for index in range(600):  # latents only: no waveform is rendered
+        subject = draw_subject(subject_rng(config.seed, index, _STREAM_SUBJECT), config.subjects)
+        rows.append({**subject, **draw_phenotype(subject, subject_rng(config.seed, index, _STREAM_PHENOTYPE),
+                                                 config.phenotype).latents})
+    floor = floor_from_rows(rows)
+    assert floor["oracle_exact_mae_g"] < floor["ecg_ceiling_cv_mae_g"] < floor["demographics_linear_cv_mae_g"]
+    # hidden latents (LV mass, hypertrophy, the conduction factor apart from the waves) are not read
+    hidden = [dict(r, lvm_true_g=0.0, hypertrophy_log=0.0, conduction_factor=1.0, lvmi_true_g_m2=0.0) for r in rows]
+    np.testing.assert_array_equal(ecg_ceiling_features(hidden), ecg_ceiling_features(rows))
+    assert "ECG ceiling" in format_floor(floor)
+
+
 @pytest.mark.slow
 def test_ecg_voltages_reduce_the_demographic_residual_but_stay_above_the_floor():
     """The calibration the issue asks for, on 200 subjects measured through the signal core."""

@@ -18,13 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import csv
     import json
     from pathlib import Path
 
     from training.synth.compare import (compare_distributions, format_tables, lvh_directions, measure_real,
                                         plot_histograms, read_measures, real_records, write_measures)
-    from training.synth.floor import measure_cohort
+    from training.synth.floor import measure_cohort, read_latents
 
     synthetic_dir = Path(args.synthetic)
     latents_path = synthetic_dir / "latents.csv"
@@ -38,8 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         print(f"elvmass synth-compare: no cinc2021/ or ludb/ records under {real_dir}")
         return 2
-    with open(latents_path, newline="") as handle:
-        latents = [{k: _num(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+    latents = read_latents(latents_path)
     features_path = synthetic_dir / "ecg_features.csv"
     if features_path.exists():
         synthetic = read_measures(features_path)
@@ -60,10 +58,3 @@ def run(args: argparse.Namespace) -> int:
     print(text)
     print(f"\nwrote {out / 'comparison.txt'}, {out / 'comparison.json'}, {out / 'histograms.png'}")
     return 0
-
-
-def _num(text: str):
-    try:
-        return float(text)
-    except ValueError:
-        return text

@@ -5,6 +5,13 @@
   value is ``mean |eps|`` over the cohort.
 * Oracle: the exact structural function of the true latents (equals the empirical floor), and a
   cross-validated linear regression on the latents (what a learner with the latents reaches).
+* ECG ceiling: what a perfect reader of the ECG could reach. Only the latents the waveform
+  expresses (QRS force after attenuation, P and T amplitude, QRS width, axes, strain, heart
+  orientation, precordial gain, QTc, PR, rate), noise-free, plus the demographics, into
+  gradient-boosted trees (cross-validated on the same folds). The conduction factor, the
+  label noise and the split of amplitude between LV mass and attenuation stay hidden, so this is
+  the error no ECG model of this cohort can go below (up to the learner's own error); it bounds
+  how far any network can get ahead of the ECG-feature baselines.
 * Difficulty baselines (ordinary least squares, the paper's folds: sort by LV mass, every fifth):
   demographics only; ECG voltages/intervals only; voltage criteria + demographics. ECG features are
   measured from the written records by :func:`training.synth.features.measure_record` (signal core).
@@ -131,6 +138,8 @@ def floor_from_rows(rows: list[dict], measures: list[dict] | None = None) -> dic
         "mean_predictor_mae_g": mae(label, np.full_like(label, np.median(label))),
         "demographics_linear_cv_mae_g": mae(label, cv_linear_predictions(demographics, label, folds)),
     }
+    if all(name in rows[0] for name in ECG_CEILING_LATENTS):  # rows with the phenotype's latents, not demographics only
+        result["ecg_ceiling_cv_mae_g"] = ecg_ceiling_cv_mae_g(rows)
     if measures is not None:
         ecg = ecg_features(measures)
         result["ecg_only_linear_cv_mae_g"] = mae(label, cv_linear_predictions(ecg, label, folds))
@@ -139,6 +148,58 @@ def floor_from_rows(rows: list[dict], measures: list[dict] | None = None) -> dic
         result["n_unusable_records"] = int(sum(m.get("usable", 0.0) != 1.0 for m in measures))
         result.update(voltage_criteria(measures, rows))
     return result
+
+
+ECG_CEILING_LATENTS = ("qrs_vector_mv", "voltage_attenuation", "p_gain", "t_gain", "qrs_ms_model",
+                       "frontal_axis_deg_model", "posterior_deg_model", "strain", "orientation_x_deg",
+                       "orientation_y_deg", "orientation_z_deg", "precordial_gain", "qtc_ms_model", "pr_ms_model",
+                       "hr_bpm_model")
+
+
+def ecg_ceiling_features(rows: list[dict]) -> np.ndarray:
+    """What the waveform shows of each subject, noise-free (see the module docstring), plus demographics.
+
+    Amplitudes enter as the products the leads carry (``training.synth.dipole``): the QRS force after
+    attenuation, the P wave ``0.15 p_gain`` and the normal T wave ``0.32 t_gain size^0.3`` times the
+    attenuation, never the attenuation alone (the ECG cannot see it apart from the waves).
+    """
+    latent = {name: np.array([float(r[name]) for r in rows]) for name in ECG_CEILING_LATENTS}
+    attenuation = latent["voltage_attenuation"]
+    log_qrs = np.log(latent["qrs_vector_mv"])
+    log_p = np.log(attenuation * latent["p_gain"])
+    log_t = np.log(attenuation * latent["t_gain"]) + 0.3 * np.log(latent["qrs_vector_mv"] / attenuation)
+    shown = [log_qrs, log_p, log_t, log_qrs - log_p, log_qrs - log_t, np.log(latent["precordial_gain"])]
+    shown += [latent[name] for name in ECG_CEILING_LATENTS[4:11] + ECG_CEILING_LATENTS[12:]]
+    return np.column_stack([demographic_features(rows), *shown])
+
+
+def read_latents(path: str | Path) -> list[dict]:
+    """Rows of a cohort's ``latents.csv``, numbers as floats (sex and ids stay text)."""
+    import csv
+
+    def number_or_text(text: str):
+        try:
+            return float(text)
+        except ValueError:
+            return text
+
+    with open(path, newline="") as handle:
+        return [{k: number_or_text(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def ecg_ceiling_cv_mae_g(rows: list[dict], seed: int = 0) -> float:
+    """Cross-validated MAE (g) of gradient-boosted trees on :func:`ecg_ceiling_features` (paper folds)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor  # training extra
+
+    label = np.array([r["lvm_g"] for r in rows])
+    features = ecg_ceiling_features(rows)
+    folds = paper_folds(label)
+    predictions = np.empty(len(label))
+    for fold in np.unique(folds):
+        train, test = folds != fold, folds == fold
+        model = HistGradientBoostingRegressor(loss="absolute_error", learning_rate=0.05, max_iter=300, random_state=seed)
+        predictions[test] = model.fit(features[train], label[train]).predict(features[test])
+    return mae(label, predictions)
 
 
 def compute_floor(out_dir: str | Path, rows: list[dict], progress: bool = True) -> dict:
@@ -163,6 +224,7 @@ def format_floor(floor: dict) -> str:
     names = [("label_noise_floor_mae_g_empirical", "label-noise floor (empirical mean |eps|)"),
              ("oracle_exact_mae_g", "oracle: structural model on true latents"),
              ("oracle_linear_cv_mae_g", "oracle: linear regression on latents (CV)"),
+             ("ecg_ceiling_cv_mae_g", "ECG ceiling: what the ECG shows, noise-free (GBT)"),
              ("mean_predictor_mae_g", "predict the median"),
              ("demographics_linear_cv_mae_g", "demographics only (linear)"),
              ("ecg_only_linear_cv_mae_g", "ECG voltages/QRS/axis only (linear)"),
