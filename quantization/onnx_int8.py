@@ -148,10 +148,7 @@ def fold_input_quantization(model_path: Path) -> bool:
     model = onnx.load(str(model_path))
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = _consumers(graph)
     beat = graph.input[0].name
     divs = [n for n in graph.node if n.op_type == "Div" and n.input[0] == beat and n.input[1] in inits]
     if len(divs) != 1 or consumers.get(beat, []) != divs:
@@ -219,10 +216,7 @@ def fold_mean_pooling(model_path: Path) -> int:
 
     model = onnx.load(str(model_path))
     graph = model.graph
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = _consumers(graph)
     replaced: dict[int, list] = {}
     dropped: set[int] = set()
     for dequantize in [n for n in graph.node if n.op_type == "DequantizeLinear" and len(n.input) == 3]:
@@ -246,15 +240,7 @@ def fold_mean_pooling(model_path: Path) -> int:
             dropped.add(id(quantize))
     if not replaced:
         return 0
-    nodes = []
-    for node in graph.node:
-        if id(node) in replaced:
-            nodes.extend(replaced[id(node)])
-        elif id(node) not in dropped:
-            nodes.append(node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    _drop_unused_nodes_and_initializers(graph)  # a DequantizeLinear only the mean read
+    _splice(graph, replaced, dropped)  # also drops a DequantizeLinear only the mean read
     if not any(o.domain == "com.microsoft" for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
     onnx.checker.check_model(model)
@@ -279,10 +265,7 @@ def fold_max_pooling(model_path: Path) -> int:
     model = onnx.load(str(model_path))
     graph = model.graph
     inits = {init.name: init for init in graph.initializer}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    consumers = _consumers(graph)
 
     def same_constant(a: str, b: str) -> bool:
         return a == b or (a in inits and b in inits
@@ -314,16 +297,8 @@ def fold_max_pooling(model_path: Path) -> int:
             graph.initializer.append(numpy_helper.from_array(np.array([2], np.int64), axes))
             nodes.append(helper.make_node("Squeeze", [pooled, axes], [out]))
         replaced[id(reduce_max)] = nodes
-        dropped.add(id(quantize))  # the dequantize goes too where nothing else reads it (below)
-    nodes = []
-    for node in graph.node:
-        if id(node) in replaced:
-            nodes.extend(replaced[id(node)])
-        elif id(node) not in dropped:
-            nodes.append(node)
-    del graph.node[:]
-    graph.node.extend(nodes)
-    _drop_unused_nodes_and_initializers(graph)
+        dropped.add(id(quantize))
+    _splice(graph, replaced, dropped)  # the dequantize goes too where nothing else reads it
     onnx.checker.check_model(model)
     onnx.save(model, str(model_path))
     return len(replaced)
@@ -483,6 +458,28 @@ def _share_equal_initializers(graph) -> None:
         node.input[:] = [alias.get(name, name) for name in node.input]
     for init in [i for i in graph.initializer if alias.get(i.name, i.name) != i.name]:
         graph.initializer.remove(init)
+
+
+def _consumers(graph) -> dict[str, list]:
+    """Tensor name -> the nodes that read it."""
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return consumers
+
+
+def _splice(graph, replaced: dict[int, list], dropped: set[int]) -> None:
+    """Put ``replaced[id(node)]`` where each such node was, leave out ``dropped``, then drop what nobody reads."""
+    nodes = []
+    for node in graph.node:
+        if id(node) in replaced:
+            nodes.extend(replaced[id(node)])
+        elif id(node) not in dropped:
+            nodes.append(node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    _drop_unused_nodes_and_initializers(graph)
 
 
 def _drop_unused_nodes_and_initializers(graph) -> None:
