@@ -294,12 +294,13 @@ class StreamingRPeakDetector:
         first = max(peak - self.w, self._start)
         return first + int(np.argmax(region)) if region.size else peak
 
-    def _compare(self, peak: int) -> tuple[list[float], list[float], np.ndarray] | None:
+    def _compare(self, peak: int) -> tuple[list[float], list[float], list[int], np.ndarray] | None:
         """The QRS behind ``peak`` against every template slot, at the best lag within +-``TEMPLATE_LAG_S``.
 
-        Returns per slot the normalized correlation and the amplitude ratio (segment norm / template
-        norm) at its best lag, and that lag's segment ``(slot, n_leads * 2 half)``; None when the
-        segment is not (or no longer) in the history.
+        Returns per slot the normalized correlation, the amplitude ratio (segment norm / template
+        norm) and the index of its best lag, and the segments at every lag ``(lag, n_leads * 2 half)``
+        (index ``self.lag`` is centred on the QRS); None when the segment is not (or no longer) in
+        the history.
         """
         anchor = self._anchor_of(peak)
         lo, hi = anchor - self.half - self.lag, anchor + self.half + self.lag
@@ -314,7 +315,7 @@ class StreamingRPeakDetector:
         best = scores[np.arange(TEMPLATE_SLOTS), lag]
         correlation = (best / self._template_norm).tolist()
         amplitude = (segment_norm[lag] / self._template_norm).tolist()
-        return correlation, amplitude, segments[lag]
+        return correlation, amplitude, lag.tolist(), segments
 
     def _matches(self, correlation: list[float], amplitude: list[float]) -> bool:
         return any(n >= TEMPLATE_MIN_BEATS and c >= TEMPLATE_CORRELATION and a >= TEMPLATE_AMPLITUDE
@@ -327,17 +328,17 @@ class StreamingRPeakDetector:
         if compared is None:
             self._last_matched = False
             return
-        correlation, amplitude, segments = compared
+        correlation, amplitude, lag, segments = compared
         self._last_matched = self._matches(correlation, amplitude)
         used = [c if n > 0 else -np.inf for c, n in zip(correlation, self._template_counts)]
         slot = max(range(TEMPLATE_SLOTS), key=used.__getitem__)
         if used[slot] >= TEMPLATE_CORRELATION:
-            self._templates[slot] = (1.0 - TEMPLATE_UPDATE) * self._templates[slot] + TEMPLATE_UPDATE * segments[slot]
+            self._templates[slot] = ((1.0 - TEMPLATE_UPDATE) * self._templates[slot]
+                                     + TEMPLATE_UPDATE * segments[lag[slot]])
             self._template_counts[slot] += 1
         else:
             slot = min(range(TEMPLATE_SLOTS), key=self._template_counts.__getitem__)
-            anchor = self._anchor_of(peak)
-            self._templates[slot] = self._diff[:, anchor - self.half - self._start:anchor + self.half - self._start].ravel()
+            self._templates[slot] = segments[self.lag]
             self._template_counts[slot] = 1
         self._template_norm[slot] = float(np.sqrt(self._templates[slot] @ self._templates[slot])) + 1e-12
 
@@ -349,7 +350,7 @@ class StreamingRPeakDetector:
         return compared is not None and self._matches(compared[0], compared[1])
 
     def _qrs_after_odd_beat(self, peak: int, value: float) -> bool:
-        """Whether a candidate above threshold right after a beat that matched no template has a template's shape."""
+        """Whether a candidate above threshold, right after a beat that matched no template, has a template's shape."""
         return value > self.threshold and not self._last_matched and self._shaped_like_qrs(peak)
 
     def _recover_by_shape(self, peak: int, out: list[int]) -> None:
@@ -410,7 +411,8 @@ class StreamingRPeakDetector:
             self._refuse(peak)
             return
         if self._last_qrs is not None and peak - self._last_qrs < self.refractory:
-            if self._provisional is not None and (value > self._last_value or self._qrs_after_odd_beat(peak, value)):
+            if self._provisional is not None and (value > self._last_value
+                                                  or self._qrs_after_odd_beat(peak, value)):
                 self._replace(peak, value, slope)
             return
         self._emit(out)
