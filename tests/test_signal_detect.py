@@ -178,6 +178,22 @@ def test_runs_of_ventricular_ectopy_are_beats_not_noise(pattern, rr_s):
     assert unreadable == []  # wide fast beats are not a noise burst
 
 
+@pytest.mark.parametrize("pattern, rr_s", [
+    ("NNNNNN" + "NV" * 12 + "NN", [0.8] * 6 + [0.45, 0.9] * 12 + [0.8, 0.8]),  # bigeminy
+    ("NNNNNN" + "NNV" * 8 + "NN", [0.8] * 6 + [0.8, 0.45, 0.9] * 8 + [0.8, 0.8]),  # trigeminy
+])
+@pytest.mark.parametrize("n_leads", [12, 2])
+def test_sinus_beats_between_large_ventricular_beats_are_found_by_shape(pattern, rr_s, n_leads):
+    # Ventricular beats 5x the sinus QRS set the signal level 25x above the sinus beats' energy: the
+    # energy thresholds alone missed 12 sinus beats in each case (commit 966360b); search-back by
+    # shape finds them, and still invents nothing in the compensatory pauses.
+    signals, truth = _ectopic_sequence(pattern, rr_s, gain=5.0)
+    found, unreadable = detect_r_peaks(signals[:n_leads], 500.0, return_unreadable=True)
+    score = compare_detections(truth, found, 500.0, tolerance_s=0.075, start=500)
+    assert score.fn == 0 and score.fp == 0, score
+    assert unreadable == []
+
+
 def test_noise_burst_is_refused_not_guessed():
     signals = read_record(PTBXL_RECORD).to_standard_12().signals_mv
     signals = np.concatenate([signals, signals, signals], axis=1)
@@ -205,9 +221,10 @@ def test_noise_burst_is_refused_not_guessed():
 # Regression floors on the report split (records never used for tuning; evaluation/splits.py): mitdb odd
 # records (full length), cpsc2021 patients 21 and 84, LUDB odd records, pooled, with the protocol of
 # `elvmass bench-signal` (150 ms, first/last second and VF episodes skipped, noise stretches the
-# detector refuses count as missed). docs/signal.md states the measured values; these floors sit just under.
-REPORT_MIN_SENSITIVITY = 0.9965
-REPORT_MIN_POSITIVE_PREDICTIVITY = 0.9975
+# detector refuses count as missed). docs/signal.md states the measured values; these floors sit just under
+# (measured with the search-back by shape: Se 99.76 % / +P 99.81 %, 72 FN / 55 FP of 29618 beats).
+REPORT_MIN_SENSITIVITY = 0.9974
+REPORT_MIN_POSITIVE_PREDICTIVITY = 0.9978
 
 
 @pytest.mark.shared
