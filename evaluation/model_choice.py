@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,19 +48,28 @@ def window_inputs(n_beats: int = WINDOW_BEATS) -> tuple[np.ndarray, np.ndarray, 
     return beats, demographics, parameters
 
 
-def median_ms(call, repeats: int) -> float:
-    """Median CPU time of this process for ``call()`` in ms, after one warm-up call.
+def alternating_median_ms(calls: dict[Hashable, Callable[[], object]], repeats: int) -> dict[Hashable, float]:
+    """Median CPU time of this process for each call in ms, the calls taken in turn, after one warm-up each.
 
     CPU time, not wall time: every runtime runs on one thread here, so the two agree on an idle
-    machine, and CPU time is far less inflated when other processes share the cores.
+    machine, and CPU time is far less inflated when other processes share the cores. In turn (one
+    round calls each once, ``repeats`` rounds) so that a change of load on a shared machine reaches
+    every call alike and their ratios hold (timed one after the other, a ratio moved by 15 %).
     """
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.process_time()
+    for call in calls.values():
         call()
-        times.append((time.process_time() - start) * 1000.0)
-    return float(np.median(times))
+    times: dict[Hashable, list[float]] = {key: [] for key in calls}
+    for _ in range(repeats):
+        for key, call in calls.items():
+            start = time.process_time()
+            call()
+            times[key].append((time.process_time() - start) * 1000.0)
+    return {key: float(np.median(values)) for key, values in times.items()}
+
+
+def median_ms(call: Callable[[], object], repeats: int) -> float:
+    """:func:`alternating_median_ms` of one call."""
+    return alternating_median_ms({"call": call}, repeats)["call"]
 
 
 def verified(bundle, fmt: str, precision: str) -> bool:
@@ -81,13 +91,21 @@ def verified(bundle, fmt: str, precision: str) -> bool:
     return all(scores.get(name, False) for name in files)
 
 
-def time_artifacts(bundle, repeats: int = 20, n_beats: int = WINDOW_BEATS) -> list[ArtifactTiming]:
-    """Per-window and per-beat latency of every backend x precision the bundle has and this machine runs."""
+def time_artifacts(bundle, repeats: int = 20, n_beats: int = WINDOW_BEATS,
+                   reference: dict[str, Callable[[tuple], object]] | None = None
+                   ) -> tuple[list[ArtifactTiming], dict[str, float]]:
+    """Per-window and per-beat latency of every backend x precision the bundle has and this machine runs.
+
+    ``reference`` maps names to calls that take the same ``(beats, demographics, parameters)`` inputs
+    (torch eager, in ``elvmass bench``); they are timed in turn with the artifacts (window calls in one
+    alternating loop, one-beat calls in another) and returned as ``{name: ms, name + "/beat": ms}``.
+    """
     from edge_runtime.inference import BACKENDS, available_backends, load_predictor
 
-    beats, demographics, parameters = window_inputs(n_beats)
+    window = window_inputs(n_beats)
+    one_beat = tuple(a[:1] for a in window)
     installed = available_backends()
-    rows = []
+    rows, window_calls, beat_calls = [], {}, {}
     for backend in BACKENDS:
         for precision in ("fp32", "int8"):
             fmt = _FORMAT_OF_BACKEND[backend]
@@ -100,10 +118,18 @@ def time_artifacts(bundle, repeats: int = 20, n_beats: int = WINDOW_BEATS) -> li
                 row.note = "runtime not installed"
             else:
                 predictor = load_predictor(bundle, backend=backend, precision=precision, threads=1)
-                row.window_ms = median_ms(lambda: predictor.predict(beats, demographics, parameters), repeats)
-                row.beat_ms = median_ms(lambda: predictor.predict(beats[:1], demographics[:1], parameters[:1]), repeats)
+                window_calls[id(row)] = lambda p=predictor: p.predict(*window)
+                beat_calls[id(row)] = lambda p=predictor: p.predict(*one_beat)
             rows.append(row)
-    return rows
+    for name, call in (reference or {}).items():
+        window_calls[name] = lambda c=call: c(window)
+        beat_calls[name + "/beat"] = lambda c=call: c(one_beat)
+    window_ms = alternating_median_ms(window_calls, repeats)
+    beat_ms = alternating_median_ms(beat_calls, repeats)
+    for row in rows:
+        row.window_ms, row.beat_ms = window_ms.get(id(row)), beat_ms.get(id(row))
+    named = {k: v for k, v in {**window_ms, **beat_ms}.items() if isinstance(k, str)}
+    return rows, named
 
 
 # Ties (within TIE_FRACTION of the fastest) go to this order: INT8 moves ~4x fewer bytes for the same

@@ -9,7 +9,7 @@ import pytest
 from edge_runtime.config import ConfigError, load_config
 from edge_runtime.model_bundle import load_bundle
 from elvmass.cli import main
-from evaluation.model_choice import ArtifactTiming, choose, verified, write_config_choice
+from evaluation.model_choice import ArtifactTiming, alternating_median_ms, choose, time_artifacts, verified, write_config_choice
 
 
 def test_near_ties_go_to_the_neutral_cost_order():
@@ -18,6 +18,23 @@ def test_near_ties_go_to_the_neutral_cost_order():
     assert (choose(rows).backend, choose(rows).precision) == ("onnxruntime", "int8")  # within 10 %: INT8 moves fewer bytes
     rows[1].window_ms = 1.5
     assert (choose(rows).backend, choose(rows).precision) == ("onnxruntime", "fp32")
+
+
+def test_timings_take_the_calls_in_turn_so_a_load_change_reaches_every_one():
+    order = []
+    medians = alternating_median_ms({"a": lambda: order.append("a"), "b": lambda: order.append("b")}, repeats=3)
+    assert order == ["a", "b"] * 4  # one warm-up each, then rounds of one call each (not a then b)
+    assert set(medians) == {"a", "b"} and all(ms >= 0.0 for ms in medians.values())
+
+
+def test_reference_calls_are_timed_with_the_artifacts_on_the_same_inputs():
+    seen = []
+    rows, reference = time_artifacts(load_bundle(None), repeats=2,
+                                     reference={"ref": lambda inputs: seen.append(tuple(a.shape[0] for a in inputs))})
+    assert set(reference) == {"ref", "ref/beat"}
+    assert {shape for shape in seen} == {(14, 14, 14), (1, 1, 1)}  # the window and one beat, all three inputs
+    measured = [r for r in rows if r.window_ms is not None]
+    assert measured and all(r.beat_ms is not None for r in measured)
 
 
 def test_choice_is_the_fastest_among_verified_and_measured():

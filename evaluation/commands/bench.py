@@ -157,40 +157,48 @@ def import_time_s() -> float:
 
 
 def model_latencies(bundle: str | None, repeats: int = 20) -> tuple[list[dict], dict]:
-    """Per-window and per-beat latency of every backend x precision, and torch eager fp32 on the same inputs."""
+    """Per-window and per-beat latency of every backend x precision, and torch eager fp32 on the same inputs.
+
+    torch eager is timed in turn with the artifacts (``model_choice.alternating_median_ms``), so the
+    ratios the table prints compare calls that saw the same machine load.
+    """
     from dataclasses import asdict
 
     from edge_runtime.model_bundle import load_bundle
-    from evaluation.model_choice import time_artifacts, window_inputs
+    from evaluation.model_choice import time_artifacts
 
     loaded = load_bundle(bundle)
-    rows = [asdict(r) for r in time_artifacts(loaded, repeats)]
-    return rows, torch_eager_ms(loaded, *window_inputs(), repeats=repeats)
+    torch_call, torch_info = torch_eager_call(loaded)
+    rows, reference = time_artifacts(loaded, repeats, reference={"torch": torch_call} if torch_call else None)
+    if torch_call is not None:
+        torch_info.update(window_ms=reference["torch"], beat_ms=reference["torch/beat"])
+    return [asdict(r) for r in rows], torch_info
 
 
-def torch_eager_ms(bundle, beats, demographics, parameters, repeats: int = 20) -> dict:
-    """torch eager fp32, one thread, of the architecture the bundle was trained with: one window, one beat."""
+def torch_eager_call(bundle):
+    """torch eager fp32, one thread, of the architecture the bundle was trained with: ``(call, info)``.
+
+    ``call(inputs)`` runs the model on numpy ``(beats, demographics, parameters)``; ``None`` with the
+    reason in ``info["note"]`` when torch or the architecture is not available.
+    """
+    none = {"window_ms": None, "beat_ms": None}
     try:
         # lazy and optional: the reference row needs the train extra; the device never has it.
         import torch  # lazy
 
         from training.model import ElvMassNet, ModelConfig  # lazy
     except ImportError as error:
-        return {"window_ms": None, "beat_ms": None, "note": f"torch/training not installed ({error.name})"}
-    from evaluation.model_choice import median_ms
-
+        return None, {**none, "note": f"torch/training not installed ({error.name})"}
     if bundle.manifest.export is None:
-        return {"window_ms": None, "beat_ms": None, "note": "the bundle names no trained architecture (manifest export is null)"}
+        return None, {**none, "note": "the bundle names no trained architecture (manifest export is null)"}
     config_dict = bundle.manifest.export.model_config
-    config = ModelConfig(**config_dict)
     torch.set_num_threads(1)
-    model = ElvMassNet(config).eval()  # latency does not depend on the weights' values
-    window = [torch.from_numpy(a) for a in (beats, demographics, parameters)]
-    with torch.inference_mode():
-        window_ms = median_ms(lambda: model(*window), repeats)
-        beat_ms = median_ms(lambda: model(*[t[:1] for t in window]), repeats)
-    return {"window_ms": window_ms, "beat_ms": beat_ms,
-            "note": f"ElvMassNet({', '.join(f'{k}={v}' for k, v in config_dict.items()) or 'defaults'})"}
+    model = ElvMassNet(ModelConfig(**config_dict)).eval()  # latency does not depend on the weights' values
+    def call(inputs: tuple) -> None:
+        with torch.inference_mode():  # from_numpy shares the arrays' memory: a few us against ~4 ms
+            model(*(torch.from_numpy(a) for a in inputs))
+
+    return call, {**none, "note": f"ElvMassNet({', '.join(f'{k}={v}' for k, v in config_dict.items()) or 'defaults'})"}
 
 
 def model_costs(bundle: str | None) -> dict[str, dict]:
