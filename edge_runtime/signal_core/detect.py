@@ -31,6 +31,16 @@ the T-wave window is taken rather than called a T wave (an artefact taken just b
 A pause, AF f-waves or a T wave has no segment with the QRS's shape, so nothing is invented there
 (tests/test_signal_detect.py: long pauses, the compensatory pauses of couplets and bigeminy).
 
+**Per-lead rails** (fifth pass). Given the raw samples too (``process(chunk, raw=...)``; the batch
+wrapper does it), a lead sitting at its front end's rail (:mod:`edge_runtime.signal_core.rails`: >= 16 ms
+of identical samples at its running extreme, the window guard's saturation rule made causal) is left
+out of the energy, the R-peak magnitude and the template comparison from ``RAIL_BEFORE_S`` before the
+run to ``RAIL_AFTER_S`` after it, and the remaining leads' energy is scaled by (sum of every lead's
+level) / (sum of the remaining leads' levels), a lead's level being its mean band-passed energy over
+the ``LEAD_LEVEL_S`` before: the steps into and out of the rail are not beats, and the beats the
+other leads show while one is railed stay above a threshold learnt on all of them. While every lead
+is railed none is left out. Without raw samples the detector is the one before.
+
 Three guards against the failure modes seen on records it was not tuned on:
 
 * **Pauses.** When search-back finds nothing, SPKI decays (a drop in QRS amplitude must not
@@ -47,6 +57,7 @@ Latency: a beat is reported once the integrated-energy maximum that marks it has
 0.25 s more (the noise look-ahead) plus the refractory period: about 0.59 s after the R peak;
 beats found by search-back at most 1.66 x (mean RR, capped at 2 s) after the previous beat;
 nothing is reported during the first 2 s learning phase (those beats are reported when it ends).
+With raw samples every feature waits ``RailTracker.lag`` samples more for its rail mask (16 + 50 ms).
 A beat already reported when a burst is recognised stays reported by the streaming object;
 :func:`detect_r_peaks` drops it.
 
@@ -97,7 +108,8 @@ TEMPLATE_AMPLITUDE = 0.4
 TEMPLATE_REACH_S = 3.5  # inside HISTORY_S whatever the chunking, so batch and stream agree
 TEMPLATE_RR_FACTOR = 1.5
 # Per-lead rails (fifth pass, docs/signal.md): a lead railed (rails.RailTracker) is dropped from the
-# energy, the R-peak magnitude and the template comparison over the run plus RAIL_MARGIN_S, and the
+# energy, the R-peak magnitude and the template comparison from RAIL_BEFORE_S before the run to
+# RAIL_AFTER_S after it (116's lead 1 takes ~0.3 s to recover from its rail), and the
 # remaining leads' energy is scaled by (all leads' level) / (remaining leads' level), each lead's level
 # the mean of its band-passed energy over its unrailed samples in the LEAD_LEVEL_S before.
 RAIL_BEFORE_S = 0.05
