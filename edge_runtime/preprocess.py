@@ -175,8 +175,7 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
         # offset does not change the conditioned output: the high-pass comes first).
         raw32 = resample_signals(signals - signals[:, :1], fs, fs_a)
     conditioned = condition(raw32, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz)
-    # rails are runs of identical samples: only the front end's own samples show them (not resampled ones)
-    r_peaks, unreadable = _detect(conditioned, lead_names, fs_a, raw32 if fs == fs_a else None)
+    r_peaks, unreadable = _detect(conditioned, lead_names, fs_a)
     if unreadable:  # the detector refused a noise burst rather than guess beats in it
         seconds = sum(hi - lo for lo, hi in unreadable) / fs_a
         flags.append(Flag("noise", f"{seconds:.1f} s of the window unreadable (noise burst): no beats taken there"))
@@ -212,16 +211,13 @@ def baseline_corrected(raw: np.ndarray, fs: float, config: PreprocessConfig, qrs
     return remove_baseline(filtered, qrs_onsets, r_peaks, fs)
 
 
-def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float,
-            raw: np.ndarray | None = None) -> tuple[np.ndarray, list[tuple[int, int]]]:
+def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """R peaks and refused noise stretches; III, aVR, aVL, aVF are combinations of I and II, so a 12-lead
-    window uses the 8 independent leads. ``raw`` (the samples ``conditioned`` came from) lets the detector
-    leave a lead out where it sits at its rail."""
+    window uses the 8 independent leads."""
     independent = [lead_names.index(name) for name in INDEPENDENT_LEADS if name in lead_names]
     rows = independent if len(independent) == len(INDEPENDENT_LEADS) else list(range(len(lead_names)))
     detector = StreamingRPeakDetector(fs, len(rows))
-    peaks = np.unique(np.concatenate([detector.process(conditioned[rows], raw=None if raw is None else raw[rows]),
-                                      detector.flush()]))
+    peaks = np.unique(np.concatenate([detector.process(conditioned[rows]), detector.flush()]))
     for lo, hi in detector.unreadable:
         peaks = peaks[(peaks < lo) | (peaks >= hi)]
     return peaks, detector.unreadable

@@ -31,16 +31,6 @@ the T-wave window is taken rather than called a T wave (an artefact taken just b
 A pause, AF f-waves or a T wave has no segment with the QRS's shape, so nothing is invented there
 (tests/test_signal_detect.py: long pauses, the compensatory pauses of couplets and bigeminy).
 
-**Per-lead rails** (fifth pass). Given the raw samples too (``process(chunk, raw=...)``; the batch
-wrapper does it), a lead sitting at its front end's rail (:mod:`edge_runtime.signal_core.rails`: >= 16 ms
-of identical samples at its running extreme, the window guard's saturation rule made causal) is left
-out of the energy, the R-peak magnitude and the template comparison from ``RAIL_BEFORE_S`` before the
-run to ``RAIL_AFTER_S`` after it, and the remaining leads' energy is scaled by (sum of every lead's
-level) / (sum of the remaining leads' levels), a lead's level being its mean band-passed energy over
-the ``LEAD_LEVEL_S`` before: the steps into and out of the rail are not beats, and the beats the
-other leads show while one is railed stay above a threshold learnt on all of them. While every lead
-is railed none is left out. Without raw samples the detector is the one before.
-
 Three guards against the failure modes seen on records it was not tuned on:
 
 * **Pauses.** When search-back finds nothing, SPKI decays (a drop in QRS amplitude must not
@@ -57,7 +47,6 @@ Latency: a beat is reported once the integrated-energy maximum that marks it has
 0.25 s more (the noise look-ahead) plus the refractory period: about 0.59 s after the R peak;
 beats found by search-back at most 1.66 x (mean RR, capped at 2 s) after the previous beat;
 nothing is reported during the first 2 s learning phase (those beats are reported when it ends).
-With raw samples every feature waits ``RailTracker.lag`` samples more for its rail mask (16 + 50 ms).
 A beat already reported when a burst is recognised stays reported by the streaming object;
 :func:`detect_r_peaks` drops it.
 
@@ -72,7 +61,6 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.signal import lfilter
 
 from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s
-from edge_runtime.signal_core.rails import RailTracker
 
 METHODS = ("pan-tompkins-multilead",)
 DIFF_HALF_SPAN_S = 0.014
@@ -107,14 +95,6 @@ TEMPLATE_CORRELATION = 0.9
 TEMPLATE_AMPLITUDE = 0.4
 TEMPLATE_REACH_S = 3.5  # inside HISTORY_S whatever the chunking, so batch and stream agree
 TEMPLATE_RR_FACTOR = 1.5
-# Per-lead rails (fifth pass, docs/signal.md): a lead railed (rails.RailTracker) is dropped from the
-# energy, the R-peak magnitude and the template comparison from RAIL_BEFORE_S before the run to
-# RAIL_AFTER_S after it (116's lead 1 takes ~0.3 s to recover from its rail), and the
-# remaining leads' energy is scaled by (all leads' level) / (remaining leads' level), each lead's level
-# the mean of its band-passed energy over its unrailed samples in the LEAD_LEVEL_S before.
-RAIL_BEFORE_S = 0.05
-RAIL_AFTER_S = 0.5
-LEAD_LEVEL_S = 2.0
 # Issue 16, second pass (tuned on the tune split only, evaluation/splits.py; docs/signal.md): threshold
 # fraction 0.30 and noise floor 0.4 SPKI took the tune split from 21 FN / 66 FP to 18 FN / 63 FP, but
 # the one measurement on the report split read 98 FN / 56 FP against 89 / 56 with these settings, so they
@@ -198,58 +178,18 @@ class StreamingRPeakDetector:
         self._template_counts = [0] * TEMPLATE_SLOTS
         self._last_matched = True  # whether the last QRS matched an established template
         self._oldest_usable = 0  # template matching looks no further back (the same in every chunking)
-        # per-lead rails: only when the raw samples come along (process(chunk, raw=...))
-        self._rails: RailTracker | None = None
-        self._held = np.zeros((self.n_leads, 0))  # conditioned samples waiting for their final rail mask
-        self._live = np.ones((self.n_leads, 0), dtype=bool)  # history: lead not railed at that sample
-        self._last_railed = -1  # last sample where a lead was left out
-        self.level_n = int(round(LEAD_LEVEL_S * self.fs))
 
     # ------------------------------------------------------------------ features
-    def _features(self, chunk: np.ndarray, live: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _features(self, chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         if self._diff_tail is None:
             self._diff_tail = np.repeat(chunk[:, :1], 2 * self.k, axis=1)
         joined = np.concatenate([self._diff_tail, chunk], axis=1)
         diff = joined[:, 2 * self.k:] - joined[:, :-2 * self.k]
         self._diff_tail = joined[:, -2 * self.k:]
         energy = np.einsum("ln,ln->n", diff, diff)
-        magnitude = np.einsum("ln,ln->n", chunk, chunk)
-        if live is not None:
-            energy, magnitude = self._without_railed(diff, chunk, live, energy, magnitude)
         mwi, self._mwi_zi = lfilter(self._mwi_b, [1.0], energy, zi=self._mwi_zi)
+        magnitude = np.einsum("ln,ln->n", chunk, chunk)
         return energy, mwi, magnitude, diff
-
-    def _without_railed(self, diff: np.ndarray, chunk: np.ndarray, live: np.ndarray, energy: np.ndarray,
-                        magnitude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Energy and magnitude with railed leads left out, the energy scaled back to all leads' level.
-
-        A lead's level at a sample is the mean of its band-passed energy over its unrailed samples in
-        the ``LEAD_LEVEL_S`` before; where leads are railed, the remaining leads' energy is multiplied
-        by (sum of all levels) / (sum of the remaining levels), so that the signal/noise levels learnt
-        on all leads still apply.
-        """
-        railed = ~live.all(axis=0)
-        if not railed.any():
-            return energy, magnitude
-        squared = diff * diff
-        past = min(self.level_n, self._diff.shape[1])  # the history holds HISTORY_S > LEAD_LEVEL_S
-        counted = np.concatenate([self._live[:, self._live.shape[1] - past:], live], axis=1)
-        values = np.concatenate([self._diff[:, self._diff.shape[1] - past:] ** 2, squared], axis=1) * counted
-        sums = np.concatenate([np.zeros((self.n_leads, 1)), np.cumsum(values, axis=1)], axis=1)
-        counts = np.concatenate([np.zeros((self.n_leads, 1)), np.cumsum(counted, axis=1)], axis=1)
-        at = past + np.flatnonzero(railed)  # railed samples, as indices of `values`
-        lo = np.maximum(at - self.level_n, 0)
-        n_live = counts[:, at] - counts[:, lo]
-        levels = np.where(n_live > 0, (sums[:, at] - sums[:, lo]) / np.maximum(n_live, 1), 0.0)
-        total = levels.sum(axis=0)
-        remaining = (levels * live[:, railed]).sum(axis=0)
-        scale = np.where(remaining > 0, total / np.maximum(remaining, 1e-300), 1.0)
-        energy = energy.copy()
-        magnitude = magnitude.copy()
-        energy[railed] = scale * (squared[:, railed] * live[:, railed]).sum(axis=0)
-        magnitude[railed] = (chunk[:, railed] ** 2 * live[:, railed]).sum(axis=0)
-        return energy, magnitude
 
     def _at(self, buffer: np.ndarray, lo: int, hi: int) -> np.ndarray:
         lo = max(lo, self._start)
@@ -354,14 +294,13 @@ class StreamingRPeakDetector:
         first = max(peak - self.w, self._start)
         return first + int(np.argmax(region)) if region.size else peak
 
-    def _compare(self, peak: int) -> tuple[list[float], list[float], list[int], np.ndarray, bool] | None:
+    def _compare(self, peak: int) -> tuple[list[float], list[float], list[int], np.ndarray] | None:
         """The QRS behind ``peak`` against every template slot, at the best lag within +-``TEMPLATE_LAG_S``.
 
         Returns per slot the normalized correlation, the amplitude ratio (segment norm / template
-        norm) and the index of its best lag, the segments at every lag ``(lag, n_leads * 2 half)``
-        (index ``self.lag`` is centred on the QRS), and whether every lead was unrailed there; None
-        when the segment is not (or no longer) in the history, or every lead is railed. Leads railed
-        in the segment are left out of the comparison (of the template too).
+        norm) and the index of its best lag, and the segments at every lag ``(lag, n_leads * 2 half)``
+        (index ``self.lag`` is centred on the QRS); None when the segment is not (or no longer) in
+        the history.
         """
         anchor = self._anchor_of(peak)
         lo, hi = anchor - self.half - self.lag, anchor + self.half + self.lag
@@ -370,22 +309,13 @@ class StreamingRPeakDetector:
         # (lag, n_leads * 2 half): the segment at every lag, leads side by side
         segments = self._diff[:, lo - self._start:hi - self._start][:, self._lag_index].transpose(1, 0, 2).reshape(
             self._lag_index.shape[0], -1)
-        templates, template_norm, complete = self._templates, self._template_norm, True
-        if self._last_railed >= lo:
-            live = self._live[:, lo - self._start:hi - self._start].all(axis=1)
-            if not live.all():
-                complete = False
-                columns = np.repeat(live, 2 * self.half)
-                segments = segments * columns
-                templates = templates * columns
-                template_norm = np.sqrt(np.einsum("sk,sk->s", templates, templates)) + 1e-12
         segment_norm = np.sqrt(np.einsum("jk,jk->j", segments, segments)) + 1e-12
-        scores = (templates @ segments.T) / segment_norm  # (slot, lag), up to each template's norm
+        scores = (self._templates @ segments.T) / segment_norm  # (slot, lag), up to each template's norm
         lag = np.argmax(scores, axis=1)
         best = scores[np.arange(TEMPLATE_SLOTS), lag]
-        correlation = (best / template_norm).tolist()
-        amplitude = (segment_norm[lag] / template_norm).tolist()
-        return correlation, amplitude, lag.tolist(), segments, complete
+        correlation = (best / self._template_norm).tolist()
+        amplitude = (segment_norm[lag] / self._template_norm).tolist()
+        return correlation, amplitude, lag.tolist(), segments
 
     def _matches(self, correlation: list[float], amplitude: list[float]) -> bool:
         return any(n >= TEMPLATE_MIN_BEATS and c >= TEMPLATE_CORRELATION and a >= TEMPLATE_AMPLITUDE
@@ -398,10 +328,8 @@ class StreamingRPeakDetector:
         if compared is None:
             self._last_matched = False
             return
-        correlation, amplitude, lag, segments, complete = compared
+        correlation, amplitude, lag, segments = compared
         self._last_matched = self._matches(correlation, amplitude)
-        if not complete:  # a railed lead's part of the QRS is not its shape: learn nothing from it
-            return
         used = [c if n > 0 else -np.inf for c, n in zip(correlation, self._template_counts)]
         slot = max(range(TEMPLATE_SLOTS), key=used.__getitem__)
         if used[slot] >= TEMPLATE_CORRELATION:
@@ -503,76 +431,36 @@ class StreamingRPeakDetector:
         self._initialized = True
 
     # ------------------------------------------------------------------ public
-    def process(self, chunk: np.ndarray, raw: np.ndarray | None = None) -> np.ndarray:
-        """Feed conditioned samples ``(n_leads, n)``; returns R peaks that became final.
-
-        ``raw``: the same samples before conditioning (same shape), given with every chunk or
-        never. With them, a lead sitting at its rail (:mod:`edge_runtime.signal_core.rails`) is left
-        out of the detection there, and the features wait ``RailTracker.lag`` samples for the mask.
-        """
-        chunk = self._checked(chunk)
-        if raw is not None or self._rails is not None:
-            if raw is None or (self._rails is None and self._n_seen + self._held.shape[1] > 0):
-                raise ValueError("give raw samples with every chunk or with none")
-            raw = self._checked(raw)
-            if raw.shape != chunk.shape:
-                raise ValueError(f"raw {raw.shape} and conditioned {chunk.shape} chunks differ in shape")
-            if self._rails is None:
-                self._rails = RailTracker(self.fs, self.n_leads, RAIL_BEFORE_S, RAIL_AFTER_S, LEARNING_S)
-            self._rails.process(raw)
-            self._held = np.concatenate([self._held, chunk], axis=1) if self._held.shape[1] else chunk
-            ready = self._rails.final - self._n_seen
-            if ready <= 0:
-                return np.zeros(0, dtype=np.int64)
-            chunk, self._held = self._held[:, :ready], self._held[:, ready:]
-        return self._advance(chunk, final=False)
-
-    def _checked(self, chunk: np.ndarray) -> np.ndarray:
+    def process(self, chunk: np.ndarray) -> np.ndarray:
+        """Feed conditioned samples ``(n_leads, n)``; returns R peaks that became final."""
         chunk = np.asarray(chunk, dtype=np.float64)
         if chunk.ndim == 1:
             chunk = chunk[None, :]
         if chunk.ndim != 2 or chunk.shape[0] != self.n_leads:
             raise ValueError(f"chunk must be ({self.n_leads}, n_samples), got shape {chunk.shape}")
+        if chunk.shape[1] == 0:
+            return np.zeros(0, dtype=np.int64)
         if not np.all(np.isfinite(chunk)):
             raise ValueError("chunk contains NaN or inf samples")
-        return chunk
-
-    def _advance(self, chunk: np.ndarray, final: bool) -> np.ndarray:
+        energy, mwi, magnitude, diff = self._features(chunk)
+        if self._mwi.size:
+            self._diff = np.concatenate([self._diff, diff], axis=1)
+            self._mwi = np.concatenate([self._mwi, mwi])
+            self._energy = np.concatenate([self._energy, energy])
+            self._magnitude = np.concatenate([self._magnitude, magnitude])
+        else:  # first chunk (or a whole record): no copy
+            self._diff, self._mwi, self._energy, self._magnitude = diff, mwi, energy, magnitude
+        self._n_seen += chunk.shape[1]
         out: list[int] = []
-        if chunk.shape[1]:
-            live = None
-            if self._rails is not None:
-                live = self._rails.live(self._n_seen, self._n_seen + chunk.shape[1])
-            if live is not None:
-                # a lead is left out only while another one is not railed (some lead must carry the detection)
-                live[:, ~live.any(axis=0)] = True
-                railed = np.flatnonzero(~live.all(axis=0))
-                if railed.size:
-                    self._last_railed = self._n_seen + int(railed[-1])
-            energy, mwi, magnitude, diff = self._features(chunk, live)
-            if live is None:  # no lead railed here (the history records it only where the mask is in use)
-                live = np.ones((self.n_leads, chunk.shape[1] if self._rails is not None else 0), dtype=bool)
-            if self._mwi.size:
-                self._diff = np.concatenate([self._diff, diff], axis=1)
-                self._mwi = np.concatenate([self._mwi, mwi])
-                self._energy = np.concatenate([self._energy, energy])
-                self._magnitude = np.concatenate([self._magnitude, magnitude])
-                self._live = np.concatenate([self._live, live], axis=1)
-            else:  # first chunk (or a whole record): no copy
-                self._diff, self._mwi, self._energy, self._magnitude, self._live = diff, mwi, energy, magnitude, live
-            self._n_seen += chunk.shape[1]
-        if chunk.shape[1] or final:
-            self._scan(self._n_seen - 1, out, final=final)
-        if not final:
-            self._trim()
+        self._scan(self._n_seen - 1, out)
+        self._trim()
         return np.asarray(out, dtype=np.int64)
 
     def flush(self) -> np.ndarray:
         """End of stream: decide what is still pending; returns those R peaks."""
-        held = self._held
-        if self._rails is not None:
-            self._held = np.zeros((self.n_leads, 0))
-        return self._advance(held, final=True)
+        out: list[int] = []
+        self._scan(self._n_seen - 1, out, final=True)
+        return np.asarray(out, dtype=np.int64)
 
     def _padded(self, buffer: np.ndarray, lo: int, hi: int) -> np.ndarray:
         """``buffer[lo:hi]`` in absolute indices, -inf outside what was seen."""
@@ -623,8 +511,6 @@ class StreamingRPeakDetector:
             self._energy = self._energy[drop:]
             self._magnitude = self._magnitude[drop:]
             self._diff = self._diff[:, drop:]
-            if self._live.shape[1]:
-                self._live = self._live[:, drop:]
             self._start += drop
 
 
@@ -666,13 +552,11 @@ def detect_r_peaks(signals: np.ndarray, fs: float, *, method: str = "pan-tompkin
         signals = signals[None, :]
     fs = check_fs(fs)
     shift = 0
-    raw = None
     if not conditioned:
-        raw = signals
         signals = condition(signals, fs, *DETECTION_BAND, notch_hz)
         shift = int(round(group_delay_s(fs, *DETECTION_BAND, notch_hz) * fs))
     detector = StreamingRPeakDetector(fs, signals.shape[0])
-    peaks = np.concatenate([detector.process(signals, raw=raw), detector.flush()])
+    peaks = np.concatenate([detector.process(signals), detector.flush()])
     peaks = np.unique(peaks) - shift
     peaks = peaks[(peaks >= 0) & (peaks < signals.shape[1])]
     unreadable = [(max(0, lo - shift), max(0, hi - shift)) for lo, hi in detector.unreadable]
