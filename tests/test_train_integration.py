@@ -258,3 +258,16 @@ def test_clean_beats_follow_their_subjects(tiny_cohort, trained_run):
     sub_starts, sub_counts = beat_groups(sub)
     assert sub_counts.tolist() == [counts[3], counts[1]]
     assert np.array_equal(sub.all_beats[sub_starts[1]:sub_starts[1] + sub_counts[1]], expected)
+
+
+def test_channels_option_sets_the_encoder_width(tiny_cohort, trained_run, tmp_path):
+    from training.export import load_models
+
+    _, cache = trained_run
+    assert main(["train", "--labels", str(tiny_cohort / "labels.csv"), "--out", str(tmp_path), "--epochs", "1",
+                 "--folds", "2", "--workers", "1", "--quiet", "--channels", "8", "--augment-copies", "0",
+                 "--cache-dir", str(cache)]) == 0
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["channels"] == 8
+    models, _ = load_models(tmp_path / "model.pt")
+    stem = next(m for m in models["combined"].modules() if isinstance(m, torch.nn.Conv1d))
+    assert stem.out_channels == 8

@@ -14,6 +14,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="middle single beat (default), full 10 s, or random synchronized crops")
     parser.add_argument("--grouping", choices=("electrical", "none", "anatomical"), default="electrical",
                         help="TCN encoder per lead group (default: limb | precordial)")
+    parser.add_argument("--channels", type=int, default=16, help="TCN channels per encoder (default 16)")
     parser.add_argument("--features", choices=("ecg", "ecg+params", "ecg+demo", "ecg+demo+params"),
                         default="ecg+demo+params", help="model inputs besides the ECG")
     parser.add_argument("--beats", choices=("clean", "middle"), default="clean",
@@ -79,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         spec = RunSpec(
             labels=labels, out=Path(args.out), shards=Path(args.shards) if args.shards else None,
             checkpoints=args.checkpoints, dist=dist,
-            model=ModelConfig(grouping=args.grouping, features=args.features),
+            model=ModelConfig(grouping=args.grouping, features=args.features, channels=args.channels),
             train=TrainConfig(input_mode=args.input_mode, beats=args.beats, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               ensemble=args.ensemble, ema_decay=args.ema_decay,
                               weight_decay=args.weight_decay,
