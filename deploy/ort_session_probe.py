@@ -41,25 +41,25 @@ def session_variants():
         return lambda options: setattr(options, "graph_optimization_level", value)
 
     return {
-        "runtime default (ORT_ENABLE_ALL, no arena)": lambda options: None,
+        "runtime default (ORT_ENABLE_ALL, arena + pattern on)": lambda options: None,
         "allow_spinning=0": entry("session.intra_op.allow_spinning", "0"),
         "ORT_ENABLE_EXTENDED": level(ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED),
         "ORT_ENABLE_BASIC": level(ort.GraphOptimizationLevel.ORT_ENABLE_BASIC),
-        "memory arena + pattern on": lambda options: (setattr(options, "enable_cpu_mem_arena", True),
-                                                      setattr(options, "enable_mem_pattern", True)),
+        "memory arena + pattern off": lambda options: (setattr(options, "enable_cpu_mem_arena", False),
+                                                       setattr(options, "enable_mem_pattern", False)),
         "NHWC transformer off": entry("optimization.disable_specified_optimizers", "NhwcTransformer"),
     }
 
 
 def runtime_options():
-    """The session options of ``edge_runtime.inference.OnnxRuntimeBackend`` (one thread, no arena)."""
+    """The session options of ``edge_runtime.inference.OnnxRuntimeBackend`` (one thread, arena on)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
-    options.enable_cpu_mem_arena = False
-    options.enable_mem_pattern = False
+    options.enable_cpu_mem_arena = True
+    options.enable_mem_pattern = True
     options.log_severity_level = 3
     return options
 
