@@ -267,11 +267,7 @@ class StreamingRPeakDetector:
                         if c[0] <= due and c[1] > SEARCHBACK_THRESHOLD * self.threshold
                         and not self._is_t_wave(c[0], c[2])]
             if not eligible:
-                found = self._template_candidate(due)
-                if found is not None:
-                    remaining = [c for c in self._noise_peaks if c[0] > found[0]]
-                    self._accept(*found, searchback=True, out=out, by_template=True)
-                    self._noise_peaks = remaining
+                if self._take_by_shape(due, out):
                     due = self._searchback_due()
                     continue
                 # No beat at half threshold for 1.66 RR: the QRS amplitude may have dropped, or this
@@ -358,12 +354,19 @@ class StreamingRPeakDetector:
         ``TEMPLATE_RR_FACTOR`` x the median recent RR, take the candidates in it shaped like a template."""
         while (self._last_qrs is not None and self._rr
                and peak - self._last_qrs > TEMPLATE_RR_FACTOR * sorted(self._rr)[len(self._rr) // 2]):
-            found = self._template_candidate(peak - self.refractory)
-            if found is None:
+            if not self._take_by_shape(peak - self.refractory, out):
                 return
-            remaining = [c for c in self._noise_peaks if c[0] > found[0]]
-            self._accept(*found, searchback=True, out=out, by_template=True)
-            self._noise_peaks = remaining
+
+    def _take_by_shape(self, due: int, out: list[int]) -> bool:
+        """Accept the largest candidate before ``due`` shaped like a template (earlier candidates are
+        dropped, as a search-back drops them); False when there is none."""
+        found = self._template_candidate(due)
+        if found is None:
+            return False
+        remaining = [c for c in self._noise_peaks if c[0] > found[0]]
+        self._accept(*found, searchback=True, out=out, by_template=True)
+        self._noise_peaks = remaining
+        return True
 
     def _template_candidate(self, due: int) -> tuple[int, float, float] | None:
         """The largest candidate before ``due`` shaped like an established QRS template, if any."""

@@ -155,6 +155,9 @@ ECG_CEILING_LATENTS = ("qrs_vector_mv", "voltage_attenuation", "p_gain", "t_gain
                        "orientation_y_deg", "orientation_z_deg", "precordial_gain", "qtc_ms_model", "pr_ms_model",
                        "hr_bpm_model")
 
+# entered above as the amplitudes the leads carry, not on their own
+_AMPLITUDE_LATENTS = ("qrs_vector_mv", "voltage_attenuation", "p_gain", "t_gain", "precordial_gain")
+
 
 def ecg_ceiling_features(rows: list[dict]) -> np.ndarray:
     """What the waveform shows of each subject, noise-free (see the module docstring), plus demographics.
@@ -169,7 +172,7 @@ def ecg_ceiling_features(rows: list[dict]) -> np.ndarray:
     log_p = np.log(attenuation * latent["p_gain"])
     log_t = np.log(attenuation * latent["t_gain"]) + 0.3 * np.log(latent["qrs_vector_mv"] / attenuation)
     shown = [log_qrs, log_p, log_t, log_qrs - log_p, log_qrs - log_t, np.log(latent["precordial_gain"])]
-    shown += [latent[name] for name in ECG_CEILING_LATENTS[4:11] + ECG_CEILING_LATENTS[12:]]
+    shown += [latent[name] for name in ECG_CEILING_LATENTS if name not in _AMPLITUDE_LATENTS]
     return np.column_stack([demographic_features(rows), *shown])
 
 
