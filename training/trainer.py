@@ -45,6 +45,7 @@ class TrainConfig:
     threads: int = 1
     ensemble: int = 1  # independently seeded networks per model, trained on the same data, averaged
     ema_decay: float = 0.0  # > 0: validate and keep an exponential moving average of the weights (Polyak)
+    monotone_weight: float = 0.0  # > 0: add this x the voltage-monotonicity hinge (training.monotone) to the MAE
 
     def __post_init__(self) -> None:
         if self.input_mode not in INPUT_MODES:
@@ -55,6 +56,8 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and ensemble must be >= 1")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError("ema_decay must be in [0, 1)")
+        if self.monotone_weight < 0.0 or (self.monotone_weight > 0.0 and self.input_mode != "beat"):
+            raise ValueError("monotone_weight must be >= 0, and is for the beat input mode only")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -157,6 +160,10 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
     if per_beat:  # the subject's clean beats and, when built, its augmented copies' (dataset.add_augmented_beats)
         pool, starts, counts = fit.training_beat_pool()
         t_all = torch.from_numpy(pool)
+    if config.monotone_weight > 0:  # each subject's QRS in its beat window (its clean beats are aligned on R)
+        from training.monotone import monotone_hinge, qrs_gain_profile, raised_voltage
+
+        t_qrs = torch.from_numpy(qrs_gain_profile(fit.qrs_onset, fit.qrs_offset, x_fit.shape[2], fit.preprocess.fs))
     # Weight averaging (Polyak / EMA, buffers included so BatchNorm statistics match the averaged weights):
     # the validation MAE of single-beat training jumps by ~1 g between epochs; the average is what is
     # validated, kept and shipped.
@@ -194,10 +201,17 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
             if config.input_mode == "crop":
                 xb = torch.from_numpy(_random_crop(xb.numpy(), rng, fit.preprocess.fs, config.crop_min_s))
             n_global, mine = len(rows), slice(None) if dist is None else dist.rows(len(rows))
-            xb, db, pb, yb = xb[mine], t_d[rows][mine], t_p[rows][mine], t_y[rows][mine]
-            errors = torch.abs(net(xb.to(device), db.to(device), pb.to(device)).squeeze(1) - yb.to(device))
+            xb, db, pb, yb = xb[mine].to(device), t_d[rows][mine].to(device), t_p[rows][mine].to(device), t_y[rows][mine]
+            if config.monotone_weight > 0:  # the beats and their raised twins in one batch (shared BatchNorm statistics)
+                raised, margin_g = raised_voltage(xb, t_qrs[rows][mine], rng)
+                both = net(torch.cat([xb, raised]), torch.cat([db, db]), torch.cat([pb, pb])).squeeze(1)
+                estimate, penalty = both[:len(xb)], monotone_hinge(both[:len(xb)], both[len(xb):], margin_g)
+            else:
+                estimate, penalty = net(xb, db, pb).squeeze(1), None
+            errors = torch.abs(estimate - yb.to(device))
+            objective = errors.sum() if penalty is None else errors.sum() + config.monotone_weight * penalty.sum()
             # DDP averages gradients over ranks: scale each rank's sum so the average is the global batch's mean
-            loss = errors.sum() / n_global * (1 if dist is None else dist.world_size)
+            loss = objective / n_global * (1 if dist is None else dist.world_size)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

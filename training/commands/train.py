@@ -30,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ema-decay", type=float, default=0.0,
                         help="keep an exponential moving average of the weights per step (e.g. 0.99); it is what "
                              "is validated and kept (default 0: off)")
+    parser.add_argument("--monotone-weight", type=float, default=0.0,
+                        help="weight of the voltage-monotonicity penalty (training/monotone.py): raising a training "
+                             "beat's voltage must raise its estimate by at least half an ideal reader's response "
+                             "(default 0: off)")
     parser.add_argument("--ensemble", type=int, default=1,
                         help="independently seeded networks per model, trained on the same (fold's) training data "
                              "and averaged (default 1)")
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
             model=ModelConfig(grouping=args.grouping, features=args.features, channels=args.channels),
             train=TrainConfig(input_mode=args.input_mode, beats=args.beats, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                               ensemble=args.ensemble, ema_decay=args.ema_decay,
-                              weight_decay=args.weight_decay,
+                              weight_decay=args.weight_decay, monotone_weight=args.monotone_weight,
                               seed=args.seed, threads=args.threads),
             sex_specific=args.sex_specific, n_folds=args.folds, workers=args.workers,
             thresholds=LvhThresholds(args.lvh_male, args.lvh_female),
