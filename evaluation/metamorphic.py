@@ -28,7 +28,6 @@ from edge_runtime.record import INDEPENDENT_LEADS, EcgRecord
 
 NUISANCE_AMPLITUDES = {"wander": 0.3, "mains": 0.05, "emg": 0.03}  # mV (peak, peak, SD)
 SCALE = 1.25
-QRS_MARGIN_S = 0.010  # widen the delineated QRS by this on each side, then taper over the same length
 RECORD_SUFFIXES = (".hea", ".xml", ".XML")
 
 
@@ -75,29 +74,17 @@ def qrs_weight(record: EcgRecord) -> np.ndarray | None:
     None when the signal core finds no QRS boundaries (the variant is then left out for that record).
     """
     from edge_runtime.preprocess import analyze_record
+    from training.monotone import qrs_gain_profile
 
     analysis = analyze_record(record)
-    fs_a = analysis.fs
-    n_a = analysis.conditioned.shape[1]
-    weight = np.zeros(n_a)
-    margin = int(round(QRS_MARGIN_S * fs_a))
-    taper = 0.5 - 0.5 * np.cos(np.linspace(0.0, math.pi, margin + 2)[1:-1])
-    found = False
-    for onset, offset in zip(analysis.qrs_onset, analysis.qrs_offset):
-        if onset < 0 or offset <= onset:
-            continue
-        found = True
-        lo, hi = max(0, int(onset) - margin), min(n_a, int(offset) + margin + 1)
-        weight[lo:hi] = 1.0
-        for k, value in enumerate(taper):  # ramps just outside the widened QRS
-            if 0 <= lo - margin + k < n_a:
-                weight[lo - margin + k] = max(weight[lo - margin + k], value)
-            if 0 <= hi + margin - 1 - k < n_a:
-                weight[hi + margin - 1 - k] = max(weight[hi + margin - 1 - k], value)
-    if not found:
+    found = (analysis.qrs_onset >= 0) & (analysis.qrs_offset > analysis.qrs_onset)
+    if not found.any():
         return None
+    fs_a, n_a = analysis.fs, analysis.conditioned.shape[1]
+    # the same widened, tapered QRS the training penalty raises (one row per beat; beats never overlap)
+    weight = qrs_gain_profile(analysis.qrs_onset[found], analysis.qrs_offset[found], n_a, fs_a).max(axis=0)
     n = record.signals_mv.shape[1]
-    return np.interp(np.arange(n) / record.fs, np.arange(n_a) / fs_a, weight)
+    return np.interp(np.arange(n) / record.fs, np.arange(n_a) / fs_a, weight.astype(np.float64))
 
 
 def qrs_scaled(record: EcgRecord, factor: float) -> EcgRecord | None:

@@ -23,7 +23,7 @@ import numpy as np
 SLOPE_EVERY_LEAD_G = 0.5 * 1.2 / math.log(1.25)
 SLOPE_QRS_G = 0.5 * 3.1 / math.log(1.25)
 GAIN_RANGE = (1.05, 1.30)
-QRS_MARGIN_S = 0.010  # as the metamorphic check: the QRS widened by 10 ms, then a cosine taper of 10 ms
+QRS_MARGIN_S = 0.010  # the QRS widened by 10 ms, then a cosine taper of 10 ms (evaluation.metamorphic uses this profile too)
 
 
 def qrs_gain_profile(qrs_onset: np.ndarray, qrs_offset: np.ndarray, n_samples: int, fs: float,
