@@ -28,15 +28,16 @@ QRS_MARGIN_S = 0.010  # the QRS widened by 10 ms, then a cosine taper of 10 ms (
 
 def qrs_gain_profile(qrs_onset: np.ndarray, qrs_offset: np.ndarray, n_samples: int, fs: float,
                      margin_s: float = QRS_MARGIN_S) -> np.ndarray:
-    """(n, n_samples) float32 weight per beat: 1 inside the QRS widened by ``margin_s``, a cosine taper of
+    """(n, n_samples) float32 weight per QRS: 1 inside the QRS widened by ``margin_s``, a cosine taper of
     the same length outside it, 0 elsewhere.
 
     Parameters
     ----------
     qrs_onset, qrs_offset : (n,) int
-        Sample indices of each beat's QRS inside the beat window (``EcgDataset.qrs_onset``).
+        Sample indices of each QRS: inside a beat window (``EcgDataset.qrs_onset``, training) or a whole
+        conditioned window (the signal core's delineation, ``evaluation.metamorphic.qrs_weight``).
     n_samples : int
-        Beat window length.
+        Length of that window.
     fs : float
         Sampling rate (Hz).
     """

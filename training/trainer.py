@@ -204,14 +204,14 @@ def train_model(model_config, config: TrainConfig, fit: EcgDataset, val: EcgData
             xb, db, pb, yb = xb[mine].to(device), t_d[rows][mine].to(device), t_p[rows][mine].to(device), t_y[rows][mine]
             if config.monotone_weight > 0:  # the beats and their raised twins in one batch (shared BatchNorm statistics)
                 raised, margin_g = raised_voltage(xb, t_qrs[rows][mine], rng)
-                both = net(torch.cat([xb, raised]), torch.cat([db, db]), torch.cat([pb, pb])).squeeze(1)
-                estimate, penalty = both[:len(xb)], monotone_hinge(both[:len(xb)], both[len(xb):], margin_g)
+                estimate, estimate_raised = net(torch.cat([xb, raised]), torch.cat([db, db]),
+                                                torch.cat([pb, pb])).squeeze(1).split(len(xb))
+                penalty = config.monotone_weight * monotone_hinge(estimate, estimate_raised, margin_g).sum()
             else:
-                estimate, penalty = net(xb, db, pb).squeeze(1), None
+                estimate, penalty = net(xb, db, pb).squeeze(1), 0.0
             errors = torch.abs(estimate - yb.to(device))
-            objective = errors.sum() if penalty is None else errors.sum() + config.monotone_weight * penalty.sum()
             # DDP averages gradients over ranks: scale each rank's sum so the average is the global batch's mean
-            loss = objective / n_global * (1 if dist is None else dist.world_size)
+            loss = (errors.sum() + penalty) / n_global * (1 if dist is None else dist.world_size)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
