@@ -43,7 +43,7 @@ STAGES = (
     ("      model (one call per window)", None, None),
     ("    report dict", "edge_runtime.runtime.pipeline", "build_report"),
     ("  store (all below)", None, None),
-    ("    window encoding (int16 + zlib 1)", "edge_runtime.runtime.store", "encode_window"),
+    ("    window encoding (int16 microvolts, delta8)", "edge_runtime.runtime.store", "encode_window"),
 )
 
 

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import zlib
 
 import numpy as np
 import pytest
@@ -142,7 +143,7 @@ V1_SCHEMA = """CREATE TABLE IF NOT EXISTS results (
 
 
 def _version_1_database(path) -> None:
-    from edge_runtime.runtime.store import encode_window
+    legacy_window = zlib.compress(np.arange(120, dtype="<i2").tobytes(), level=1)  # int16-uV-zlib, as then
 
     db = sqlite3.connect(path)
     db.execute(V1_SCHEMA)
@@ -153,7 +154,7 @@ def _version_1_database(path) -> None:
                    "VALUES (?, ?, ?, 60, 'M', 175, 80, 'ok', ?, 1, 2, 70, 0, 9, '[]', 'm', 's', 'x', 500, ?, 10, "
                    "'int16-uV-zlib', ?, '{}')",
                    (f"2026-01-0{k + 1}", "2026", f"OLD-{k}", 150.0 + k, " ".join(["I"] * 12),
-                    encode_window(np.zeros((12, 10)))))
+                    legacy_window))
     db.execute("PRAGMA user_version=1")
     db.commit()
     db.close()
@@ -173,7 +174,8 @@ def test_migration_keeps_every_version_1_row_and_stores_the_new_columns(tmp_path
     with ResultStore(path) as store:
         new_id = store.add(report, np.zeros((12, 50), dtype=np.float32), 500.0, ("I",) * 12)
         rows = store.results()
-        assert store.window(1).signals_mv.shape == (12, 10)
+        np.testing.assert_array_equal(store.window(1).signals_mv, np.arange(120, dtype=np.float32).reshape(12, 10) / 1000.0)
+        assert store.window(new_id).signals_mv.shape == (12, 50)
     assert [row["patient_id"] for row in rows[:3]] == ["OLD-0", "OLD-1", "OLD-2"]
     assert [row["lvm_g"] for row in rows[:3]] == [150.0, 151.0, 152.0]
     assert rows[0]["lvh_verdict"] is None and rows[0]["patient_sources"] is None  # not recorded then

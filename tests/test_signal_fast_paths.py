@@ -9,7 +9,6 @@ shared real records.
 
 from __future__ import annotations
 
-import zlib
 
 import numpy as np
 import pytest
@@ -26,7 +25,6 @@ from edge_runtime.preprocess import PreprocessConfig, analyze_leads, analyze_win
 from edge_runtime.record import STANDARD_LEADS
 from edge_runtime.resample import resample_signals
 from edge_runtime.runtime.estimate import clean_beats
-from edge_runtime.runtime.store import decode_window, encode_window
 from edge_runtime.signal_core.baseline import _highpass_sos, zero_phase_highpass
 from edge_runtime.signal_core.beats import coarse_candidates
 from edge_runtime.signal_core.filters import condition, design_conditioner, design_smoothing, smooth, sosfilt_rows
@@ -177,17 +175,6 @@ def test_isoelectric_knots_equal_the_beat_by_beat_search():
         np.testing.assert_array_equal(values, ref_values)
     empty = baseline.isoelectric_knots(signals, np.array([3, -1]), np.array([8, 20]), 500.0)
     assert empty[0].shape == (0,) and empty[1].shape == (12, 0)
-
-
-def test_encode_window_writes_the_same_bytes_as_before():
-    rng = np.random.default_rng(5)
-    windows = [rng.normal(0.0, 1.0, (12, 5000)).astype(np.float32), rng.normal(0.0, 40.0, (12, 5000)),
-               np.array([[0.0005, -0.0005, 0.0015, 40.0, -40.0, 32.7675, -32.7685]])]
-    for window in windows:
-        expected = np.clip(np.rint(np.asarray(window, dtype=np.float64) * 1000.0), -32768, 32767)
-        assert encode_window(window) == zlib.compress(expected.astype("<i2").tobytes(), level=1)
-        np.testing.assert_array_equal(decode_window(encode_window(window), window.shape[0]),
-                                      expected.astype(np.float32) / 1000.0)
 
 
 # --- the whole chain ------------------------------------------------------------------------------------
