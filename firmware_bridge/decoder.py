@@ -29,6 +29,7 @@ _CRC = struct.Struct("<I")
 _PAYLOAD_LIMIT = tuple(MAX_PAYLOAD.get(frame_type, -1) for frame_type in range(256))
 _COUNTER_MOD = 1 << 32
 _NO_ROWS = np.zeros(0, dtype=np.intp)
+_DATA = int(FrameType.DATA)
 
 
 @dataclass
@@ -119,7 +120,7 @@ class FrameScanner:
                 ok += 1
                 if start > counted_until:
                     resyncs += 1
-                frame_bytes += start + total - max(start, counted_until)
+                frame_bytes += total if start >= counted_until else start + total - counted_until
                 counted_until = start + total
                 pos = start + total - (CRC_SIZE - 1)
         finally:
@@ -212,27 +213,30 @@ class StreamDecoder:
         """Add bytes; return the events they complete, in stream order."""
         events: list[Event] = []
         data: list[bytes] = []  # consecutive DATA payloads, decoded together
-        for frame_type, seq, payload in self.scanner.scan(chunk):
-            self._track_seq(seq)
-            if frame_type == FrameType.DATA:
-                data.append(payload)
-                continue
-            self._on_data(data, events)  # earlier samples first: events stay in stream order
-            data = []
-            frame = Frame(frame_type, seq, payload)
-            if frame_type == FrameType.INFO:
-                self._on_info(frame, events)
-            elif frame_type in (FrameType.PONG, FrameType.ACK, FrameType.NAK):
-                events.append(Reply(FrameType(frame_type).name.lower(), seq, payload))
-            else:  # a host -> device command echoed back (loopback wiring): not ours to act on
-                self._counts.malformed_payloads += 1
+        # Sequence tracking inline, in locals written back once: the per-frame hot path (~100 frames/s).
+        last_seq, missed = self._last_seq, 0
+        try:
+            for frame_type, seq, payload in self.scanner.scan(chunk):
+                if last_seq is not None:
+                    missed += (seq - last_seq - 1) & 0xFFFF
+                last_seq = seq
+                if frame_type == _DATA:
+                    data.append(payload)
+                    continue
+                self._on_data(data, events)  # earlier samples first: events stay in stream order
+                data = []
+                frame = Frame(frame_type, seq, payload)
+                if frame_type == FrameType.INFO:
+                    self._on_info(frame, events)
+                elif frame_type in (FrameType.PONG, FrameType.ACK, FrameType.NAK):
+                    events.append(Reply(FrameType(frame_type).name.lower(), seq, payload))
+                else:  # a host -> device command echoed back (loopback wiring): not ours to act on
+                    self._counts.malformed_payloads += 1
+        finally:
+            self._last_seq = last_seq
+            self._counts.frames_missed += missed
         self._on_data(data, events)
         return events
-
-    def _track_seq(self, seq: int) -> None:
-        if self._last_seq is not None:
-            self._counts.frames_missed += (seq - self._last_seq - 1) & 0xFFFF
-        self._last_seq = seq
 
     def _set_info(self, info: DeviceInfo) -> None:
         problems = info.problems()

@@ -279,11 +279,13 @@ def decode_data_payloads(payloads: list[bytes]) -> tuple[list[int], list[int], l
     status : ndarray of int64, shape (sum(counts),)
     """
     accepted, firsts, counts, blocks = [], [], [], [b"\0"]  # leading byte: see the strided view below
+    unpack = _DATA_PREFIX.unpack_from  # the loop runs once per frame
     for index, payload in enumerate(payloads):
-        if len(payload) < DATA_PREFIX_SIZE:
+        size = len(payload)
+        if size < DATA_PREFIX_SIZE:
             continue
-        first_sample, count = _DATA_PREFIX.unpack_from(payload)
-        if 1 <= count <= MAX_SAMPLES_PER_FRAME and len(payload) == DATA_PREFIX_SIZE + count * BLOCK_SIZE:
+        first_sample, count = unpack(payload)
+        if 1 <= count <= MAX_SAMPLES_PER_FRAME and size == DATA_PREFIX_SIZE + count * BLOCK_SIZE:
             accepted.append(index)
             firsts.append(first_sample)
             counts.append(count)
