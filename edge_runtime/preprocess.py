@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from edge_runtime.signal_core.median import median_along
 from edge_runtime.signal_core.reversal import reversal_flag
 from edge_runtime.signal_core.detect import StreamingRPeakDetector
 from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s, smooth
+from edge_runtime.signal_core.limb_leads import derived_exactly, filter_independent
 from edge_runtime.flags import Flag
 from edge_runtime.signal_core.rhythm import af_suspected
 
@@ -174,7 +176,10 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
         # Start each lead at 0 so the resampler's zero padding adds no edge step (a constant
         # offset does not change the conditioned output: the high-pass comes first).
         raw32 = resample_signals(signals - signals[:, :1], fs, fs_a)
-    conditioned = condition(raw32, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz)
+    # Device windows derive III, aVR, aVL, aVF from I and II: the linear filters then run on 8 leads.
+    linear = filter_independent if fs == fs_a and derived_exactly(raw32, lead_names) else _all_leads
+    conditioned = linear(lambda rows: condition(rows, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz),
+                         raw32)
     r_peaks, unreadable = _detect(conditioned, lead_names, fs_a)
     if unreadable:  # the detector refused a noise burst rather than guess beats in it
         seconds = sum(hi - lo for lo, hi in unreadable) / fs_a
@@ -182,7 +187,7 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
     onset, offset = qrs_boundaries(conditioned, r_peaks, fs_a)
     corrected, beat_fiducials = None, r_peaks
     if config.baseline_highpass_hz is not None:
-        corrected = baseline_corrected(raw32, fs_a, config, onset, r_peaks)
+        corrected = baseline_corrected(raw32, fs_a, config, onset, r_peaks, linear)
         beat_fiducials = align_r_peaks(corrected, r_peaks, fs_a)
     beats, beat_r_peaks = extract_beats(conditioned if corrected is None else corrected, beat_fiducials, fs_a,
                                         config.beat_pre_ms, config.beat_post_ms)
@@ -199,16 +204,23 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
 
 
 def baseline_corrected(raw: np.ndarray, fs: float, config: PreprocessConfig, qrs_onsets: np.ndarray,
-                       r_peaks: np.ndarray) -> np.ndarray:
+                       r_peaks: np.ndarray, linear: Callable | None = None) -> np.ndarray:
     """The model's signal: zero-phase high-pass, the conditioner's low-pass and notch, PR-spline baseline removed.
 
     The low-pass and notch are the conditioner's own (same ~8.4 ms delay at 10 Hz; the causal high-pass adds
     1.1 ms there), so the R peaks and QRS onsets found on ``conditioned`` index this signal too (within one
-    sample at 500 Hz).
+    sample at 500 Hz). ``linear`` runs the two filters (``limb_leads.filter_independent`` on a device window;
+    default: every lead).
     """
     assert config.baseline_highpass_hz is not None
-    filtered = smooth(zero_phase_highpass(raw, fs, config.baseline_highpass_hz), fs, config.lowpass_hz, config.notch_hz)
-    return remove_baseline(filtered, qrs_onsets, r_peaks, fs)
+    filtered = (linear or _all_leads)(
+        lambda rows: smooth(zero_phase_highpass(rows, fs, config.baseline_highpass_hz), fs, config.lowpass_hz,
+                            config.notch_hz), raw)
+    return remove_baseline(filtered, qrs_onsets, r_peaks, fs, linear)
+
+
+def _all_leads(linear_filter: Callable[[np.ndarray], np.ndarray], signals: np.ndarray) -> np.ndarray:
+    return linear_filter(signals)
 
 
 def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> tuple[np.ndarray, list[tuple[int, int]]]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Callable
 
 import numpy as np
 from scipy.interpolate import CubicSpline
@@ -163,7 +164,14 @@ def spline_baseline(n: int, times: np.ndarray, values: np.ndarray) -> np.ndarray
     return baseline
 
 
-def remove_baseline(signals: np.ndarray, qrs_onsets: np.ndarray, r_peaks: np.ndarray, fs: float) -> np.ndarray:
-    """``signals`` minus the PR-knot spline baseline (see module docstring); float32."""
+def remove_baseline(signals: np.ndarray, qrs_onsets: np.ndarray, r_peaks: np.ndarray, fs: float,
+                    linear: Callable | None = None) -> np.ndarray:
+    """``signals`` minus the PR-knot spline baseline (see module docstring); float32.
+
+    The spline is linear in the knot values: ``linear`` (``limb_leads.filter_independent`` on a device
+    window) may build it for the independent leads only; the knots are chosen on every lead either way.
+    """
     times, values = isoelectric_knots(signals, qrs_onsets, r_peaks, fs)
-    return (signals - spline_baseline(signals.shape[1], times, values)).astype(np.float32)
+    through = (lambda rows: spline_baseline(signals.shape[1], times, rows))
+    baseline = linear(through, values) if linear is not None else through(values)
+    return (signals - baseline).astype(np.float32)
