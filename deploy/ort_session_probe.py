@@ -2,6 +2,7 @@
 
     python deploy/ort_session_probe.py [BUNDLE_DIR] [--precision int8|fp32] [--repeats N] [--rounds R] [--torch]
     python deploy/ort_session_probe.py --formats RUN_DIR     # fp32 vs QOperator/QDQ x u8/s8 INT8 of one export
+    python deploy/ort_session_probe.py --batch-sizes [BUNDLE_DIR]  # torch vs onnxruntime: fixed and per-beat cost
 
 Times ``session.run`` for one window (the 14 clean beats ``elvmass bench`` uses, one call) and for
 one beat under each session-option variant, interleaved over ``--rounds`` rounds (median of
@@ -11,7 +12,9 @@ profile of the default session. ``--torch`` adds torch eager fp32 of the bundle'
 ``inference_mode``, one thread, as ``elvmass bench`` runs it) to every round, so that the ratio is
 taken under the same load. ``--formats RUN_DIR`` instead quantizes the run's exported fp32 ONNX in
 each INT8 format the quantize pipeline knows (calibrated on the jittered window: latency, not accuracy)
-and times ``session.run`` of each beside the fp32 file. A host tool for docs/performance.md and
+and times ``session.run`` of each beside the fp32 file. ``--batch-sizes`` times torch eager and the runtime's
+session alternately at 1-28 beats per call and fits ``fixed + per_beat * beats`` to each: the ratio
+of a window is bounded by the two costs' ratios. A host tool for docs/performance.md and
 docs/quantization.md; the device never imports it.
 """
 
@@ -72,9 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--torch", action="store_true", help="interleave torch eager fp32 (needs the train extra)")
     parser.add_argument("--formats", metavar="RUN_DIR", help="time fp32 against every INT8 format of this exported run")
+    parser.add_argument("--batch-sizes", action="store_true",
+                        help="torch eager vs onnxruntime at 1-28 beats per call: fixed and per-beat cost (needs torch)")
     args = parser.parse_args(argv)
     if args.formats:
         return time_formats(Path(args.formats), args.repeats, args.rounds)
+    if args.batch_sizes:
+        return time_batch_sizes(args.bundle, args.precision, args.repeats, args.rounds)
 
     import onnxruntime as ort
 
@@ -94,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         apply(options)
         sessions[name] = ort.InferenceSession(str(model.path), options, providers=["CPUExecutionProvider"])
     predictor = load_predictor(bundle, backend="onnxruntime", precision=args.precision)
-    default = sessions["runtime default (ORT_ENABLE_ALL, no arena)"]
+    default = sessions["runtime default (ORT_ENABLE_ALL, arena + pattern on)"]
     binding = default.io_binding()
     for key, value in window.items():
         binding.bind_cpu_input(key, value)
@@ -148,6 +155,61 @@ def main(argv: list[str] | None = None) -> int:
           f"{sum(nodes.values()) / args.repeats:.0f} nodes")
     for name, micros in sorted(per_op.items(), key=lambda item: -item[1]):
         print(f"  {name:28s} {micros:7.1f} us  {micros / kernels:5.1%}  ({nodes[name] / args.repeats:.0f} nodes)")
+    return 0
+
+
+BATCH_SIZES = (1, 2, 4, 8, 14, 28)
+
+
+def time_batch_sizes(bundle_dir: str | None, precision: str, repeats: int, rounds: int) -> int:
+    """Torch eager fp32 and ``session.run`` alternately at each of :data:`BATCH_SIZES` beats per call.
+
+    A least-squares line ``ms = fixed + per_beat * beats`` is fitted to each: the ratio of a window of
+    n beats is ``(T_fixed + n T_beat) / (O_fixed + n O_beat)``, between the per-beat ratio (many beats)
+    and the fixed-cost ratio (one beat).
+    """
+    import onnxruntime as ort
+    import torch
+
+    from edge_runtime.model_bundle import load_bundle
+    from evaluation.model_choice import median_ms, window_inputs
+    from training.model import ElvMassNet, ModelConfig
+
+    torch.set_num_threads(1)
+    bundle = load_bundle(bundle_dir)
+    model = next(m for m in bundle.models if m.format == "onnx" and m.precision == precision and m.variant == "combined")
+    session = ort.InferenceSession(str(model.path), runtime_options(), providers=["CPUExecutionProvider"])
+    reference = ElvMassNet(ModelConfig(**bundle.manifest.export.model_config)).eval()
+    beats, demographics, parameters = window_inputs()
+    names = model.input_names
+    timings = collections.defaultdict(list)
+    for _ in range(rounds):
+        for size in BATCH_SIZES:
+            rows = np.arange(size) % len(beats)
+            arrays = (np.ascontiguousarray(beats[rows]), np.ascontiguousarray(demographics[rows]),
+                      np.ascontiguousarray(parameters[rows]))
+            feeds = dict(zip((names["beat"], names["demographics"], names["parameters"]), arrays))
+            tensors = [torch.from_numpy(a) for a in arrays]
+
+            def torch_call(tensors=tensors):
+                with torch.inference_mode():
+                    reference(*tensors)
+            timings[("torch", size)].append(median_ms(torch_call, repeats))
+            timings[("onnxruntime", size)].append(median_ms(lambda f=feeds: session.run(None, f), repeats))
+    print(f"{model.path.name} ({precision}) vs torch eager fp32, CPU ms per call (median of {rounds} rounds, "
+          "one thread, alternating)")
+    print(f"  {'beats':>5}  {'torch':>7}  {'onnxruntime':>11}  ratio")
+    medians = {key: float(np.median(values)) for key, values in timings.items()}
+    for size in BATCH_SIZES:
+        torch_ms, ort_ms = medians[("torch", size)], medians[("onnxruntime", size)]
+        print(f"  {size:5d}  {torch_ms:7.3f}  {ort_ms:11.3f}  {torch_ms / ort_ms:5.2f}x")
+    fits = {}
+    for backend in ("torch", "onnxruntime"):
+        per_beat, fixed = np.polyfit(BATCH_SIZES, [medians[(backend, size)] for size in BATCH_SIZES], 1)
+        fits[backend] = (fixed, per_beat)
+        print(f"  fit {backend:11s}: {fixed:.3f} ms fixed + {per_beat:.4f} ms per beat")
+    print(f"  ratio of the fixed costs {fits['torch'][0] / fits['onnxruntime'][0]:.1f}x, "
+          f"of the per-beat costs {fits['torch'][1] / fits['onnxruntime'][1]:.1f}x")
     return 0
 
 

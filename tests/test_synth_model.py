@@ -142,10 +142,11 @@ def test_ecg_ceiling_lies_between_the_floor_and_demographics_and_reads_only_what
                                                  config.phenotype).latents})
     floor = floor_from_rows(rows)
     assert floor["oracle_exact_mae_g"] < floor["ecg_ceiling_cv_mae_g"] < floor["demographics_linear_cv_mae_g"]
+    assert floor["oracle_exact_mae_g"] < floor["ecg_ceiling_linear_cv_mae_g"] < floor["demographics_linear_cv_mae_g"]
     # hidden latents (LV mass, hypertrophy, the conduction factor apart from the waves) are not read
     hidden = [dict(r, lvm_true_g=0.0, hypertrophy_log=0.0, conduction_factor=1.0, lvmi_true_g_m2=0.0) for r in rows]
     np.testing.assert_array_equal(ecg_ceiling_features(hidden), ecg_ceiling_features(rows))
-    assert "ECG ceiling" in format_floor(floor)
+    assert "ECG ceiling" in format_floor(floor) and "log-linear reader" in format_floor(floor)
 
 
 @pytest.mark.slow

@@ -76,12 +76,14 @@ def run(args: argparse.Namespace) -> int:
     print(format_check(result, verdicts))
     latents = (Path(args.cohort) if Path(args.cohort).is_dir() else Path(args.cohort).parent) / "latents.csv"
     if latents.is_file():  # a synthetic cohort: how far any ECG model could get (training.synth.floor)
-        from training.synth.floor import ecg_ceiling_cv_mae_g, read_latents
+        from training.synth.floor import ecg_ceiling_cv_mae_g, ecg_ceiling_linear_cv_mae_g, read_latents
 
         ceiling_rows = read_latents(latents)
         result["ecg_ceiling_cv_mae_g"] = ecg_ceiling_cv_mae_g(ceiling_rows)
+        result["ecg_ceiling_linear_cv_mae_g"] = ecg_ceiling_linear_cv_mae_g(ceiling_rows)
         print(f"ECG ceiling ({len(ceiling_rows)} subjects of latents.csv: what the ECG shows, noise-free, + demographics; "
-              f"gradient-boosted trees, 5 folds by sorted LV mass): MAE {result['ecg_ceiling_cv_mae_g']:.2f} g")
+              f"gradient-boosted trees, 5 folds by sorted LV mass): MAE {result['ecg_ceiling_cv_mae_g']:.2f} g; "
+              f"a log-linear reader of the same: {result['ecg_ceiling_linear_cv_mae_g']:.2f} g")
     if args.json:
         Path(args.json).write_text(json.dumps({**result, "verdicts": verdicts}, indent=2))
     return 0
