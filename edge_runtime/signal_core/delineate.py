@@ -38,7 +38,7 @@ LEAD_I, LEAD_AVF = 0, 5  # rows in the standard 12-lead order
 def spatial_velocity(conditioned: np.ndarray) -> np.ndarray:
     """``sqrt(sum over leads of the central difference squared)``, shape (n,), mV/sample."""
     diff = np.empty_like(conditioned)
-    diff[:, 1:-1] = conditioned[:, 2:] - conditioned[:, :-2]
+    np.subtract(conditioned[:, 2:], conditioned[:, :-2], out=diff[:, 1:-1])  # straight into place, no temporary
     diff[:, 0] = conditioned[:, 1] - conditioned[:, 0] if conditioned.shape[1] > 1 else 0.0
     diff[:, -1] = conditioned[:, -1] - conditioned[:, -2] if conditioned.shape[1] > 1 else 0.0
     return np.sqrt(np.einsum("ln,ln->n", diff, diff))
@@ -62,23 +62,28 @@ def qrs_boundaries(conditioned: np.ndarray, r_peaks: np.ndarray, fs: float) -> t
     offset = np.full(r_peaks.size, -1, dtype=np.int64)
     if r_peaks.size == 0:
         return onset, offset
-    sv = spatial_velocity(np.asarray(conditioned, dtype=np.float32))
+    conditioned = np.asarray(conditioned, dtype=np.float32)
+    sv = spatial_velocity(conditioned)
     pre = int(round(ONSET_SEARCH_MS * fs / 1000))
     post = int(round(OFFSET_SEARCH_MS * fs / 1000))
     peak_half = int(round(PEAK_SEARCH_MS * fs / 1000))
     run = max(2, int(round(QUIET_RUN_MS * fs / 1000)))
     n = sv.size
     index = r_peaks[:, None] + np.arange(-pre, post + 1)[None, :]
-    valid = (index >= 0) & (index < n)
-    windows = np.where(valid, sv[np.clip(index, 0, n - 1)], np.nan)
+    inside = bool(r_peaks.min() - pre >= 0 and r_peaks.max() + post < n)
+    if inside:
+        windows = sv[index]  # every window inside the signal: no padding to mark, the same values
+    else:
+        valid = (index >= 0) & (index < n)
+        windows = np.where(valid, sv[np.clip(index, 0, n - 1)], np.nan)
     centre = windows[:, pre - peak_half:pre + peak_half + 1]
     peak = np.nanmax(np.where(np.isnan(centre), -np.inf, centre), axis=1)
     # One quiet level for the window (10th percentile of sv: isoelectric segments); cheap and robust.
     quiet_level = np.full(r_peaks.size, np.partition(sv, sv.size // 10)[sv.size // 10])
     threshold = quiet_level + QRS_FRACTION * (peak - quiet_level)
-    below = (windows < threshold[:, None]).astype(np.int32)  # NaN (outside signal) counts as not quiet
+    below = windows < threshold[:, None]  # NaN (outside signal) counts as not quiet
     # quiet_run[j]: samples j .. j+run-1 all below threshold
-    csum = np.concatenate([np.zeros((below.shape[0], 1), np.int32), np.cumsum(below, axis=1)], axis=1)
+    csum = _leading_zero_cumsum(below)
     quiet_run = (csum[:, run:] - csum[:, :-run]) == run
     width = quiet_run.shape[1]
     cols = np.arange(width)[None, :]
@@ -89,15 +94,17 @@ def qrs_boundaries(conditioned: np.ndarray, r_peaks: np.ndarray, fs: float) -> t
     # The flat bottom of a broad S wave (bundle-branch block) is slow but far from the baseline:
     # the offset must also be back near the level at QRS onset (spatial distance, every lead).
     base_index = np.where(has_before, onset, r_peaks - pre)
-    base = np.asarray(conditioned, dtype=np.float32)[:, np.clip(base_index, 0, n - 1)]  # (leads, beats)
     tail = index[:, pre - peak_half:]  # from just before R to the end of the offset search
-    samples = np.asarray(conditioned, dtype=np.float32)[:, np.clip(tail, 0, n - 1)]  # (leads, beats, L')
+    if not inside:  # (inside the signal the indices need no clipping: onsets lie within their windows)
+        base_index, tail = np.clip(base_index, 0, n - 1), np.clip(tail, 0, n - 1)
+    base = conditioned[:, base_index]  # (leads, beats)
+    samples = conditioned[:, tail]  # (leads, beats, L')
     from_base = samples - base[:, :, None]
     deviation = np.einsum("lbj,lbj->bj", from_base, from_base)
     reach = deviation[:, :2 * peak_half + 1].max(axis=1)
-    near = np.zeros(windows.shape, dtype=np.int32)
+    near = np.zeros(windows.shape, dtype=bool)
     near[:, pre - peak_half:] = deviation <= OFFSET_DEVIATION ** 2 * reach[:, None]  # squared distances
-    csum_near = np.concatenate([np.zeros((near.shape[0], 1), np.int32), np.cumsum(near, axis=1)], axis=1)
+    csum_near = _leading_zero_cumsum(near)
     settled = quiet_run & ((csum_near[:, run:] - csum_near[:, :-run]) == run)
     # ... unless it never settles within the search (discordant ST-T of LBBB / paced beats):
     # then the first quiet run after R is the offset.
@@ -106,6 +113,15 @@ def qrs_boundaries(conditioned: np.ndarray, r_peaks: np.ndarray, fs: float) -> t
     first_after = np.argmax(after, axis=1)
     offset[has_after] = (r_peaks - pre + first_after)[has_after]
     return onset, offset
+
+
+def _leading_zero_cumsum(flags: np.ndarray) -> np.ndarray:
+    """Row-wise running count of ``flags`` (int32) after a leading 0 column: the cumulative sums written
+    straight into place, instead of an int32 copy, its cumsum and a concatenation (the same integers)."""
+    csum = np.empty((flags.shape[0], flags.shape[1] + 1), dtype=np.int32)
+    csum[:, 0] = 0
+    np.cumsum(flags, axis=1, dtype=np.int32, out=csum[:, 1:])
+    return csum
 
 
 def _baseline(template: np.ndarray, onset: int, fs: float) -> np.ndarray:

@@ -26,6 +26,30 @@ PACING_SPIKE_FRACTION = 0.25
 SPIKE_OUTLIER_SD = 6.0
 
 
+def small_median(values: np.ndarray) -> np.floating:
+    """``np.median`` of a short 1-D array, bit for bit, without its partition/mean/NaN-check overhead.
+
+    Parameters
+    ----------
+    values : ndarray
+        Any shape (flattened, as ``np.median`` does without ``axis``); float32 and float64 take the fast path.
+
+    Returns
+    -------
+    numpy float scalar
+        The middle element of the sorted values, or ``(a + b) / 2`` of the two middle ones in the input's
+        dtype: numpy's mean of one or two values (summed from +0.0, then divided by the count). Empty,
+        NaN-holding or non-float input goes to ``np.median`` itself.
+    """
+    ordered = np.sort(values, axis=None)  # flattened, as np.median's default
+    count = ordered.size
+    if count == 0 or ordered.dtype not in (np.float32, np.float64) or np.isnan(ordered[-1]):  # NaN sorts last
+        return np.median(values)
+    middle = count // 2
+    zero = ordered.dtype.type(0.0)  # numpy's mean sums from +0.0, so a zero median is +0.0, never -0.0
+    return zero + ordered[middle] if count % 2 else (zero + ordered[middle - 1] + ordered[middle]) / 2
+
+
 def flat_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...]) -> Flag | None:
     """Leads that are flat (peak-to-peak below 0.01 mV) over any whole 1 s block: lead off."""
     block = max(1, int(round(FLAT_BLOCK_S * fs)))
@@ -94,9 +118,14 @@ def saturated_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...])
 
 def _spike_events(steep: np.ndarray, left: np.ndarray, right: np.ndarray, h: int, fs: float) -> np.ndarray:
     """Sample indices of spike events: steep samples standing out on the same side, merged within 10 ms."""
-    rows, cols = np.nonzero(steep)
-    same_side = left[rows, cols] * right[rows, cols] > 0
-    spike_samples = h + np.unique(cols[same_side])
+    # Columns where any lead is steep on the same side, ascending: what np.unique of the nonzero columns
+    # gives, without the slow 2-D nonzero (the products are the same float multiplications, all computed).
+    same_side = steep & (left * right > 0)
+    return _merged_events(h + np.flatnonzero(same_side.any(axis=0)), fs)
+
+
+def _merged_events(spike_samples: np.ndarray, fs: float) -> np.ndarray:
+    """The first of each run of ascending spike samples closer than 10 ms to the previous one."""
     if spike_samples.size < 2:
         return spike_samples
     starts = np.concatenate([[True], np.diff(spike_samples) > int(0.010 * fs)])
@@ -136,15 +165,24 @@ def pacing_spikes(signals: np.ndarray, fs: float, qrs_amplitude: np.ndarray,
     if signals.shape[1] <= 2 * h or r_peaks.size == 0:
         return None
     # Scale: small leads (III, aVL) are judged against the typical lead's QRS, so a tiny glitch is no spike.
-    scale = np.maximum(qrs_amplitude, max(float(np.median(qrs_amplitude)), 0.05)).astype(signals.dtype)
-    left = signals[:, h:-h] - signals[:, :-2 * h]   # x[n] - x[n-h]
-    right = signals[:, h:-h] - signals[:, 2 * h:]   # x[n] - x[n+h]
+    scale = np.maximum(qrs_amplitude, max(float(small_median(qrs_amplitude)), 0.05)).astype(signals.dtype)
     # a spike stands out from both neighbours, on the same side, by at least the limit
     limit = (PACING_SPIKE_FRACTION * scale)[:, None]
-    steep = (np.abs(left) >= limit) & (np.abs(right) >= limit)
-    if not steep.any():  # the usual window: nothing steep, so fewer than 2 spikes (below)
+    # |x[n] - x[n-h]| and |x[n] - x[n+h]| are one array of |x[m+h] - x[m]| read at two offsets: IEEE
+    # subtraction is exact up to one rounding that is symmetric in sign, so |a - b| == |b - a| bit for bit;
+    # one subtraction and one abs instead of two each (the signed differences are only needed below).
+    step = signals[:, h:] - signals[:, :-h]
+    np.abs(step, out=step)
+    steep = step[:, :-h] >= limit  # |left|
+    steep &= step[:, h:] >= limit  # |right|
+    columns = np.flatnonzero(steep.any(axis=0))
+    if columns.size == 0:  # the usual window: nothing steep, so fewer than 2 spikes (below)
         return None
-    events = _spike_events(steep, left, right, h, fs)
+    # _spike_events(steep, left, right, h, fs) with the signed differences taken at the few steep columns only
+    centre = signals[:, columns + h]
+    left_at = centre - signals[:, columns]   # x[n] - x[n-h]
+    right_at = centre - signals[:, columns + 2 * h]   # x[n] - x[n+h]
+    events = _merged_events(h + columns[(steep[:, columns] & (left_at * right_at > 0)).any(axis=0)], fs)
     if events.size < 2:
         return None
     # A pacemaker fires once per paced beat, just before its P wave or QRS complex.
@@ -159,6 +197,8 @@ def pacing_spikes(signals: np.ndarray, fs: float, qrs_amplitude: np.ndarray,
     # noise (EMG) is not a train of artefacts: at 30 uV SD it crossed the QRS-relative limit on half the
     # real records and refused them, while the beats the model sees (40 Hz low-pass) barely changed
     # (issue 16; docs/signal.md, Guards). The residual test of template_checks judges that noise.
+    left = signals[:, h:-h] - signals[:, :-2 * h]   # x[n] - x[n-h]
+    right = signals[:, h:-h] - signals[:, 2 * h:]   # x[n] - x[n+h]
     background = 1.4826 * np.median(np.abs(left), axis=1)[:, None]
     outlier = steep & (np.abs(left) >= SPIKE_OUTLIER_SD * background) & (np.abs(right) >= SPIKE_OUTLIER_SD * background)
     artefacts = _spike_events(outlier, left, right, h, fs)
@@ -175,10 +215,12 @@ def template_checks(beats: np.ndarray, template: np.ndarray, middle_beat: int | 
         return flags
     residual = beats - template[None]
     span = np.ptp(template, axis=1)
-    rms = np.sqrt(np.mean(residual ** 2, axis=(0, 2)))
+    np.multiply(residual, residual, out=residual)  # squared in place: same values, same layout, same sums
+    rms = np.sqrt(np.mean(residual, axis=(0, 2)))
     ratio = rms / np.maximum(span, 1e-3)
-    if np.median(ratio) > NOISE_RATIO:
-        flags.append(Flag("noise", f"beat-to-beat residual is {np.median(ratio):.2f} of the median beat's "
+    median_ratio = small_median(ratio)
+    if median_ratio > NOISE_RATIO:
+        flags.append(Flag("noise", f"beat-to-beat residual is {median_ratio:.2f} of the median beat's "
                                           f"amplitude (median over leads; limit {NOISE_RATIO})"))
     half = int(round(0.1 * fs))
     lo, hi = max(0, beat_pre - half), min(beats.shape[2], beat_pre + half)
@@ -186,7 +228,8 @@ def template_checks(beats: np.ndarray, template: np.ndarray, middle_beat: int | 
     qrs = qrs - qrs.mean(axis=1, keepdims=True)
     ref = template[:, lo:hi].ravel()
     ref = ref - ref.mean()
-    denom = np.linalg.norm(qrs, axis=1) * np.linalg.norm(ref)
+    # np.linalg.norm's own arithmetic (sqrt of the summed squares; ref.dot(ref) for the vector) without its copies
+    denom = np.sqrt(np.add.reduce(qrs * qrs, axis=1)) * np.sqrt(ref.dot(ref))
     corr = np.where(denom > 0, qrs @ ref / np.maximum(denom, 1e-12), 0.0)
     if corr[middle_beat] < MORPHOLOGY_CORRELATION:
         flags.append(Flag("inconsistent_morphology",

@@ -31,6 +31,8 @@ lead III (LA/RL) becomes nearly flat while the other limb leads keep their size 
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from edge_runtime.flags import Flag
@@ -63,10 +65,22 @@ FLAT_LIMB_RATIO = 0.08
 OPERATOR_WHERE = {"LA/RA": "LA/RA", "LA/LL": "LA/LL", "RA/LL": "RA/LL", "RA/RL": "RA/RL", "LA/RL": "LA/RL"}
 
 
+def _centred(x: np.ndarray) -> tuple[np.ndarray, float]:
+    """``x`` less its mean, and that difference's Euclidean norm (``np.linalg.norm``'s sqrt of ``x.dot(x)``).
+
+    The mean is ``x.mean()``'s own arithmetic (the sum, divided by the count) without its Python overhead.
+    """
+    x = x - np.add.reduce(x) / x.size
+    return x, math.sqrt(x.dot(x))
+
+
 def _corr(x: np.ndarray, y: np.ndarray) -> float:
-    x = x - x.mean()
-    y = y - y.mean()
-    denominator = float(np.linalg.norm(x) * np.linalg.norm(y))
+    return _corr_centred(*_centred(x), *_centred(y))
+
+
+def _corr_centred(x: np.ndarray, norm_x: float, y: np.ndarray, norm_y: float) -> float:
+    """``_corr`` of two already centred vectors with their norms (a prediction is centred once, not per use)."""
+    denominator = norm_x * norm_y
     return float(x @ y / denominator) if denominator > 1e-12 else 0.0
 
 
@@ -92,8 +106,9 @@ def reversal_margins(template: np.ndarray) -> dict[str, float]:
     """
     template = np.asarray(template, dtype=np.float64)
     precordial = template[_V1:_V1 + 6]
-    predicted_i, predicted_ii = PRECORDIAL_TO_I @ precordial, PRECORDIAL_TO_II @ precordial
-    scores = {name: _corr(i, predicted_i) + _corr(ii, predicted_ii) for name, (i, ii) in _restored(template).items()}
+    predicted_i, predicted_ii = _centred(PRECORDIAL_TO_I @ precordial), _centred(PRECORDIAL_TO_II @ precordial)
+    scores = {name: _corr_centred(*_centred(i), *predicted_i) + _corr_centred(*_centred(ii), *predicted_ii)
+              for name, (i, ii) in _restored(template).items()}
     return {name: scores[name] - scores["none"] for name in MARGIN_THRESHOLDS}
 
 
@@ -134,35 +149,42 @@ def detect_reversal(template: np.ndarray, fs: float = 500.0, r_index: int = 150,
     ``fs`` and ``r_index`` place the R peak in ``template`` (for the P wave); ``regular_rhythm`` False (AF
     suspected) skips the P-wave test of LA/LL.
     """
-    ratio_ii, ratio_iii = flat_limb_ratios(template)
-    if ratio_ii < FLAT_LIMB_RATIO:
-        return "RA/RL"
-    if ratio_iii < FLAT_LIMB_RATIO:
-        return "LA/RL"
+    return _detect(np.asarray(template, dtype=np.float64), fs, r_index, regular_rhythm)[0]
+
+
+def _detect(template: np.ndarray, fs: float, r_index: int, regular_rhythm: bool,
+            ) -> tuple[str | None, tuple[float, float], dict[str, float] | None]:
+    """``detect_reversal`` on a float64 template, with the limb ratios and margins it computed on the way
+    (``reversal_flag`` words its flag with them instead of computing them again; None: not reached)."""
+    ratios = flat_limb_ratios(template)
+    if ratios[0] < FLAT_LIMB_RATIO:
+        return "RA/RL", ratios, None
+    if ratios[1] < FLAT_LIMB_RATIO:
+        return "LA/RL", ratios, None
     margins = reversal_margins(template)
     above = {name: margin for name, margin in margins.items() if margin > MARGIN_THRESHOLDS[name]}
     if above:
-        return max(above, key=above.get)
+        return max(above, key=above.get), ratios, margins
     if regular_rhythm:
         index = p_wave_index(template, fs, r_index)
         if index is not None and (index > P_INDEX_THRESHOLD or (
                 index > P_INDEX_WITH_QRS and lead_iii_agreement(template) < LEAD_III_AGREEMENT_MAX)):
-            return "LA/LL"
-    return None
+            return "LA/LL", ratios, margins
+    return None, ratios, margins
 
 
 def reversal_flag(template: np.ndarray, fs: float = 500.0, r_index: int = 150,
                   regular_rhythm: bool = True) -> Flag | None:
     """``electrode_reversal`` or ``neutral_electrode_misplaced`` for a 12-lead median beat, else None."""
-    found = detect_reversal(template, fs, r_index, regular_rhythm)
+    template = np.asarray(template, dtype=np.float64)  # once, for every helper below
+    found, (ratio_ii, ratio_iii), margins = _detect(template, fs, r_index, regular_rhythm)
     if found is None:
         return None
     if found.endswith("RL"):
-        ratio_ii, ratio_iii = flat_limb_ratios(template)
         lead, ratio = ("II", ratio_ii) if found == "RA/RL" else ("III", ratio_iii)
         return Flag("neutral_electrode_misplaced", f"lead {lead} is nearly flat ({ratio:.2f} of the largest limb "
                     f"lead; limit {FLAT_LIMB_RATIO}): {found} swapped", where=found)
-    margins = reversal_margins(template)
+    assert margins is not None  # computed whenever a limb reversal is found
     if margins[found] <= MARGIN_THRESHOLDS[found]:  # LA/LL by its P wave (with the QRS of lead III)
         index = p_wave_index(template, fs, r_index)
         if index > P_INDEX_THRESHOLD:

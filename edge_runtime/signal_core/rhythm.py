@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from edge_runtime.signal_core.quality import small_median
+
 MIN_RR = 5
 NMASD_THRESHOLD = 0.08
 NRMSSD_THRESHOLD = 0.10
@@ -53,10 +55,11 @@ def ectopic_pairs(rr: np.ndarray) -> np.ndarray:
     ectopic = np.zeros(rr.size, dtype=bool)
     if rr.size < 3:
         return ectopic
-    reference = float(np.median(rr))
+    reference = float(small_median(rr))
+    intervals = rr.tolist()  # Python floats: the same values, compared without numpy-scalar overhead
     i = 0
     while i < rr.size - 1:
-        if rr[i] < PREMATURE_FRACTION * reference and rr[i + 1] > PAUSE_FRACTION * reference:
+        if intervals[i] < PREMATURE_FRACTION * reference and intervals[i + 1] > PAUSE_FRACTION * reference:
             ectopic[i:i + 2] = True
             i += 2
         else:
@@ -88,13 +91,13 @@ def rr_irregularity(r_peaks: np.ndarray, fs: float, *, discount_ectopy: bool = T
     nan = float("nan")
     ectopic = ectopic_pairs(rr) if discount_ectopy else np.zeros(rr.size, dtype=bool)
     stats = {"n_rr": float(rr.size), "n_ectopic": float(ectopic.sum()),
-             "median_rr_s": float(np.median(rr)) if rr.size else nan, "nmasd": nan, "nrmssd": nan}
+             "median_rr_s": float(small_median(rr)) if rr.size else nan, "nmasd": nan, "nrmssd": nan}
     both_kept = ~ectopic[:-1] & ~ectopic[1:] if rr.size >= 2 else np.zeros(0, dtype=bool)
     successive = np.diff(rr)[both_kept]
     kept = rr[~ectopic]
     if successive.size < 2:
         return stats
-    stats["nmasd"] = float(np.median(np.abs(successive)) / np.median(kept))
+    stats["nmasd"] = float(small_median(np.abs(successive)) / small_median(kept))
     stats["nrmssd"] = float(np.sqrt(np.mean(successive ** 2)) / np.mean(kept))
     return stats
 
