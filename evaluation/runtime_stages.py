@@ -57,7 +57,8 @@ def _timed(function: Callable, label: str, totals: dict) -> Callable:
     return wrapper
 
 
-def stage_breakdown(bundle: str | None, seconds: float, backend: str, precision: str, repeats: int = 5) -> dict:
+def stage_breakdown(bundle: str | None, seconds: float, backend: str, precision: str, repeats: int = 5,
+                    read_bytes: int | None = None) -> dict:
     """CPU ms per 10 s window of each stage (best of ``repeats`` passes), and decoding per s of ECG.
 
     Returns
@@ -74,6 +75,7 @@ def stage_breakdown(bundle: str | None, seconds: float, backend: str, precision:
     from edge_runtime.runtime.warmup import warm_up
     from evaluation.commands.bench import _encoded_stream
     from firmware_bridge.decoder import StreamDecoder
+    from firmware_bridge.transport import steady_read_bytes
 
     totals: dict[str, float] = collections.defaultdict(float)
     for label, module_name, name in STAGES:
@@ -99,10 +101,11 @@ def stage_breakdown(bundle: str | None, seconds: float, backend: str, precision:
 
         session.analyze = capture  # type: ignore[method-assign]
         decoder = StreamDecoder(coalesce=True)
+        read_bytes = read_bytes or steady_read_bytes(len(wire) / seconds)  # as the bench's run: real-time reads
         decode_s = 0.0
-        for offset in range(0, len(wire), 4096):
+        for offset in range(0, len(wire), read_bytes):
             start = time.process_time()
-            events = decoder.feed(wire[offset:offset + 4096])
+            events = decoder.feed(wire[offset:offset + read_bytes])
             decode_s += time.process_time() - start
             for event in events:
                 session.handle(event)
@@ -116,5 +119,5 @@ def stage_breakdown(bundle: str | None, seconds: float, backend: str, precision:
     n = max(1, len(windows))
     labels = list(dict.fromkeys(label for label, _, _ in STAGES))
     return {"stages": [(label, best.get(label, 0.0) / n * 1e3) for label in labels],
-            "decode_ms_per_s": decode_s / (n_samples / 500.0) * 1e3, "windows": len(windows),
+            "decode_ms_per_s": decode_s / (n_samples / 500.0) * 1e3, "read_bytes": read_bytes, "windows": len(windows),
             "ecg_s": n_samples / 500.0}

@@ -13,6 +13,7 @@ import struct
 from binascii import crc32 as _crc32  # = firmware_bridge.crc.crc32 (tested there), minus a call
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -29,6 +30,7 @@ _CRC = struct.Struct("<I")
 _PAYLOAD_LIMIT = tuple(MAX_PAYLOAD.get(frame_type, -1) for frame_type in range(256))
 _COUNTER_MOD = 1 << 32
 _NO_ROWS = np.zeros(0, dtype=np.intp)
+_FIRST_ROW = np.zeros(1, dtype=np.intp)
 _DATA = int(FrameType.DATA)
 
 
@@ -274,14 +276,19 @@ class StreamDecoder:
         self._counts.malformed_payloads += len(payloads) - len(accepted)
         if not accepted:
             return
-        signals = np.ascontiguousarray(codes[:, self._order].T, dtype=np.float32) * self._scale
-        lead_off = lead_off_matrix(status)
+        # codes.T[order] is C-contiguous (channels, samples); int -> float32 is exact below 2**24
+        signals = np.multiply(codes.T[self._order], self._scale, dtype=np.float32)
         # Rows where the set of electrodes off differs from the row before (the state carries over
         # gaps, as it did frame by frame): found once per batch, usually none.
         self._lead_off_at_batch_start = self._lead_off
-        if (lead_off == self._lead_off).all():  # the usual case: every row as before the batch
-            changed = _NO_ROWS
+        first_status = int(status[0])
+        if (status == first_status).all():  # the usual read: one status word throughout
+            row_off = _lead_off_row(first_status)
+            lead_off = np.repeat(row_off[None, :], status.size, axis=0)
+            changed = _NO_ROWS if (row_off == self._lead_off).all() else _FIRST_ROW
+            self._lead_off = row_off
         else:
+            lead_off = lead_off_matrix(status)
             changed = np.flatnonzero(np.any(lead_off != np.vstack([self._lead_off, lead_off[:-1]]), axis=1))
             self._lead_off = lead_off[-1].copy()
         fs = float(self.info.sample_rate_hz)
@@ -327,6 +334,15 @@ class StreamDecoder:
 
     def _lead_off_before(self, lead_off: np.ndarray, row: int) -> np.ndarray:
         return lead_off[row - 1] if row else self._lead_off_at_batch_start
+
+@lru_cache(maxsize=64)
+def _lead_off_row(status: int) -> np.ndarray:
+    """:func:`~firmware_bridge.frames.lead_off_matrix` of one status word (read-only, cached: a stream
+    repeats a handful of words)."""
+    row = lead_off_matrix(np.array([status]))[0]
+    row.setflags(write=False)
+    return row
+
 
 def _names(mask: np.ndarray) -> frozenset[str]:
     return frozenset(electrode for electrode, flag in zip(ELECTRODES, mask) if flag)

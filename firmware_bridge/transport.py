@@ -26,6 +26,17 @@ from firmware_bridge.text_mode import TextLineDecoder
 # per-call overhead low (pyserial's socket:// reports at most 1 byte in_waiting), the timeout
 # bounds the latency.
 READ_CHUNK_BYTES = 4096
+READ_TIMEOUT_S = 0.05  # default: stop() takes effect within it; the station's trace updates ~20x a second
+
+
+def steady_read_bytes(bytes_per_s: float, read_timeout_s: float = READ_TIMEOUT_S) -> int:
+    """Bytes one read returns once the stream runs in real time: what arrives within the read timeout.
+
+    A read asks for ``READ_CHUNK_BYTES`` and returns at the timeout with what came (~760 B of 5-sample
+    frames at 500 Hz per 50 ms); only a backlog fills it. Benchmarks feed the decoder reads of this size,
+    because its cost is per read as well as per frame.
+    """
+    return max(1, min(READ_CHUNK_BYTES, round(bytes_per_s * read_timeout_s)))
 
 
 class TransportError(RuntimeError):
@@ -68,7 +79,7 @@ class SerialTransport:
     """
 
     def __init__(self, url: str, *, baudrate: int = 921600, text_mode: bool = False, text_fs: float = 500.0,
-                 sample_rate_hz: int | None = None, read_timeout_s: float = 0.05, handshake_timeout_s: float = 2.0,
+                 sample_rate_hz: int | None = None, read_timeout_s: float = READ_TIMEOUT_S, handshake_timeout_s: float = 2.0,
                  stall_timeout_s: float = 2.0, reconnect: bool = True, backoff_initial_s: float = 0.1,
                  backoff_max_s: float = 2.0, max_attempts: int | None = None,
                  open_port: Callable[..., serial.SerialBase] = serial.serial_for_url) -> None:

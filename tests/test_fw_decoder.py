@@ -215,6 +215,8 @@ def test_batch_payload_decode_equals_single_payload_decode():
             payload = payload[:5] + b"\x00" + payload[6:]  # status word without the ADS marker
         payloads.append(payload)
     payloads.append(b"\x01\x02")  # shorter than the prefix
+    extremes = np.array([[-2**23, 2**23 - 1, -1, 0, 1, -2**22, 2**22, 0x7FFF]] * 2)  # sign extension's edges
+    payloads.append(encode_data_payload(9000, extremes, np.array([status_word(), status_word(("RA", "V6"), gpio=15)])))
     accepted, firsts, counts, codes, status = decode_data_payloads(payloads)
     expected = []
     for index, payload in enumerate(payloads):
@@ -226,6 +228,8 @@ def test_batch_payload_decode_equals_single_payload_decode():
     assert counts == [len(e[2]) for e in expected] and len(expected) < len(payloads) - 3
     np.testing.assert_array_equal(codes, np.concatenate([e[2] for e in expected]))
     np.testing.assert_array_equal(status, np.concatenate([e[3] for e in expected]))
+    np.testing.assert_array_equal(codes[-2:], extremes)
+    assert codes.dtype == np.int32 and status.dtype == np.int64
 
 
 def test_scanner_header_check_equals_header_problem():
