@@ -6,13 +6,15 @@ cheaper. The result equals ``np.median`` bit for bit: an odd count takes the mid
 count ``(a + b) / 2`` of the two middle elements in the input's dtype, exactly as numpy's mean of two
 values (one addition, then an exact division by 2). A lane with a NaN gives NaN, as in numpy. (The one
 freedom: where a lane's middle holds both -0.0 and 0.0, either may be returned; they compare equal.)
+``small_median`` is the same idea for one short array (RR intervals, per-lead ratios), without
+``np.median``'s call overhead.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["median_along"]
+__all__ = ["median_along", "small_median"]
 
 
 def median_along(values: np.ndarray, axis: int) -> np.ndarray:
@@ -47,3 +49,27 @@ def median_along(values: np.ndarray, axis: int) -> np.ndarray:
     if has_nan.any():
         result[has_nan] = np.nan
     return result
+
+
+def small_median(values: np.ndarray) -> np.floating:
+    """``np.median`` of a short 1-D array, bit for bit, without its partition/mean/NaN-check overhead.
+
+    Parameters
+    ----------
+    values : ndarray
+        Any shape (flattened, as ``np.median`` does without ``axis``); float32 and float64 take the fast path.
+
+    Returns
+    -------
+    numpy float scalar
+        The middle element of the sorted values, or ``(a + b) / 2`` of the two middle ones in the input's
+        dtype: numpy's mean of one or two values (summed from +0.0, then divided by the count). Empty,
+        NaN-holding or non-float input goes to ``np.median`` itself.
+    """
+    ordered = np.sort(values, axis=None)  # flattened, as np.median's default
+    count = ordered.size
+    if count == 0 or ordered.dtype not in (np.float32, np.float64) or np.isnan(ordered[-1]):  # NaN sorts last
+        return np.median(values)
+    middle = count // 2
+    zero = ordered.dtype.type(0.0)  # numpy's mean sums from +0.0, so a zero median is +0.0, never -0.0
+    return zero + ordered[middle] if count % 2 else (zero + ordered[middle - 1] + ordered[middle]) / 2

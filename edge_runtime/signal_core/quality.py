@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from edge_runtime.flags import Flag
+from edge_runtime.signal_core.median import small_median
 
 FLAT_BLOCK_S = 1.0
 FLAT_PTP_MV = 0.01
@@ -24,30 +25,6 @@ WIDE_QRS_MS = 120.0
 PACING_HALF_WIDTH_S = 0.002
 PACING_SPIKE_FRACTION = 0.25
 SPIKE_OUTLIER_SD = 6.0
-
-
-def small_median(values: np.ndarray) -> np.floating:
-    """``np.median`` of a short 1-D array, bit for bit, without its partition/mean/NaN-check overhead.
-
-    Parameters
-    ----------
-    values : ndarray
-        Any shape (flattened, as ``np.median`` does without ``axis``); float32 and float64 take the fast path.
-
-    Returns
-    -------
-    numpy float scalar
-        The middle element of the sorted values, or ``(a + b) / 2`` of the two middle ones in the input's
-        dtype: numpy's mean of one or two values (summed from +0.0, then divided by the count). Empty,
-        NaN-holding or non-float input goes to ``np.median`` itself.
-    """
-    ordered = np.sort(values, axis=None)  # flattened, as np.median's default
-    count = ordered.size
-    if count == 0 or ordered.dtype not in (np.float32, np.float64) or np.isnan(ordered[-1]):  # NaN sorts last
-        return np.median(values)
-    middle = count // 2
-    zero = ordered.dtype.type(0.0)  # numpy's mean sums from +0.0, so a zero median is +0.0, never -0.0
-    return zero + ordered[middle] if count % 2 else (zero + ordered[middle - 1] + ordered[middle]) / 2
 
 
 def flat_leads(signals: np.ndarray, fs: float, lead_names: tuple[str, ...]) -> Flag | None:

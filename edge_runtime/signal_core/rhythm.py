@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge_runtime.signal_core.quality import small_median
+from edge_runtime.signal_core.median import small_median
 
 MIN_RR = 5
 NMASD_THRESHOLD = 0.08
