@@ -27,7 +27,7 @@ from edge_runtime.signal_core.median import median_along
 from edge_runtime.signal_core.reversal import reversal_flag
 from edge_runtime.signal_core.detect import StreamingRPeakDetector
 from edge_runtime.signal_core.filters import check_fs, condition, group_delay_s, smooth
-from edge_runtime.signal_core.limb_leads import derived_exactly, filter_independent
+from edge_runtime.signal_core.limb_leads import derived_exactly, every_lead, filter_independent
 from edge_runtime.flags import Flag
 from edge_runtime.signal_core.rhythm import af_suspected
 
@@ -177,7 +177,7 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
         # offset does not change the conditioned output: the high-pass comes first).
         raw32 = resample_signals(signals - signals[:, :1], fs, fs_a)
     # Device windows derive III, aVR, aVL, aVF from I and II: the linear filters then run on 8 leads.
-    linear = filter_independent if fs == fs_a and derived_exactly(raw32, lead_names) else _all_leads
+    linear = filter_independent if fs == fs_a and derived_exactly(raw32, lead_names) else every_lead
     conditioned = linear(lambda rows: condition(rows, fs_a, config.highpass_hz, config.lowpass_hz, config.notch_hz),
                          raw32)
     r_peaks, unreadable = _detect(conditioned, lead_names, fs_a)
@@ -204,7 +204,7 @@ def analyze_leads(signals_mv: np.ndarray, fs: float, lead_names: tuple[str, ...]
 
 
 def baseline_corrected(raw: np.ndarray, fs: float, config: PreprocessConfig, qrs_onsets: np.ndarray,
-                       r_peaks: np.ndarray, linear: Callable | None = None) -> np.ndarray:
+                       r_peaks: np.ndarray, linear: Callable = every_lead) -> np.ndarray:
     """The model's signal: zero-phase high-pass, the conditioner's low-pass and notch, PR-spline baseline removed.
 
     The low-pass and notch are the conditioner's own (same ~8.4 ms delay at 10 Hz; the causal high-pass adds
@@ -213,14 +213,9 @@ def baseline_corrected(raw: np.ndarray, fs: float, config: PreprocessConfig, qrs
     default: every lead).
     """
     assert config.baseline_highpass_hz is not None
-    filtered = (linear or _all_leads)(
-        lambda rows: smooth(zero_phase_highpass(rows, fs, config.baseline_highpass_hz), fs, config.lowpass_hz,
-                            config.notch_hz), raw)
+    filtered = linear(lambda rows: smooth(zero_phase_highpass(rows, fs, config.baseline_highpass_hz), fs,
+                                          config.lowpass_hz, config.notch_hz), raw)
     return remove_baseline(filtered, qrs_onsets, r_peaks, fs, linear)
-
-
-def _all_leads(linear_filter: Callable[[np.ndarray], np.ndarray], signals: np.ndarray) -> np.ndarray:
-    return linear_filter(signals)
 
 
 def _detect(conditioned: np.ndarray, lead_names: tuple[str, ...], fs: float) -> tuple[np.ndarray, list[tuple[int, int]]]:

@@ -64,6 +64,13 @@ def derive_limb_leads(lead_i: np.ndarray, lead_ii: np.ndarray) -> dict[str, np.n
     }
 
 
+def standard_from_independent(independent: np.ndarray) -> np.ndarray:
+    """(8, n) I, II, V1-V6 -> (12, n) in :data:`STANDARD_LEADS` order, the limb leads derived (input dtype)."""
+    lead_i, lead_ii = independent[0], independent[1]
+    derived = derive_limb_leads(lead_i, lead_ii)
+    return np.stack([lead_i, lead_ii, derived["III"], derived["aVR"], derived["aVL"], derived["aVF"], *independent[2:]])
+
+
 @dataclass(frozen=True)
 class PatientContext:
     """What the operator or the file says about the patient. ``None`` means unknown."""

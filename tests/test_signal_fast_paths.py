@@ -31,8 +31,8 @@ from edge_runtime.signal_core.filters import condition, design_conditioner, desi
 from edge_runtime.signal_core.median import median_along
 
 
-def _reference_median(values, axis):
-    return np.median(values, axis=axis)
+def _reference_median(values, axis, dtype=None):
+    return np.median(values if dtype is None else np.asarray(values, dtype=dtype), axis=axis)
 
 
 def _reference_sosfilt_rows(sos, rows, zi):
@@ -100,6 +100,16 @@ def test_median_along_equals_numpy_median(shape, dtype):
         fast, reference = median_along(values, axis), np.median(values, axis=axis)
         assert fast.dtype == reference.dtype and fast.shape == reference.shape
         np.testing.assert_array_equal(fast, reference)
+
+
+@pytest.mark.parametrize("shape", [(14, 4800), (13, 4800), (1, 9), (6,)])
+def test_median_along_in_a_wider_dtype_equals_numpy_on_the_widened_values(shape):
+    values = np.random.default_rng(sum(shape)).normal(0.0, 0.3, shape).astype(np.float32)
+    if values.ndim == 2:
+        values[0, 5] = np.nan
+    fast, reference = median_along(values, 0, dtype=np.float64), np.median(values.astype(np.float64), axis=0)
+    assert fast.dtype == reference.dtype == np.float64
+    np.testing.assert_array_equal(fast, reference)
 
 
 def test_median_along_gives_nan_where_numpy_does():

@@ -127,22 +127,13 @@ def clean_beats(beats: np.ndarray, min_correlation: float = MIN_BEAT_CORRELATION
 
 
 def _median_beat(given: np.ndarray, flat: np.ndarray) -> np.ndarray:
-    """``median_along(flat, axis=0)`` (float64), sorted from the float32 beats when they are float32.
-
-    Converting to float64 is exact and keeps the order, so the middle values, and for an even count
-    ``(a + b) / 2`` computed in float64, are those of the float64 lanes; sorting the float32 lanes halves
-    the bytes copied and sorted. Only the finite beats of ``clean_beats`` reach here (no NaN to mark). A zero
-    median may come out as -0.0 where the float64 sort gave +0.0 (median_along's documented freedom): it
-    changes no correlation, so no chosen row.
-    """
-    if given.dtype != np.float32 or given.shape[0] == 0:
-        return median_along(flat, axis=0)
-    lanes = given.reshape(given.shape[0], -1).T.copy()  # (samples, beats), each lane contiguous
-    lanes.sort(axis=-1)
-    middle = lanes.shape[1] // 2
-    if lanes.shape[1] % 2:
-        return lanes[:, middle].astype(np.float64)
-    return (lanes[:, middle - 1].astype(np.float64) + lanes[:, middle]) / 2.0
+    """``median_along(flat, axis=0)`` (float64), sorted from the float32 beats when they are float32 (half the
+    bytes sorted; the same values). Only the finite beats of ``clean_beats`` reach here. A zero median may come
+    out as -0.0 where the float64 sort gave +0.0 (median_along's documented freedom): it changes no
+    correlation, so no chosen row."""
+    if given.dtype == np.float32:
+        return median_along(given.reshape(given.shape[0], -1), axis=0, dtype=np.float64)
+    return median_along(flat, axis=0)
 
 
 def aggregate(per_beat_lvm_g: np.ndarray, interval_halfwidth_g: float | None) -> tuple[float, float, tuple[float, float] | None]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from firmware_bridge.frames import ELECTRODES
-from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, derive_limb_leads
+from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, standard_from_independent
 from edge_runtime.flags import Flag
 
 WINDOW_S = 10.0
@@ -54,10 +54,7 @@ class Window:
 
 def twelve_from_independent(independent_mv: np.ndarray) -> np.ndarray:
     """(8, n) I, II, V1-V6 -> (12, n) standard order, limb leads derived (float32)."""
-    lead_i, lead_ii = independent_mv[0], independent_mv[1]
-    derived = derive_limb_leads(lead_i, lead_ii)
-    rows = [lead_i, lead_ii, derived["III"], derived["aVR"], derived["aVL"], derived["aVF"], *independent_mv[2:]]
-    return np.stack(rows).astype(np.float32, copy=False)
+    return standard_from_independent(independent_mv).astype(np.float32, copy=False)
 
 
 class WindowAssembler:

@@ -27,6 +27,7 @@ from scipy.interpolate import CubicSpline
 from scipy.signal import butter, sosfiltfilt
 
 from edge_runtime.signal_core.filters import cached_zi, sosfilt_rows
+from edge_runtime.signal_core.limb_leads import every_lead
 
 HIGHPASS_ORDER = 6
 PAD_S = 2.0
@@ -165,13 +166,12 @@ def spline_baseline(n: int, times: np.ndarray, values: np.ndarray) -> np.ndarray
 
 
 def remove_baseline(signals: np.ndarray, qrs_onsets: np.ndarray, r_peaks: np.ndarray, fs: float,
-                    linear: Callable | None = None) -> np.ndarray:
+                    linear: Callable = every_lead) -> np.ndarray:
     """``signals`` minus the PR-knot spline baseline (see module docstring); float32.
 
     The spline is linear in the knot values: ``linear`` (``limb_leads.filter_independent`` on a device
     window) may build it for the independent leads only; the knots are chosen on every lead either way.
     """
     times, values = isoelectric_knots(signals, qrs_onsets, r_peaks, fs)
-    through = (lambda rows: spline_baseline(signals.shape[1], times, rows))
-    baseline = linear(through, values) if linear is not None else through(values)
+    baseline = linear(lambda rows: spline_baseline(signals.shape[1], times, rows), values)
     return (signals - baseline).astype(np.float32)

@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, derive_limb_leads
+from edge_runtime.record import INDEPENDENT_LEADS, STANDARD_LEADS, derive_limb_leads, standard_from_independent
 
 DERIVED_LEADS = ("III", "aVR", "aVL", "aVF")
 _INDEPENDENT_ROWS = [STANDARD_LEADS.index(name) for name in INDEPENDENT_LEADS]
@@ -28,6 +28,11 @@ def derived_exactly(signals: np.ndarray, lead_names: tuple[str, ...]) -> bool:
         return False
     derived = derive_limb_leads(signals[0], signals[1])
     return all(np.array_equal(signals[row], derived[name]) for row, name in zip(_DERIVED_ROWS, DERIVED_LEADS))
+
+
+def every_lead(linear_filter: Callable[[np.ndarray], np.ndarray], signals: np.ndarray) -> np.ndarray:
+    """``linear_filter(signals)``: the lead-by-lead counterpart of :func:`filter_independent` (any window)."""
+    return linear_filter(signals)
 
 
 def filter_independent(linear_filter: Callable[[np.ndarray], np.ndarray], signals: np.ndarray) -> np.ndarray:
@@ -47,10 +52,4 @@ def filter_independent(linear_filter: Callable[[np.ndarray], np.ndarray], signal
         The filtered independent leads, and III, aVR, aVL, aVF derived from the filtered I and II
         in the filter's output dtype.
     """
-    independent = linear_filter(signals[_INDEPENDENT_ROWS])
-    out = np.empty((len(STANDARD_LEADS), independent.shape[1]), dtype=independent.dtype)
-    out[_INDEPENDENT_ROWS] = independent
-    derived = derive_limb_leads(independent[0], independent[1])
-    for row, name in zip(_DERIVED_ROWS, DERIVED_LEADS):
-        out[row] = derived[name]
-    return out
+    return standard_from_independent(linear_filter(signals[_INDEPENDENT_ROWS]))
