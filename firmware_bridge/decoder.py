@@ -349,6 +349,7 @@ class StreamDecoder:
     def _lead_off_before(self, lead_off: np.ndarray, row: int) -> np.ndarray:
         return lead_off[row - 1] if row else self._lead_off_at_batch_start
 
+
 @lru_cache(maxsize=64)
 def _lead_off_row(status: int) -> np.ndarray:
     """:func:`~firmware_bridge.frames.lead_off_matrix` of one status word (read-only, cached: a stream
