@@ -91,6 +91,21 @@ def compare_detections(reference: np.ndarray, detected: np.ndarray, fs: float, *
     return DetectionScore(tp=tp, fp=int(detected.size - tp), fn=int(reference.size - tp))
 
 
+def scored_samples(spans, start: int = 0, stop: int | None = None, exclude: list[tuple[int, int]] = ()) -> int:
+    """Samples of the disjoint ``spans`` that :func:`compare_detections` scores with these ``start``, ``stop``, ``exclude``.
+
+    ``scored_samples([(0, n)], start, stop, exclude)`` is the scored length of a record;
+    ``scored_samples(refused, start, stop, exclude)`` is how much of it a detector refused as noise.
+    """
+    stop = np.iinfo(np.int64).max if stop is None else stop
+    total = 0
+    for lo, hi in spans:
+        lo, hi = max(int(lo), start), min(int(hi), stop)
+        if hi > lo:
+            total += hi - lo - sum(max(0, min(hi, b) - max(lo, a)) for a, b in exclude)
+    return total
+
+
 def excluded_episodes(samples: np.ndarray, symbols: list[str]) -> list[tuple[int, int]]:
     """Ventricular flutter/fibrillation episodes (between ``[`` and ``]``), excluded from QRS scoring (EC57)."""
     episodes, start = [], None

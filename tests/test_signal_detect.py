@@ -11,7 +11,7 @@ from edge_runtime.formats import read_record
 from edge_runtime.resample import resample_signals
 from edge_runtime.signal_core.detect import StreamingRPeakDetector, detect_r_peaks
 from edge_runtime.signal_core.filters import condition
-from evaluation.scoring import beat_samples, compare_detections, excluded_episodes, wave_boundaries
+from evaluation.scoring import beat_samples, compare_detections, excluded_episodes, scored_samples, wave_boundaries
 
 
 def ludb_reference() -> tuple[np.ndarray, np.ndarray]:
@@ -218,6 +218,15 @@ def test_noise_burst_is_refused_not_guessed():
     assert refused == [] and len(peaks) == len(clean)
 
 
+def test_scored_samples_counts_what_compare_detections_scores():
+    # a record of 1000 samples scored from 100 to 900, a VF episode 400-500 skipped
+    assert scored_samples([(0, 1000)], 100, 900, [(400, 500)]) == 700
+    # refused stretches: one partly before the start, one across the skipped episode, one open-ended episode
+    assert scored_samples([(50, 150), (450, 650)], 100, 900, [(400, 500)]) == 50 + 150
+    assert scored_samples([(0, 1000)], 0, None, [(800, np.iinfo(np.int64).max)]) == 800
+    assert scored_samples([], 0, 1000) == 0
+
+
 # Regression floors on the report split (records never used for tuning; evaluation/splits.py): mitdb odd
 # records (full length), cpsc2021 patients 21 and 84, LUDB odd records, pooled, with the protocol of
 # `elvmass bench-signal` (150 ms, first/last second and VF episodes skipped, noise stretches the
@@ -225,21 +234,34 @@ def test_noise_burst_is_refused_not_guessed():
 # (measured with the search-back by shape: Se 99.76 % / +P 99.81 %, 72 FN / 55 FP of 29618 beats).
 REPORT_MIN_SENSITIVITY = 0.9974
 REPORT_MIN_POSITIVE_PREDICTIVITY = 0.9978
+# Issue 16 asks to refuse a noise stretch rather than guess, and for Se and +P >= 99.8 %: on the beats the
+# detector did not refuse, both hold (measured 99.83 % / 99.81 %, 49 FN / 55 FP), and the refused time is
+# bounded so that refusing cannot stand in for detecting (measured 11.0 s of 22,287 s scored, 0.05 %,
+# outside the VF episodes the protocol already skips).
+READ_MIN_SENSITIVITY = READ_MIN_POSITIVE_PREDICTIVITY = 0.998
+MAX_REFUSED_FRACTION = 0.001
 
 
 @pytest.mark.shared
 def test_detection_floors_on_the_report_split(shared_data):
     from evaluation.commands.bench_signal import _ours, cpsc_items, ludb_lead_ii_items, mitdb_items
-    from evaluation.scoring import DetectionScore
+    from evaluation.scoring import DetectionScore, scored_samples
 
     sets = {"mitdb": (mitdb_items(shared_data, None, "report"), 60.0),
             "cpsc2021": (cpsc_items(shared_data, "report"), 50.0),
             "ludb": (ludb_lead_ii_items(shared_data, "report"), 50.0)}
-    total, names = DetectionScore(0, 0, 0), []
+    total, read, names = DetectionScore(0, 0, 0), DetectionScore(0, 0, 0), []
+    scored_s = refused_s = 0.0
     for database, (items, notch) in sets.items():
         for name, signals, fs, reference, start, stop, exclude in items:
-            peaks, _ = _ours(signals, fs, notch)
+            peaks, refused = _ours(signals, fs, notch)
             total = total + compare_detections(reference, peaks, fs, start=start, stop=stop, exclude=exclude)
+            read = read + compare_detections(reference, peaks, fs, start=start, stop=stop,
+                                             exclude=list(exclude) + list(refused))
+            scored_s += scored_samples([(0, signals.shape[-1])], start, stop, exclude) / fs
+            refused_s += scored_samples(refused, start, stop, exclude) / fs
             names.append(f"{database}/{name}")
     assert len(names) >= 11 + 6 + 30, names  # the whole split, not a sample
     assert total.sensitivity >= REPORT_MIN_SENSITIVITY and total.positive_predictivity >= REPORT_MIN_POSITIVE_PREDICTIVITY, total
+    assert read.sensitivity >= READ_MIN_SENSITIVITY and read.positive_predictivity >= READ_MIN_POSITIVE_PREDICTIVITY, read
+    assert 0.0 < refused_s <= MAX_REFUSED_FRACTION * scored_s, (refused_s, scored_s)

@@ -71,13 +71,14 @@ def _fmt(score) -> str:
 
 
 # ---------------------------------------------------------------- tables
-def detection_table(title: str, items, methods: dict) -> tuple[dict, dict, dict]:
+def detection_table(title: str, items, methods: dict) -> tuple[dict, dict, dict, float]:
     """Print per-record Se/+P for each method; ``items`` yields (name, signals, fs, reference, start, stop, exclude).
 
     Returns the gross scores per method (strict: beats in refused stretches are missed), the scores
-    outside the stretches a method refused as noise, and the seconds it refused.
+    outside the stretches a method refused as noise, the seconds it refused and the seconds scored (both
+    outside the first/last second and the VF episodes the protocol skips).
     """
-    from evaluation.scoring import DetectionScore, compare_detections
+    from evaluation.scoring import DetectionScore, compare_detections, scored_samples
 
     print(f"\n## {title}\n")
     print(f"{'record':>10} {'beats':>6} " + " ".join(f"{name:>15}" for name in methods))
@@ -86,7 +87,9 @@ def detection_table(title: str, items, methods: dict) -> tuple[dict, dict, dict]
     readable = {name: DetectionScore(0, 0, 0) for name in methods}
     refused_s = {name: 0.0 for name in methods}
     seconds = {name: 0.0 for name in methods}
+    scored_s = 0.0
     for name, signals, fs, reference, start, stop, exclude in items:
+        scored_s += scored_samples([(0, signals.shape[-1])], start, stop, exclude) / fs
         row = []
         for method, detector in methods.items():
             if detector is None:
@@ -105,7 +108,7 @@ def detection_table(title: str, items, methods: dict) -> tuple[dict, dict, dict]
             totals[method] = totals[method] + score
             readable[method] = readable[method] + compare_detections(
                 reference, detected, fs, start=start, stop=stop, exclude=list(exclude) + list(unreadable))
-            refused_s[method] += sum(hi - lo for lo, hi in unreadable) / fs
+            refused_s[method] += scored_samples(unreadable, start, stop, exclude) / fs  # outside what is skipped anyway
             row.append(score)
         n_ref = next((s.tp + s.fn for s in row if s is not None), 0)
         print(f"{name:>10} {n_ref:>6} " + " ".join(_fmt(s) for s in row))
@@ -115,9 +118,9 @@ def detection_table(title: str, items, methods: dict) -> tuple[dict, dict, dict]
     print(f"{'CPU s':>10} {'':>6} " + " ".join(f"{seconds[m]:>15.1f}" for m in methods))
     for method in methods:
         if refused_s[method]:
-            print(f"{method}: {refused_s[method]:.1f} s refused as noise (unreadable); outside them "
+            print(f"{method}: {refused_s[method]:.1f} of {scored_s:.0f} s scored refused as noise (unreadable); outside them "
                   f"{_fmt(readable[method]).strip()} (Se% +P%), {readable[method].fn} FN {readable[method].fp} FP")
-    return totals, readable, refused_s
+    return totals, readable, refused_s, scored_s
 
 
 def mitdb_items(data: Path, minutes: float | None, split: str | None = None):
@@ -404,8 +407,9 @@ def summary_markdown(detection: dict, af: dict, speed: dict, command: str, outsi
         beats = pooled["ours"].tp + pooled["ours"].fn
         lines.append(f"| **{split}** | **all sets** | {beats} | " + " | ".join(
             f"**{_cell(pooled[f])}**" if complete[f] else "-" for f in FAMILIES) + " |")
-    for split, (score, seconds) in (outside or {}).items():
-        lines += ["", f"{split} split, ours outside the {seconds:.1f} s it refused as noise: {_cell(score)}."]
+    for split, (score, refused_s, scored_s) in (outside or {}).items():
+        lines += ["", f"{split} split, ours on the beats outside the {refused_s:.1f} s it refused as noise "
+                      f"({100 * refused_s / scored_s:.2f} % of the {scored_s:.0f} s scored): {_cell(score)}."]
     if af:
         lines += ["", "| AF flag per 10 s window | cpsc2021 AF windows | Se % | non-AF windows | Sp % "
                       "| cinc2021 records flagged (no AF label) |", "|---|---|---|---|---|---|"]
@@ -466,19 +470,20 @@ def run(args: argparse.Namespace) -> int:
     }
     splits = ("tune", "report") if args.split == "both" else (args.split,)
     detection: dict[str, dict] = {}
-    outside: dict[str, list] = {}  # ours outside its refused noise stretches: [score, seconds refused]
+    outside: dict[str, list] = {}  # ours outside its refused noise stretches: [score, seconds refused, scored]
     for split in splits:
         for name, (title, items, methods) in sets.items():
             if not (data / name).exists():
                 continue
             print(f"\n# {split} split")
-            totals, readable, refused_s = detection_table(f"{title}, {split} split", items(split), methods)
+            totals, readable, refused_s, scored_s = detection_table(f"{title}, {split} split", items(split), methods)
             if sum(t.tp + t.fn for t in totals.values()):
                 detection.setdefault(split, {})[name] = {
                     family: (totals[family] if methods.get(family) else None) for family in FAMILIES}
-                outside.setdefault(split, [DetectionScore(0, 0, 0), 0.0])
+                outside.setdefault(split, [DetectionScore(0, 0, 0), 0.0, 0.0])
                 outside[split][0] = outside[split][0] + readable["ours"]
                 outside[split][1] += refused_s["ours"]
+                outside[split][2] += scored_s
         pooled = {family: DetectionScore(0, 0, 0) for family in FAMILIES}
         for scores in detection.get(split, {}).values():
             for family in FAMILIES:
