@@ -348,3 +348,31 @@ def test_compare_outputs_passes_when_every_step_ran(tmp_path):
     compare = _load_compare_outputs()
     _write_steps(tmp_path, [("info", "ok", "info.json")])
     assert compare.compare(tmp_path / "x86", tmp_path / "aarch64")["ok"]
+
+
+def test_read_floor_probe_floors_unpack_the_same_millivolts_as_the_decoder():
+    # The probe's lower bounds are only bounds of the decoder's work if they do that work: the same samples,
+    # in the same rows, at the same scale, from reads of the bench's real-time size.
+    spec = importlib.util.spec_from_file_location("read_floor_probe", DEPLOY / "read_floor_probe.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    from evaluation.commands.bench import _encoded_stream
+    from firmware_bridge.decoder import StreamDecoder
+    from firmware_bridge.events import Samples
+    from firmware_bridge.transport import steady_read_bytes
+
+    wire, n_samples = _encoded_stream(4.0)
+    read_bytes = steady_read_bytes(len(wire) / 4.0)
+    chunks = [wire[offset:offset + read_bytes] for offset in range(0, len(wire), read_bytes)]
+    decoder = StreamDecoder(coalesce=True)
+    shipped = np.concatenate([event.signals_mv for chunk in chunks for event in decoder.feed(chunk)
+                              if isinstance(event, Samples)], axis=1)
+    assert shipped.shape == (8, n_samples)
+    scale, order = probe.stream_scale_and_order(wire)
+    checked = np.concatenate(probe.checked_decode(chunks, 5, scale, order), axis=1)
+    np.testing.assert_array_equal(checked, shipped)
+    reads, frame_size, per_frame = probe.floor_reads(wire, read_bytes)
+    assert (frame_size, per_frame, len(reads[0])) == (152, 5, 5 * 152)  # ~760 B a read: 5 whole frames
+    floor = np.concatenate(probe.floor_decode(reads, frame_size, per_frame, scale, order), axis=1)
+    np.testing.assert_array_equal(floor, shipped[:, :floor.shape[1]])
+    assert floor.shape[1] >= n_samples - 2 * read_bytes // frame_size * per_frame  # all but a last partial read
