@@ -3,6 +3,7 @@
     python deploy/ort_session_probe.py [BUNDLE_DIR] [--precision int8|fp32] [--repeats N] [--rounds R] [--torch]
     python deploy/ort_session_probe.py --formats RUN_DIR     # fp32 vs QOperator/QDQ x u8/s8 INT8 of one export
     python deploy/ort_session_probe.py --batch-sizes [BUNDLE_DIR]  # torch vs onnxruntime: fixed and per-beat cost
+    python deploy/ort_session_probe.py --in-run-loop [BUNDLE_DIR]  # both where the run loop calls the model
 
 Times ``session.run`` for one window (the 14 clean beats ``elvmass bench`` uses, one call) and for
 one beat under each session-option variant, interleaved over ``--rounds`` rounds (median of
@@ -14,8 +15,10 @@ taken under the same load. ``--formats RUN_DIR`` instead quantizes the run's exp
 each INT8 format the quantize pipeline knows (calibrated on the jittered window: latency, not accuracy)
 and times ``session.run`` of each beside the fp32 file. ``--batch-sizes`` times torch eager and the runtime's
 session alternately at 1-28 beats per call and fits ``fixed + per_beat * beats`` to each: the ratio
-of a window is bounded by the two costs' ratios. A host tool for docs/performance.md and
-docs/quantization.md; the device never imports it.
+of a window is bounded by the two costs' ratios. ``--in-run-loop`` times the runtime's predictor and torch
+eager where the run loop calls the model: right after each window's signal chain, in the bench's 120 s
+stream (alternate passes over its windows call one or the other; torch gets the same arrays). A host tool
+for docs/performance.md and docs/quantization.md; the device never imports it.
 """
 
 from __future__ import annotations
@@ -77,11 +80,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--formats", metavar="RUN_DIR", help="time fp32 against every INT8 format of this exported run")
     parser.add_argument("--batch-sizes", action="store_true",
                         help="torch eager vs onnxruntime at 1-28 beats per call: fixed and per-beat cost (needs torch)")
+    parser.add_argument("--in-run-loop", action="store_true",
+                        help="the runtime's predictor vs torch eager right after each window's signal chain (needs torch)")
     args = parser.parse_args(argv)
     if args.formats:
         return time_formats(Path(args.formats), args.repeats, args.rounds)
     if args.batch_sizes:
         return time_batch_sizes(args.bundle, args.precision, args.repeats, args.rounds)
+    if args.in_run_loop:
+        return time_in_run_loop(args.bundle, args.precision, args.rounds)
 
     import onnxruntime as ort
 
@@ -210,6 +217,77 @@ def time_batch_sizes(bundle_dir: str | None, precision: str, repeats: int, round
         print(f"  fit {backend:11s}: {fixed:.3f} ms fixed + {per_beat:.4f} ms per beat")
     print(f"  ratio of the fixed costs {fits['torch'][0] / fits['onnxruntime'][0]:.1f}x, "
           f"of the per-beat costs {fits['torch'][1] / fits['onnxruntime'][1]:.1f}x")
+    return 0
+
+
+def time_in_run_loop(bundle_dir: str | None, precision: str, rounds: int) -> int:
+    """The predictor and torch eager timed where the run loop calls the model (see the module docstring).
+
+    Each window of the stream is analyzed ``2 * rounds`` more times after the stream's own pass: even passes
+    time the runtime's ``Predictor.predict``, odd passes torch eager on the same arrays (then the predictor,
+    untimed, so that the rest of the window runs as always). Medians over the windows of each kind of pass.
+    """
+    import tempfile
+    import time
+
+    from edge_runtime.config import ClinicConfig
+    from edge_runtime.record import PatientContext
+    from edge_runtime.runtime.pipeline import Analyzer
+    from edge_runtime.runtime.session import RuntimeSession
+    from edge_runtime.runtime.store import ResultStore
+    from edge_runtime.runtime.warmup import warm_up
+    from evaluation.commands.bench import _encoded_stream, torch_eager_call
+    from firmware_bridge.decoder import StreamDecoder
+    from firmware_bridge.transport import steady_read_bytes
+
+    analyzer = Analyzer(ClinicConfig(), bundle_path=bundle_dir, backend="onnxruntime", precision=precision)
+    warm_up(analyzer)
+    torch_call, info = torch_eager_call(analyzer.predictor.bundle)
+    if torch_call is None:
+        print(f"torch eager not available: {info['note']}")
+        return 2
+    predict = analyzer.predictor.predict
+    timings: dict[str, list[float]] = {"predictor": [], "torch": []}
+    timed = ["predictor"]
+
+    def hooked(beats, demographics, parameters):
+        if timed[0] == "torch":
+            arrays = tuple(np.ascontiguousarray(a, dtype=np.float32) for a in (beats, demographics, parameters))
+            start = time.process_time()
+            torch_call(arrays)
+            timings["torch"].append(time.process_time() - start)
+            return predict(beats, demographics, parameters)
+        start = time.process_time()
+        lvm_g = predict(beats, demographics, parameters)
+        timings["predictor"].append(time.process_time() - start)
+        return lvm_g
+
+    analyzer.predictor.predict = hooked
+    wire, _ = _encoded_stream(120.0)
+    read_bytes = steady_read_bytes(len(wire) / 120.0)
+    windows = []
+    with tempfile.TemporaryDirectory() as folder, ResultStore(Path(folder) / "probe.sqlite") as store:
+        session = RuntimeSession(analyzer, PatientContext(77.0, "F", 160.0, 68.0, "PROBE"), store)
+        analyze = session.analyze
+
+        def capture(window):
+            windows.append(window)
+            return analyze(window)
+
+        session.analyze = capture  # type: ignore[method-assign]
+        decoder = StreamDecoder(coalesce=True)
+        for offset in range(0, len(wire), read_bytes):
+            for event in decoder.feed(wire[offset:offset + read_bytes]):
+                session.handle(event)
+        timings["predictor"].clear()  # the stream's own pass also decoded: only the passes below count
+        for round_index in range(2 * rounds):
+            timed[0] = "torch" if round_index % 2 else "predictor"
+            for window in windows:
+                analyze(window)
+    predictor_ms, torch_ms = (float(np.median(timings[key])) * 1e3 for key in ("predictor", "torch"))
+    print(f"where the run loop calls the model (after the signal chain of each of {len(windows)} windows, {rounds} "
+          f"passes each, median CPU ms per window, one thread): Predictor.predict ({precision}) {predictor_ms:.3f}, "
+          f"torch eager fp32 {torch_ms:.3f}: {torch_ms / predictor_ms:.2f}x")
     return 0
 
 
